@@ -1,0 +1,403 @@
+"""The seller's `marketplace-config.json`: one typed, validated model, loaded once and passed down.
+
+Every rule here exists because something downstream would break without it: a listing path becomes part of
+S3, CloudFormation, DynamoDB and Lambda names; a product code and dimension names are sent to AWS
+Marketplace; tags go on every resource. A bad file is rejected as a whole, before anything is built, with
+one message per problem that names its JSON path (see `ConfigError`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+SCHEMA_FILE_NAME = "marketplace-config.schema.json"
+
+# Names AWS derives from a listing's path must fit the tightest AWS limit they meet.
+# Lambda function names (64 characters) are the tightest: `<PrefixCamel>-<path>-<FunctionSuffix>`.
+LAMBDA_NAME_LIMIT = 64
+S3_BUCKET_NAME_LIMIT = 63
+# The longest function role suffix a listing's stack uses (see stacks/constructs).
+LONGEST_FUNCTION_SUFFIX = "RegistrationHandler"
+AWS_ACCOUNT_ID_LENGTH = 12
+
+# Tags the stacks set themselves on every resource; the config may not redefine them.
+RESERVED_TAG_KEYS = frozenset({"Stack", "Listing", "Environment"})
+# https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html: 50 user tags per resource.
+MAX_TAGS_PER_RESOURCE = 50
+
+_SLUG = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+_TAG_TEXT = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"
+# https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html
+# ProductCode: 1-255 characters of `[-a-zA-Z0-9/=:_.@]`.
+_PRODUCT_CODE = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
+# Dimension API names as the Marketplace Management Portal accepts them (letters, digits, `_`, `.`, `-`).
+_DIMENSION_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
+_REGION = r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$"
+_HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+
+
+class _Model(BaseModel):
+    """Strict base: unknown keys are errors (a typo must not be silently ignored), camelCase in JSON."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=False,
+    )
+
+
+def _check_tag_key(key: str) -> str:
+    if key.lower().startswith("aws:"):
+        raise ValueError("the 'aws:' prefix is reserved by AWS")
+    if key in RESERVED_TAG_KEYS:
+        raise ValueError("is set by the stacks themselves on every resource; choose another key")
+    return key
+
+
+# https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html (tag naming limits)
+TagKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_TAG_TEXT), AfterValidator(_check_tag_key)
+]
+TagValue = Annotated[str, StringConstraints(max_length=256, pattern=_TAG_TEXT)]
+Tags = dict[TagKey, TagValue]
+
+
+class PricingModel(StrEnum):
+    """How the listing is sold on AWS Marketplace; it decides whether entitlements are fetched."""
+
+    SUBSCRIPTION = "subscription"
+    CONTRACT = "contract"
+    CONTRACT_WITH_CONSUMPTION = "contract-with-consumption"
+
+    @property
+    def has_entitlements(self) -> bool:
+        return self is not PricingModel.SUBSCRIPTION
+
+    @property
+    def is_metered(self) -> bool:
+        return self is not PricingModel.CONTRACT
+
+
+class BillingDimension(_Model):
+    """A billing dimension exactly as defined on the Marketplace listing (its API name is `name`)."""
+
+    name: str = Field(pattern=_DIMENSION_NAME, description="The dimension's API name on the listing.")
+    description: str = Field(min_length=1, max_length=200, description="What the buyer pays for.")
+    unit: str = Field(
+        default="Units", min_length=1, max_length=40, description="The unit shown to buyers, e.g. Users."
+    )
+
+
+class Branding(_Model):
+    """How the listing's landing page looks. Everything is optional."""
+
+    logo_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^\s\"'<>]{1,2040}$",
+        description="An https:// URL of the logo image; shown at the top of the landing page.",
+    )
+    accent_color: str = Field(
+        default="#1f5fbf", pattern=_HEX_COLOUR, description="The page's accent colour, #RRGGBB."
+    )
+    support_email: EmailStr | None = Field(
+        default=None, description="Shown to buyers as the support contact."
+    )
+
+
+class LegacyTopics(_Model):
+    """The listing's legacy SNS topics (older listings); see MARKETPLACE.md, 'Subscription lifecycle'."""
+
+    subscription_topic_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:sns:us-east-1:\d{12}:aws-mp-subscription-notification-[-a-zA-Z0-9_.]+$",
+        description="arn:aws:sns:us-east-1:<account>:aws-mp-subscription-notification-<productCode>",
+    )
+    entitlement_topic_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:sns:us-east-1:\d{12}:aws-mp-entitlement-notification-[-a-zA-Z0-9_.]+$",
+        description="arn:aws:sns:us-east-1:<account>:aws-mp-entitlement-notification-<productCode>",
+    )
+
+
+class Listing(_Model):
+    """One AWS Marketplace SaaS listing; each enabled one becomes its own stack."""
+
+    name: str = Field(min_length=1, max_length=120, description="The product name buyers see.")
+    description: str = Field(min_length=1, max_length=1000, description="One paragraph for the page.")
+    product_code: str = Field(
+        pattern=_PRODUCT_CODE, description="The product code AWS Marketplace assigned to the listing."
+    )
+    path: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=_SLUG,
+        description=(
+            "A short slug naming the listing's resources: lowercase letters, digits and single hyphens, "
+            "starting with a letter."
+        ),
+    )
+    enabled: bool = Field(default=True, description="Disabled listings get no stack.")
+    pricing_model: PricingModel = Field(
+        default=PricingModel.SUBSCRIPTION, description="subscription | contract | contract-with-consumption"
+    )
+    dimensions: tuple[BillingDimension, ...] = Field(
+        min_length=1,
+        max_length=24,
+        description=(
+            "The listing's billing dimensions, as defined in the Marketplace Management Portal "
+            "(every SaaS listing has at least one)."
+        ),
+    )
+    legacy: bool = Field(
+        default=False,
+        description=(
+            "True for listings integrated before new SaaS products had to meter with "
+            "CustomerAWSAccountId + LicenseArn: they use CustomerIdentifier + ProductCode instead."
+        ),
+    )
+    legacy_topics: LegacyTopics = Field(default_factory=LegacyTopics)
+    branding: Branding = Field(default_factory=Branding)
+    notification_email: EmailStr | None = Field(
+        default=None, description="Overrides deploymentSettings.notificationEmail for this listing."
+    )
+    tags: Tags = Field(default_factory=dict, description="Extra cost-allocation tags for this listing.")
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique_dimension_names(cls, value: tuple[BillingDimension, ...]) -> tuple[BillingDimension, ...]:
+        names = [dimension.name for dimension in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"dimension names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+
+class DeploymentSettings(_Model):
+    """Settings shared by every listing's stack."""
+
+    region: str = Field(default="us-east-1", pattern=_REGION, description="The AWS region, e.g. us-east-1.")
+    environment: str = Field(
+        default="production",
+        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        description="Tagged on every resource, e.g. production or staging.",
+    )
+    retain_resources: bool = Field(
+        default=True,
+        description="Keep tables and buckets (and protect tables from deletion) when a stack is deleted.",
+    )
+    name_prefix: str = Field(
+        default="codio-marketplace",
+        min_length=3,
+        max_length=24,
+        pattern=_SLUG,
+        description="Prefix of every stack and resource name: <prefix>-<path>.",
+    )
+    notification_email: EmailStr | None = Field(
+        default=None, description="Where alarms and subscriber notifications are e-mailed."
+    )
+    tags: Tags = Field(default_factory=dict, description="Extra cost-allocation tags on every resource.")
+
+
+class MarketplaceConfig(_Model):
+    """The whole `marketplace-config.json`."""
+
+    schema_ref: str | None = Field(
+        default=None, alias="$schema", description="Path of the JSON Schema, for editors."
+    )
+    marketplace_listings: dict[str, Listing] = Field(
+        description="Listings by a key of your choice (usually the same as the path)."
+    )
+    deployment_settings: DeploymentSettings = Field(default_factory=DeploymentSettings)
+
+    @model_validator(mode="after")
+    def _cross_listing_rules(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        problems += _duplicates(self.marketplace_listings, "path")
+        problems += _duplicates(self.marketplace_listings, "product_code")
+        prefix = self.deployment_settings.name_prefix
+        for key, listing in self.marketplace_listings.items():
+            problem = _derived_name_problem(prefix, listing.path)
+            if problem:
+                problems.append((f"marketplaceListings.{key}.path", problem))
+            tag_count = len(RESERVED_TAG_KEYS) + len(self.deployment_settings.tags | listing.tags)
+            if tag_count > MAX_TAGS_PER_RESOURCE:
+                problems.append(
+                    (
+                        f"marketplaceListings.{key}.tags",
+                        f"{tag_count} tags in all with deploymentSettings.tags and the 3 built-in ones; "
+                        f"AWS allows {MAX_TAGS_PER_RESOURCE} per resource",
+                    )
+                )
+        if problems:
+            raise ConfigError([f"{where}: {what}" for where, what in problems])
+        return self
+
+    @property
+    def enabled_listings(self) -> list[Listing]:
+        return [listing for listing in self.marketplace_listings.values() if listing.enabled]
+
+    def listing_by_path(self, path: str) -> Listing | None:
+        return next((item for item in self.marketplace_listings.values() if item.path == path), None)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `problems` holds one line per problem, each naming its JSON path."""
+
+    def __init__(self, problems: Iterable[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__("\n".join(self.problems))
+
+    def report(self) -> str:
+        where = f" {self.source}" if self.source else ""
+        count = len(self.problems)
+        header = f"The config file{where} has {count} problem{'s' if count != 1 else ''}:"
+        return "\n".join([header, *(f"  - {line}" for line in self.problems)])
+
+
+def _duplicates(listings: dict[str, Listing], attribute: str) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    problems = []
+    json_name = to_camel(attribute)
+    for key, listing in listings.items():
+        value = getattr(listing, attribute)
+        if value in seen:
+            problems.append(
+                (
+                    f"marketplaceListings.{key}.{json_name}",
+                    f"{value!r} is already used by marketplaceListings.{seen[value]}; each listing needs "
+                    f"its own {json_name}",
+                )
+            )
+        else:
+            seen[value] = key
+    return problems
+
+
+def function_name_prefix(name_prefix: str) -> str:
+    """`codio-marketplace` → `CodioMarketplace`, the seed's prefix for function and log group names."""
+    return "".join(part.capitalize() for part in name_prefix.split("-"))
+
+
+def _derived_name_problem(prefix: str, path: str) -> str | None:
+    function_name = f"{function_name_prefix(prefix)}-{path}-{LONGEST_FUNCTION_SUFFIX}"
+    if len(function_name) > LAMBDA_NAME_LIMIT:
+        room = LAMBDA_NAME_LIMIT - (len(function_name) - len(path))
+        return (
+            f"{path!r} is too long: with namePrefix {prefix!r} the function name {function_name!r} would be "
+            f"{len(function_name)} characters (AWS allows {LAMBDA_NAME_LIMIT}); use at most {room} characters"
+        )
+    bucket_name = f"{prefix}-{path}-{'0' * AWS_ACCOUNT_ID_LENGTH}"
+    if len(bucket_name) > S3_BUCKET_NAME_LIMIT:
+        room = S3_BUCKET_NAME_LIMIT - (len(bucket_name) - len(path))
+        return (
+            f"{path!r} is too long: the bucket name <prefix>-<path>-<account id> would be {len(bucket_name)} "
+            f"characters (S3 allows {S3_BUCKET_NAME_LIMIT}); use at most {room} characters"
+        )
+    return None
+
+
+def _format_location(location: tuple[str | int, ...]) -> str:
+    parts: list[str] = []
+    for part in location:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part == "[key]":
+            parts.append(" (the key)")
+        else:
+            parts.append(("." if parts else "") + part)
+    return "".join(parts) or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known setting (check its spelling against marketplace-config.schema.json)"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} does not have the expected form ({_PATTERN_HINTS.get(ctx['pattern'], ctx['pattern'])})"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return message
+
+
+_PATTERN_HINTS = {
+    _SLUG: "lowercase letters, digits and single hyphens, starting with a letter, e.g. ai-skills",
+    _PRODUCT_CODE: "1-255 characters of letters, digits and - / = : _ . @",
+    _DIMENSION_NAME: "1-100 characters of letters, digits and _ . -",
+    _REGION: "an AWS region such as us-east-1",
+    _HEX_COLOUR: "a colour such as #1f5fbf",
+    _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",
+}
+
+
+def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
+    """Validate already-parsed JSON; raise `ConfigError` listing every problem at once."""
+    try:
+        return MarketplaceConfig.model_validate(data)
+    except ConfigError as error:
+        error.source = source
+        raise
+    except ValidationError as error:
+        errors = error.errors()
+        locations = [item["loc"] for item in errors]
+        problems = []
+        for item in errors:
+            if item["type"] == "too_short" and any(
+                other != item["loc"] and other[: len(item["loc"])] == item["loc"] for other in locations
+            ):
+                continue  # a list emptied by its items' own errors: those errors say it better
+            inner = item.get("ctx", {}).get("error")
+            if isinstance(inner, ConfigError):
+                problems.extend(inner.problems)
+                continue
+            problems.append(f"{_format_location(item['loc'])}: {_describe(dict(item))}")
+        raise ConfigError(problems, source) from None
+
+
+def load_config(path: str | Path) -> MarketplaceConfig:
+    """Read and validate a config file; every failure is a `ConfigError` naming the file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such file"], str(file)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{file}: cannot be read ({error})"], str(file)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            [f"line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})"], str(file)
+        ) from None
+    return parse_config(data, str(file))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to check the file (written to marketplace-config.schema.json)."""
+    schema = MarketplaceConfig.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "marketplace-config.json"
+    return schema
