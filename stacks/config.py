@@ -138,6 +138,20 @@ class LegacyTopics(_Model):
     )
 
 
+class CustomDomain(_Model):
+    """Serve the listing from your own domain instead of *.cloudfront.net (enables TLS 1.2 minimum)."""
+
+    domain_name: str = Field(
+        max_length=253,
+        pattern=r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="e.g. ai-skills.example.com; point a CNAME or alias record at the distribution.",
+    )
+    certificate_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$",
+        description="An ACM certificate in us-east-1 (CloudFront's region) covering domainName.",
+    )
+
+
 class Listing(_Model):
     """One AWS Marketplace SaaS listing; each enabled one becomes its own stack."""
 
@@ -176,6 +190,7 @@ class Listing(_Model):
     )
     legacy_topics: LegacyTopics = Field(default_factory=LegacyTopics)
     branding: Branding = Field(default_factory=Branding)
+    custom_domain: CustomDomain | None = Field(default=None, description="Optional own domain.")
     notification_email: EmailStr | None = Field(
         default=None, description="Overrides deploymentSettings.notificationEmail for this listing."
     )

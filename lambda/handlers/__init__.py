@@ -1,0 +1,1 @@
+"""Thin Lambda entry points: each wires Powertools to the logic in `marketplace_saas`."""

@@ -1,0 +1,98 @@
+"""One Lambda function of a listing, with its own role, its own log group and nothing it does not need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, RemovalPolicy, aws_iam as iam, aws_lambda, aws_logs
+from constructs import Construct
+
+from stacks.bundling import RUNTIME
+from stacks.nag import acknowledge
+from stacks.naming import ListingNames
+
+LOG_RETENTION = aws_logs.RetentionDays.THREE_MONTHS
+
+
+class ListingFunction(Construct):
+    """A function named `<PrefixCamel>-<path>-<role>` logging to `/aws/lambda/<that name>`.
+
+    The role starts empty except for writing to its own log group and X-Ray; callers grant the table
+    actions and AWS APIs the function needs, one by one.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ListingNames,
+        role_name: str,
+        code: aws_lambda.Code,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str],
+        retain: bool,
+        memory_size: int = 512,
+        timeout: Duration = Duration.seconds(15),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = aws_logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=names.log_group(role_name),
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs {names.function(role_name)} and nothing else",
+        )
+        self.log_group.grant_write(self.role)
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            function_name=names.function(role_name),
+            description=description,
+            runtime=RUNTIME,
+            architecture=aws_lambda.Architecture.X86_64,
+            code=code,
+            handler=handler,
+            memory_size=memory_size,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=aws_lambda.LoggingFormat.JSON,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": names.stack,
+                "POWERTOOLS_METRICS_NAMESPACE": "MarketplaceListings",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+        )
+        acknowledge(
+            self.role,
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
+                    "permissions, so active tracing needs Resource '*'; every other statement names its ARN."
+                )
+            },
+            with_children=True,
+        )
+        acknowledge(
+            self.function,
+            {
+                "Serverless-LambdaDLQ": (
+                    "Invoked synchronously (API Gateway) or by an event source with its own dead-letter "
+                    "queue; a function-level DLQ only catches asynchronous invocations, which never happen."
+                )
+            },
+        )
+
+    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Grant exactly these actions on exactly these ARNs (no index or object wildcards)."""
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))

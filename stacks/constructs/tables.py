@@ -1,0 +1,92 @@
+"""The listing's DynamoDB tables: subscribers, and usage records waiting to be (or already) metered."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, aws_dynamodb as dynamodb
+from constructs import Construct
+
+from stacks.naming import ListingNames
+
+# Key schema shared with the runtime code (lambda/marketplace_saas) and the local mode.
+SUBSCRIBER_PARTITION_KEY = "customerAWSAccountId"
+# The LicenseArn, or the product code for legacy listings (see MARKETPLACE.md, "Identity of a buyer").
+SUBSCRIBER_SORT_KEY = "subscriptionKey"
+# Legacy SNS notifications name the buyer only by CustomerIdentifier; this sparse index finds them.
+SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX = "byCustomerIdentifier"
+SUBSCRIBER_CUSTOMER_IDENTIFIER = "customerIdentifier"
+
+# One item per customer + dimension + usage hour: Marketplace bills only the first record per hour.
+USAGE_PARTITION_KEY = "customerAWSAccountId"
+USAGE_SORT_KEY = "usageKey"  # "<usage hour, ISO 8601>#<dimension>"
+# Only records still to be sent carry `pendingPartition`, so the metering job reads exactly those,
+# oldest hour first, without a Scan.
+PENDING_USAGE_INDEX = "pendingByHour"
+PENDING_USAGE_PARTITION_KEY = "pendingPartition"
+PENDING_USAGE_SORT_KEY = "usageHour"
+
+TTL_ATTRIBUTE = "expiresAt"
+
+
+class ListingTables(Construct):
+    """Subscribers and usage records for one listing; retained and protected when the config says so."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, names: ListingNames, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        self._retain = retain
+        self.subscribers = self._build_subscribers_table(names)
+        self.usage_records = self._build_usage_records_table(names)
+
+    def _build_subscribers_table(self, names: ListingNames) -> dynamodb.TableV2:
+        return self._build_table(
+            "Subscribers",
+            names.subscribers_table,
+            keys=(SUBSCRIBER_PARTITION_KEY, SUBSCRIBER_SORT_KEY),
+            index=dynamodb.GlobalSecondaryIndexPropsV2(
+                index_name=SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
+                partition_key=_string(SUBSCRIBER_CUSTOMER_IDENTIFIER),
+                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+            ),
+        )
+
+    def _build_usage_records_table(self, names: ListingNames) -> dynamodb.TableV2:
+        return self._build_table(
+            "UsageRecords",
+            names.metering_table,
+            keys=(USAGE_PARTITION_KEY, USAGE_SORT_KEY),
+            index=dynamodb.GlobalSecondaryIndexPropsV2(
+                index_name=PENDING_USAGE_INDEX,
+                partition_key=_string(PENDING_USAGE_PARTITION_KEY),
+                sort_key=_string(PENDING_USAGE_SORT_KEY),
+                projection_type=dynamodb.ProjectionType.ALL,
+            ),
+        )
+
+    def _build_table(
+        self,
+        construct_id: str,
+        table_name: str,
+        *,
+        keys: tuple[str, str],
+        index: dynamodb.GlobalSecondaryIndexPropsV2,
+    ) -> dynamodb.TableV2:
+        partition_key, sort_key = keys
+        return dynamodb.TableV2(
+            self,
+            construct_id,
+            table_name=table_name,
+            partition_key=_string(partition_key),
+            sort_key=_string(sort_key),
+            global_secondary_indexes=[index],
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=self._retain,
+            removal_policy=RemovalPolicy.RETAIN if self._retain else RemovalPolicy.DESTROY,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+        )
+
+
+def _string(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

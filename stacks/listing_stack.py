@@ -1,0 +1,150 @@
+"""One AWS Marketplace listing's whole stack. It composes one construct per concern and owns the
+cross-cutting parts: names, tags and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from constructs import Construct
+
+from stacks.bundling import lambda_code
+from stacks.config import DeploymentSettings, Listing
+from stacks.constructs.landing_site import LandingSite
+from stacks.constructs.listing_api import ListingApi
+from stacks.constructs.listing_function import ListingFunction
+from stacks.constructs.tables import ListingTables
+from stacks.naming import ListingNames
+
+FULFILLMENT_PATH = "/marketplace/fulfillment"
+API_PATH = "/api/"
+
+
+class MarketplaceListingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        listing: Listing,
+        settings: DeploymentSettings,
+        env: Environment | None = None,
+    ) -> None:
+        names = ListingNames(prefix=settings.name_prefix, path=listing.path)
+        super().__init__(
+            scope,
+            names.stack,
+            stack_name=names.stack,
+            description=f"AWS Marketplace listing {listing.name!r} ({listing.product_code})",
+            env=env,
+            termination_protection=settings.retain_resources,
+        )
+        self.listing = listing
+        self.names = names
+        retain = settings.retain_resources
+
+        self.tables = ListingTables(self, "Tables", names=names, retain=retain)
+        code = lambda_code()  # one asset per stack, shared by its functions
+        environment = {
+            "LISTING_PATH": listing.path,
+            "PRODUCT_CODE": listing.product_code,
+            "PRICING_MODEL": listing.pricing_model.value,
+            "LEGACY_IDENTITY": "true" if listing.legacy else "false",
+            "SUBSCRIBERS_TABLE": self.tables.subscribers.table_name,
+            "METERING_TABLE": self.tables.usage_records.table_name,
+        }
+        self.fulfillment = ListingFunction(
+            self,
+            "Fulfillment",
+            names=names,
+            role_name="FulfillmentHandler",
+            code=code,
+            handler="handlers.fulfillment.handler",
+            description=f"Receives buyers from AWS Marketplace for {listing.path}",
+            environment=environment,
+            retain=retain,
+        )
+        self.registration = ListingFunction(
+            self,
+            "Registration",
+            names=names,
+            role_name="RegistrationHandler",
+            code=code,
+            handler="handlers.registration.handler",
+            description=f"Registers buyers of {listing.path}",
+            environment=environment,
+            retain=retain,
+        )
+        self.registration.allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            [self.tables.subscribers.table_arn],
+        )
+
+        self.api = ListingApi(
+            self,
+            "Api",
+            names=names,
+            fulfillment=self.fulfillment.function,
+            registration=self.registration.function,
+            retain=retain,
+        )
+        self.site = LandingSite(
+            self,
+            "Site",
+            names=names,
+            api=self.api.rest_api,
+            page_config=page_config(listing),
+            custom_domain=listing.custom_domain,
+            retain=retain,
+        )
+        self._tag(settings)
+        self._outputs()
+
+    def _tag(self, settings: DeploymentSettings) -> None:
+        tags = {
+            **settings.tags,
+            **self.listing.tags,
+            "Stack": self.names.stack,
+            "Listing": self.listing.path,
+            "Environment": settings.environment,
+        }
+        for key, value in tags.items():
+            Tags.of(self).add(key, value)
+
+    @property
+    def website_url(self) -> str:
+        domain = (
+            self.listing.custom_domain.domain_name
+            if self.listing.custom_domain
+            else self.site.distribution.distribution_domain_name
+        )
+        return f"https://{domain}"
+
+    def _outputs(self) -> None:
+        outputs = {
+            "WebsiteUrl": (f"{self.website_url}/", "The listing's landing page"),
+            "FulfillmentUrl": (
+                f"{self.website_url}{FULFILLMENT_PATH}",
+                "Enter this as the fulfillment URL of the listing in the AWS Marketplace Management Portal",
+            ),
+            "ApiUrl": (f"{self.website_url}{API_PATH}", "The registration API, on the page's own domain"),
+            "SubscribersTableName": (self.tables.subscribers.table_name, "Registered buyers"),
+            "MeteringTableName": (self.tables.usage_records.table_name, "Usage records and their metering"),
+        }
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description)
+
+
+def page_config(listing: Listing) -> dict[str, Any]:
+    """The landing page's `config.json`: only what the page shows, nothing secret."""
+    return {
+        "listing": {
+            "name": listing.name,
+            "description": listing.description,
+            "path": listing.path,
+            "productCode": listing.product_code,
+        },
+        "pricingModel": listing.pricing_model.value,
+        "dimensions": [dimension.model_dump(by_alias=True) for dimension in listing.dimensions],
+        "branding": listing.branding.model_dump(by_alias=True, mode="json"),
+        "api": {"registration": "/api/registration", "register": "/api/register"},
+    }

@@ -1,0 +1,43 @@
+"""Physical names of a listing's resources, derived from the name prefix and the listing path.
+
+They keep the seed's management commands working (`aws dynamodb scan --table-name
+codio-marketplace-subscribers-ai-skills ...`) and are unique per listing, so two listings never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacks.config import function_name_prefix
+
+
+@dataclass(frozen=True)
+class ListingNames:
+    prefix: str
+    path: str
+
+    @property
+    def stack(self) -> str:
+        return f"{self.prefix}-{self.path}"
+
+    @property
+    def subscribers_table(self) -> str:
+        return f"{self.prefix}-subscribers-{self.path}"
+
+    @property
+    def metering_table(self) -> str:
+        return f"{self.prefix}-metering-{self.path}"
+
+    def site_bucket(self, account: str) -> str:
+        return f"{self.prefix}-{self.path}-{account}"
+
+    def function(self, role: str) -> str:
+        """`CodioMarketplace-ai-skills-RegistrationHandler` for role `RegistrationHandler`."""
+        return f"{function_name_prefix(self.prefix)}-{self.path}-{role}"
+
+    def log_group(self, role: str) -> str:
+        return f"/aws/lambda/{self.function(role)}"
+
+    @property
+    def api_access_log_group(self) -> str:
+        return f"/aws/apigateway/{self.stack}/access"
