@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
+
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling, aws_lambda
 
@@ -36,9 +38,9 @@ class BundlingError(RuntimeError):
 
 def dependencies_dir(requirements: Path = LAMBDA_ROOT / "requirements.txt") -> Path:
     """Install the pinned requirements for the Lambda platform once and return where they are."""
-    digest = hashlib.sha256(
-        requirements.read_bytes() + f"{PYTHON_VERSION}/{PLATFORM}".encode()
-    ).hexdigest()[:16]
+    digest = hashlib.sha256(requirements.read_bytes() + f"{PYTHON_VERSION}/{PLATFORM}".encode()).hexdigest()[
+        :16
+    ]
     target = DEPENDENCY_CACHE / digest
     if target.is_dir():
         return target
@@ -69,12 +71,10 @@ def dependencies_dir(requirements: Path = LAMBDA_ROOT / "requirements.txt") -> P
 class LocalPythonBundling:
     """Copies the dependencies and the `lambda/` sources into CDK's bundling output directory."""
 
-    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:  # noqa: ARG002 (jsii signature)
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         output = Path(output_dir)
         shutil.copytree(dependencies_dir(), output, dirs_exist_ok=True)
-        shutil.copytree(
-            LAMBDA_ROOT, output, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*EXCLUDED)
-        )
+        shutil.copytree(LAMBDA_ROOT, output, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*EXCLUDED))
         # Lambda runs as another user: make sure everything is world-readable.
         for root, dirs, files in os.walk(output):
             for name in dirs:
@@ -92,6 +92,7 @@ def lambda_code() -> aws_lambda.Code:
         bundling=BundlingOptions(
             # Never used: local bundling always succeeds or raises, and there is no Docker engine here.
             image=DockerImage.from_registry("local-bundling-only"),
-            local=LocalPythonBundling(),
+            # jsii calls try_bundle(output_dir, options); its Python typing spells the options out instead.
+            local=cast(ILocalBundling, LocalPythonBundling()),
         ),
     )

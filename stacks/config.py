@@ -351,7 +351,8 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "is not a known setting (check its spelling against marketplace-config.schema.json)"
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} does not have the expected form ({_PATTERN_HINTS.get(ctx['pattern'], ctx['pattern'])})"
+        expected = _PATTERN_HINTS.get(ctx["pattern"], ctx["pattern"])
+        return f"{error['input']!r} does not have the expected form ({expected})"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
@@ -416,3 +417,15 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "marketplace-config.json"
     return schema
+
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / SCHEMA_FILE_NAME
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_schema()}")

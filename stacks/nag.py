@@ -1,4 +1,4 @@
-"""Acknowledging cdk-nag findings: each acknowledgement names its rule and says why it is right *here*."""
+"""Acknowledging cdk-nag findings: each acknowledgement names its finding and says why it is right *here*."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ from aws_cdk import Acknowledgment, Validations
 from constructs import IConstruct
 
 
-def acknowledge(scope: IConstruct, reasons: dict[str, str], *, with_children: bool = False) -> None:
-    """Acknowledge rules (bare ids, e.g. `AwsSolutions-IAM5`) on `scope`, or on its whole subtree.
+def acknowledge(scope: IConstruct, reasons: dict[str, str]) -> None:
+    """Acknowledge findings on `scope` and everything inside it.
 
-    A finding is reported on the CloudFormation resource, so acknowledging a construct made of several
-    resources (a function with its role and policy) needs `with_children`.
+    Ids are bare rule ids (`Serverless-LambdaDLQ`), or rule ids with the finding for rules that report
+    several per resource (`AwsSolutions-IAM5[Resource::*]`): those must be acknowledged one by one.
     """
-    targets = scope.node.find_all() if with_children else [scope]
-    for target in targets:
-        Validations.of(target).acknowledge(
-            *(Acknowledgment(id=rule, reason=reason) for rule, reason in reasons.items())
-        )
+    Validations.of(scope).acknowledge(
+        *(Acknowledgment(id=rule, reason=reason) for rule, reason in reasons.items())
+    )

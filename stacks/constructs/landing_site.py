@@ -12,9 +12,10 @@ from aws_cdk import (
     Acknowledgment,
     Aws,
     DefaultStackSynthesizer,
-    Stack,
     Duration,
     RemovalPolicy,
+    Stack,
+    Token,
     Validations,
     aws_apigateway as apigateway,
     aws_certificatemanager as acm,
@@ -182,7 +183,10 @@ class LandingSite(Construct):
             additional_behaviors=dict.fromkeys(API_PATH_PATTERNS, api_behavior),
             certificate=certificate,
             domain_names=domain_names,
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            # Only a custom certificate lets a distribution choose its TLS policy (see CFR4 below).
+            minimum_protocol_version=(
+                cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if custom_domain is not None else None
+            ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             enable_logging=True,
@@ -234,6 +238,7 @@ class LandingSite(Construct):
         provider = next(
             child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
         )
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
         copy_reason = (
             "CDK's deployment function copies the page from the CDK asset bucket into this listing's page "
@@ -245,31 +250,31 @@ class LandingSite(Construct):
                 "AwsSolutions-L1": _CDK_PROVIDER,
                 "Serverless-LambdaLatestVersion": _CDK_PROVIDER,
                 "Serverless-LambdaTracing": _CDK_PROVIDER,
-                "Serverless-LambdaDLQ": "Invoked by CloudFormation, which reports a failed copy as a failed deployment.",
+                "Serverless-LambdaDLQ": (
+                    "Invoked by CloudFormation, which reports a failed copy as a failed deployment."
+                ),
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AWSLambdaBasicExecutionRole]": (
                     "CDK's deployment function uses AWSLambdaBasicExecutionRole only to write its own logs."
                 ),
                 **dict.fromkeys(
-                    [
-                        f"AwsSolutions-IAM5[Action::{action}]"
-                        for action in ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
-                    ]
+                    [f"AwsSolutions-IAM5[Action::{action}]" for action in _CDK_COPY_ACTIONS]
                     + [
                         f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
                         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-<AWS::AccountId>-{stack.region}/*]",
+                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{stack.region}/*]",
                     ],
                     copy_reason,
                 ),
                 "AwsSolutions-IAM5[Resource::*]": (
-                    "cloudfront:CreateInvalidation, which the deployment function calls after a copy so buyers "
-                    "see the new page, supports no resource-level permissions."
+                    "cloudfront:CreateInvalidation, which the deployment function calls after a copy so "
+                    "buyers see the new page, supports no resource-level permissions."
                 ),
             },
-            with_children=True,
         )
 
+
+_CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
 _CDK_PROVIDER = (
     "CDK's own BucketDeployment function: its runtime, tracing and packaging are set by aws-cdk-lib and "
     "move with it; it runs only during deployments to copy the page into the bucket."

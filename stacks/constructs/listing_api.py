@@ -62,7 +62,6 @@ class ListingApi(Construct):
                     "this AWS-managed policy is the one AWS documents for that role."
                 )
             },
-            with_children=True,
         )
 
     def _build_rest_api(self, names: ListingNames) -> apigateway.RestApi:

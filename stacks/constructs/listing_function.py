@@ -34,7 +34,7 @@ class ListingFunction(Construct):
         environment: Mapping[str, str],
         retain: bool,
         memory_size: int = 512,
-        timeout: Duration = Duration.seconds(15),
+        timeout_seconds: int = 15,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = aws_logs.LogGroup(
@@ -61,7 +61,7 @@ class ListingFunction(Construct):
             code=code,
             handler=handler,
             memory_size=memory_size,
-            timeout=timeout,
+            timeout=Duration.seconds(timeout_seconds),
             role=self.role,
             log_group=self.log_group,
             logging_format=aws_lambda.LoggingFormat.JSON,
@@ -81,7 +81,6 @@ class ListingFunction(Construct):
                     "permissions, so active tracing needs Resource '*'; every other statement names its ARN."
                 )
             },
-            with_children=True,
         )
         acknowledge(
             self.function,
@@ -95,4 +94,6 @@ class ListingFunction(Construct):
 
     def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
         """Grant exactly these actions on exactly these ARNs (no index or object wildcards)."""
-        self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=list(resources)))
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=list(resources))
+        )

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test and quality gate, as CI runs them. Installs what it needs first (idempotent).
+#   ./run-tests.sh            everything
+#   ./run-tests.sh -k config  extra arguments go to pytest
+set -euo pipefail
+# shellcheck source=scripts/setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/setup.sh"
+
+setup_project dev
+setup_chromium
+cd "$PROJECT_DIR"
+export PATH="$VENV/bin:$PATH"
+
+say "ruff (lint and format)"
+ruff check .
+ruff format --check .
+say "mypy --strict"
+mypy
+say "Synthesizing the shipped config with every gate (cdk-nag, cfn-lint) and real Lambda bundling"
+./deploy-marketplace.sh --synth
+say "pytest"
+python -m pytest -n 2 --dist loadgroup "$@"

@@ -1,0 +1,91 @@
+# Set-up shared by deploy-marketplace.sh and run-tests.sh; source it, then call `setup_project GROUPS...`.
+# Idempotent and quick when nothing changed: each step is skipped when its stamp matches its inputs.
+# Installs what is missing: Debian packages (python3-venv, nodejs, npm, chromium), the virtual environment
+# with the given dependency groups from pyproject.toml, and the CDK CLI from package-lock.json.
+
+PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$PROJECT_DIR/.venv"
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+export CDK_DISABLE_CLI_TELEMETRY=true
+export CDK_DISABLE_VERSION_CHECK=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+_hash() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+_apt_install() {
+  local missing=("$@")
+  command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}; install them with your package manager and run again"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}; run as root or install them: apt-get install ${missing[*]}"
+    sudo="sudo -n"
+  fi
+  say "Installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+_find_python() {
+  local candidate
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+setup_python() {
+  local groups=("$@")
+  local python
+  if [ ! -x "$VENV/bin/python" ]; then
+    python="$(_find_python)" || { _apt_install python3 python3-venv python3-pip; python="$(_find_python)" || die "Python 3.11 or newer is required"; }
+    "$python" -c 'import venv, ensurepip' 2>/dev/null || _apt_install python3-venv
+    say "Creating the virtual environment in .venv"
+    "$python" -m venv "$VENV" || die "could not create .venv"
+  fi
+  local stamp="$VENV/.installed-$(IFS=-; echo "${groups[*]}")"
+  local want
+  want="$(_hash "$PROJECT_DIR/pyproject.toml")"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  say "Installing Python dependencies (${groups[*]}) into .venv"
+  "$VENV/bin/python" -m pip install --quiet --upgrade 'pip>=25.1' || die "could not upgrade pip"
+  local args=()
+  for group in "${groups[@]}"; do args+=(--group "$group"); done
+  (cd "$PROJECT_DIR" && "$VENV/bin/python" -m pip install --quiet "${args[@]}" 2> >(grep -v "^WARNING: Location" >&2)) \
+    || die "pip could not install the Python dependencies"
+  echo "$want" > "$stamp"
+}
+
+setup_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    _apt_install nodejs npm
+  fi
+  node -e 'process.exit(parseInt(process.versions.node) >= 18 ? 0 : 1)' \
+    || die "Node.js 18 or newer is required for the CDK CLI (found $(node --version))"
+  local stamp="$PROJECT_DIR/node_modules/.installed"
+  local want
+  want="$(_hash "$PROJECT_DIR/package.json" "$PROJECT_DIR/package-lock.json")"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$PROJECT_DIR/node_modules/.bin/cdk" ]; then
+    return 0
+  fi
+  say "Installing the CDK CLI (aws-cdk 2.x) with npm"
+  (cd "$PROJECT_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
+  echo "$want" > "$stamp"
+}
+
+setup_chromium() {
+  [ -x /usr/bin/chromium ] || _apt_install chromium
+}
+
+setup_project() {
+  setup_python "$@"
+  setup_node
+}

@@ -1,0 +1,292 @@
+"""The command behind `./deploy-marketplace.sh` (which installs what it needs, then runs this module).
+
+    validate → synthesize (cdk-nag gates) → cfn-lint → deploy in parallel → a table of each listing's URLs
+
+Every step prints what it is doing; every failure says what to do next and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stacks.config import ConfigError, MarketplaceConfig, load_config
+from stacks.naming import ListingNames
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+OUTDIR = PROJECT_ROOT / "cdk.out"
+OUTPUTS_FILE = PROJECT_ROOT / "deploy-outputs.json"
+BOOTSTRAP_QUALIFIER = "hnb659fds"
+
+EXIT_BAD_CONFIG = 2
+EXIT_NO_CREDENTIALS = 3
+EXIT_NOT_BOOTSTRAPPED = 4
+EXIT_GATE_FAILED = 5
+EXIT_DEPLOY_FAILED = 6
+EXIT_USAGE = 64
+
+USAGE = """\
+./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
+
+  (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
+                   environment, then print each listing's Website, Fulfillment and API URL
+  --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
+  --plan           show what a deploy would change, per listing (cdk diff)
+  --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
+  --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
+  --listing PATH   only this listing (by its path); repeat for several
+"""
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Selection:
+    config_path: Path
+    config: MarketplaceConfig
+    paths: tuple[str, ...]
+
+    @property
+    def stack_names(self) -> list[str]:
+        prefix = self.config.deployment_settings.name_prefix
+        return [ListingNames(prefix, path).stack for path in self.paths]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="deploy-marketplace.sh", usage=USAGE, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
+    parser.add_argument("--listing", action="append", default=[], metavar="PATH")
+    modes = parser.add_mutually_exclusive_group()
+    for mode in ("synth", "plan", "local", "status", "destroy-disabled"):
+        modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
+    parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
+    say(f"Validating {config_path}")
+    config = load_config(config_path)
+    known = {listing.path: listing for listing in config.marketplace_listings.values()}
+    problems = [
+        f"--listing {path}: no listing in {config_path} has this path"
+        for path in listing_paths
+        if path not in known
+    ]
+    problems += [
+        f'--listing {path}: the listing is disabled in {config_path} (set "enabled": true to deploy it)'
+        for path in listing_paths
+        if path in known and not known[path].enabled
+    ]
+    if problems:
+        raise ConfigError(problems, config_path)
+    paths = tuple(dict.fromkeys(listing_paths)) or tuple(listing.path for listing in config.enabled_listings)
+    if not paths:
+        raise ConfigError([f"marketplaceListings: no listing is enabled in {config_path}; nothing to do"])
+    say(f"{len(paths)} listing{'s' if len(paths) != 1 else ''}: {', '.join(paths)}")
+    return Selection(Path(config_path), config, paths)
+
+
+def _cdk(*args: str, selection: Selection, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    if not CDK.exists():
+        raise CliError("the CDK CLI is not installed; run ./deploy-marketplace.sh, which installs it", 1)
+    command = [
+        str(CDK), *args, "--no-notices", "--no-version-reporting",
+        "--context", f"config={selection.config_path.resolve()}",
+        "--context", f"listings={','.join(selection.paths)}",
+        "--output", str(OUTDIR),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    return subprocess.run(  # noqa: S603 - fixed executable, arguments we built
+        command, cwd=PROJECT_ROOT, env=env, text=True, check=False, capture_output=capture
+    )
+
+
+def synthesize(selection: Selection) -> list[Path]:
+    say("Synthesizing (cdk-nag AwsSolutions + Serverless checks run on every stack)")
+    started = time.monotonic()
+    if OUTDIR.exists():
+        shutil.rmtree(OUTDIR)
+    result = _cdk("synth", "--quiet", selection=selection)
+    if result.returncode != 0:
+        raise CliError("synthesis failed (see the messages above); nothing was deployed", EXIT_GATE_FAILED)
+    templates = [OUTDIR / f"{stack}.template.json" for stack in selection.stack_names]
+    missing = [template.name for template in templates if not template.exists()]
+    if missing:
+        raise CliError(f"synthesis did not produce {', '.join(missing)}", EXIT_GATE_FAILED)
+    elapsed = time.monotonic() - started
+    say(f"Synthesized {len(templates)} template{'s' if len(templates) != 1 else ''} in {elapsed:.1f}s")
+    say("Linting the templates with cfn-lint")
+    lint = subprocess.run(  # noqa: S603
+        [str(CFN_LINT), *map(str, templates)], cwd=PROJECT_ROOT, text=True, check=False
+    )
+    if lint.returncode != 0:
+        raise CliError("cfn-lint found problems in the templates (listed above)", EXIT_GATE_FAILED)
+    for template in templates:
+        resources = json.loads(template.read_text())["Resources"]
+        print(f"  {template.relative_to(PROJECT_ROOT)}  ({len(resources)} resources)")
+    return templates
+
+
+def aws_account(region: str) -> str:
+    """The account the environment's credentials belong to; fails fast and clearly without them."""
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise CliError(
+            "No AWS credentials found. Set AWS_PROFILE (after `aws configure` or `aws sso login`), or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
+            "credentials), then run this again.\n"
+            "To try every listing on this machine without an AWS account: ./deploy-marketplace.sh --local",
+            EXIT_NO_CREDENTIALS,
+        )
+    quick = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    try:
+        identity = session.client("sts", config=quick).get_caller_identity()
+    except (BotoCoreError, ClientError) as error:
+        raise CliError(
+            f"The AWS credentials in the environment do not work ({error}). Refresh them (e.g. `aws sso "
+            "login`) or try ./deploy-marketplace.sh --local",
+            EXIT_NO_CREDENTIALS,
+        ) from None
+    account = str(identity["Account"])
+    say(f"Deploying to AWS account {account}, region {region}")
+    _check_bootstrapped(session, account, region, quick)
+    return account
+
+
+def _check_bootstrapped(session: boto3.Session, account: str, region: str, config: Config) -> None:
+    ssm = session.client("ssm", region_name=region, config=config)
+    try:
+        ssm.get_parameter(Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise CliError(
+                f"AWS account {account} is not bootstrapped for CDK in {region}. Bootstrap it once with:\n"
+                f"  npx cdk bootstrap aws://{account}/{region}\n"
+                "then run ./deploy-marketplace.sh again.",
+                EXIT_NOT_BOOTSTRAPPED,
+            ) from None
+        say(f"Could not check the CDK bootstrap version ({error}); continuing")
+    except BotoCoreError as error:
+        say(f"Could not check the CDK bootstrap version ({error}); continuing")
+
+
+def deploy(selection: Selection) -> None:
+    account = aws_account(selection.config.deployment_settings.region)
+    os.environ["CDK_DEFAULT_ACCOUNT"] = account
+    synthesize(selection)
+    say(f"Deploying {len(selection.paths)} stack(s) in parallel; CloudFront takes several minutes")
+    if OUTPUTS_FILE.exists():
+        OUTPUTS_FILE.unlink()
+    result = _cdk(
+        "deploy", *selection.stack_names,
+        "--app", str(OUTDIR),
+        "--require-approval", "never",
+        "--concurrency", str(min(len(selection.paths), 8)),
+        "--outputs-file", str(OUTPUTS_FILE),
+        "--progress", "events",
+        selection=selection,
+    )  # fmt: skip
+    outputs = json.loads(OUTPUTS_FILE.read_text()) if OUTPUTS_FILE.exists() else {}
+    print_outputs(selection, outputs)
+    if result.returncode != 0:
+        raise CliError("the deployment failed (CloudFormation's reason is above)", EXIT_DEPLOY_FAILED)
+
+
+def print_outputs(selection: Selection, outputs: dict[str, dict[str, str]]) -> None:
+    rows = [("Listing", "Website URL", "Fulfillment URL", "API URL")]
+    for path, stack in zip(selection.paths, selection.stack_names, strict=True):
+        values = outputs.get(stack, {})
+        rows.append(
+            (
+                path,
+                values.get("WebsiteUrl", "(not deployed)"),
+                values.get("FulfillmentUrl", "-"),
+                values.get("ApiUrl", "-"),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    print()
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    print(f"\nAll outputs: {OUTPUTS_FILE.relative_to(PROJECT_ROOT)}")
+
+
+def plan(selection: Selection) -> None:
+    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(selection.config.deployment_settings.region)
+    synthesize(selection)
+    for stack in selection.stack_names:
+        say(f"Changes a deploy would make to {stack}")
+        _cdk("diff", stack, "--app", str(OUTDIR), selection=selection)
+
+
+def run_local(selection: Selection, port: int | None) -> None:
+    try:
+        from local import run as local_run  # type: ignore[attr-defined]
+    except ImportError:
+        raise CliError("local mode is not installed in this checkout", 1) from None
+    local_run.main(selection.config_path, selection.paths, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.help:
+        print(USAGE)
+        return 0
+    if args.mode in ("status", "destroy-disabled"):
+        print(f"error: --{args.mode} is not available in this version", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        selection = select(args.config, args.listing)
+        if args.mode == "synth":
+            synthesize(selection)
+        elif args.mode == "plan":
+            plan(selection)
+        elif args.mode == "local":
+            run_local(selection, args.port)
+        else:
+            deploy(selection)
+    except ConfigError as error:
+        print(error.report(), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""What a seller gets per listing, asserted on the synthesized CloudFormation templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from stacks.constructs.landing_site import CONTENT_SECURITY_POLICY
+from tests.infrastructure.conftest import Synthesized
+
+AI = "codio-marketplace-ai-skills"
+DATA = "codio-marketplace-data-analytics"
+# Managed policy ids: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+
+
+def only(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    assert len(resources) == 1, f"expected exactly one, found {sorted(resources)}"
+    return next(iter(resources.items()))
+
+
+def by_property(resources: dict[str, dict[str, Any]], name: str, value: Any) -> dict[str, Any]:
+    matches = [r for r in resources.values() if r["Properties"].get(name) == value]
+    assert len(matches) == 1, f"expected one resource with {name}={value!r}, found {len(matches)}"
+    return matches[0]
+
+
+# --- one stack per enabled listing -------------------------------------------------------------------
+
+
+def test_each_enabled_listing_gets_its_own_stack_and_disabled_ones_none(two_listings: Synthesized) -> None:
+    assert sorted(two_listings.templates) == [AI, DATA]
+
+
+def test_two_listings_share_no_physical_name(two_listings: Synthesized) -> None:
+    named = {
+        "AWS::Lambda::Function": "FunctionName",
+        "AWS::DynamoDB::GlobalTable": "TableName",
+        "AWS::Logs::LogGroup": "LogGroupName",
+        "AWS::ApiGateway::RestApi": "Name",
+        "AWS::S3::Bucket": "BucketName",
+    }
+    names: dict[str, set[str]] = {}
+    for stack in (AI, DATA):
+        found = set()
+        for resource_type, attribute in named.items():
+            for resource in two_listings.resources(stack, resource_type).values():
+                value = json.dumps(resource["Properties"].get(attribute), sort_keys=True)
+                # A name built from a Ref to another resource of the same stack is unique by construction.
+                if value != "null" and not re.search(r'"Ref": "(?!AWS::)', value):
+                    found.add(value)
+        names[stack] = found
+    assert len(names[AI]) >= 8
+    assert names[AI] & names[DATA] == set()
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+
+def test_tables_have_the_seed_names_on_demand_billing_pitr_and_protection(two_listings: Synthesized) -> None:
+    tables = two_listings.resources(AI, "AWS::DynamoDB::GlobalTable")
+    for name in ("codio-marketplace-subscribers-ai-skills", "codio-marketplace-metering-ai-skills"):
+        table = by_property(tables, "TableName", name)
+        properties = table["Properties"]
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        replica = properties["Replicas"][0]
+        assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert replica["DeletionProtectionEnabled"] is True
+        assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+        assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+        assert table["DeletionPolicy"] == "Retain"
+        assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_usage_records_have_a_sparse_pending_index_by_hour(two_listings: Synthesized) -> None:
+    table = by_property(
+        two_listings.resources(AI, "AWS::DynamoDB::GlobalTable"),
+        "TableName",
+        "codio-marketplace-metering-ai-skills",
+    )
+    (index,) = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "pendingByHour"
+    assert index["KeySchema"] == [
+        {"AttributeName": "pendingPartition", "KeyType": "HASH"},
+        {"AttributeName": "usageHour", "KeyType": "RANGE"},
+    ]
+
+
+def test_disposable_listing_tables_are_deleted_with_the_stack(disposable_listing: Synthesized) -> None:
+    tables = disposable_listing.resources("codio-marketplace-trial", "AWS::DynamoDB::GlobalTable")
+    for table in tables.values():
+        assert table["DeletionPolicy"] == "Delete"
+        assert table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is False
+
+
+# --- landing site ------------------------------------------------------------------------------------
+
+
+def test_page_bucket_is_private_encrypted_ssl_only_and_logged(two_listings: Synthesized) -> None:
+    buckets = two_listings.resources(AI, "AWS::S3::Bucket")
+    page_bucket_id, page_bucket = next(
+        (key, value) for key, value in buckets.items() if "BucketName" in value["Properties"]
+    )
+    properties = page_bucket["Properties"]
+    assert properties["BucketName"] == {
+        "Fn::Join": ["", ["codio-marketplace-ai-skills-", {"Ref": "AWS::AccountId"}]]
+    }
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    log_bucket_id = properties["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+    assert log_bucket_id in buckets and log_bucket_id != page_bucket_id
+
+    policies = two_listings.resources(AI, "AWS::S3::BucketPolicy")
+    page_policy = next(p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": page_bucket_id})
+    statements = page_policy["Properties"]["PolicyDocument"]["Statement"]
+    deny = next(s for s in statements if s["Effect"] == "Deny")
+    assert deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] == {"AWS": "*"}
+    reader = next(s for s in statements if s["Effect"] == "Allow")
+    assert reader["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert reader["Action"] == "s3:GetObject"  # read-only, and only for this listing's distribution
+    assert "AWS:SourceArn" in reader["Condition"]["StringEquals"]
+
+
+def test_distribution_serves_page_and_api_from_one_https_origin(two_listings: Synthesized) -> None:
+    _, distribution = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    s3_origin = next(o for o in config["Origins"] if "S3OriginConfig" in o)
+    assert "OriginAccessControlId" in s3_origin
+    assert s3_origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert config["Logging"]["Prefix"] == "cloudfront/"
+
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert sorted(behaviors) == ["/api/*", "/marketplace/*"]
+    api_origin = next(o for o in config["Origins"] if "CustomOriginConfig" in o)
+    for behavior in behaviors.values():
+        assert behavior["TargetOriginId"] == api_origin["Id"]
+        assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+        assert "POST" in behavior["AllowedMethods"]
+        assert behavior["CachePolicyId"] == CACHING_DISABLED
+        assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert api_origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    # The origin path is the stage: element 3 of https://<api>.execute-api.<region>.<suffix>/<stage>/
+    origin_path = json.dumps(api_origin["OriginPath"])
+    assert '"Fn::Select": [3' in origin_path and '"ApiRestApiDeploymentStagelive' in origin_path
+
+
+def test_every_response_carries_the_security_headers(two_listings: Synthesized) -> None:
+    policy_id, policy = only(two_listings.resources(AI, "AWS::CloudFront::ResponseHeadersPolicy"))
+    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["ContentSecurityPolicy"]["ContentSecurityPolicy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+    assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["StrictTransportSecurity"]["IncludeSubdomains"] is True
+    assert headers["ContentTypeOptions"] == {"Override": True}
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+
+    _, distribution = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
+    config = distribution["Properties"]["DistributionConfig"]
+    for behavior in [config["DefaultCacheBehavior"], *config["CacheBehaviors"]]:
+        assert behavior["ResponseHeadersPolicyId"] == {"Ref": policy_id}
+
+
+def test_the_page_and_its_generated_config_are_deployed_to_the_page_bucket(two_listings: Synthesized) -> None:
+    _, deployment = only(two_listings.resources(AI, "Custom::CDKBucketDeployment"))
+    properties = deployment["Properties"]
+    assert len(properties["SourceObjectKeys"]) == 2  # site/ and the generated config.json
+    assert properties["Prune"] is True
+    assert "DistributionId" in properties  # the cache is invalidated after a change
+
+
+def test_custom_domain_enforces_tls_1_2() -> None:
+    from tests.infrastructure.conftest import config_with, listing, synth
+
+    certificate = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    templates = synth(
+        config_with(
+            listing(
+                "own-domain",
+                "PROD_DOMAIN",
+                customDomain={"domainName": "learn.example.com", "certificateArn": certificate},
+            )
+        )
+    )
+    template = templates["codio-marketplace-own-domain"]
+    _, distribution = only(template.find_resources("AWS::CloudFront::Distribution"))
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["Aliases"] == ["learn.example.com"]
+    assert config["ViewerCertificate"]["MinimumProtocolVersion"] == "TLSv1.2_2021"
+    assert config["ViewerCertificate"]["AcmCertificateArn"] == certificate
+    outputs = template.find_outputs("WebsiteUrl")
+    assert outputs["WebsiteUrl"]["Value"] == "https://learn.example.com/"
+
+
+# --- API ---------------------------------------------------------------------------------------------
+
+
+def test_api_stage_is_throttled_logged_and_never_logs_bodies(two_listings: Synthesized) -> None:
+    _, stage = only(two_listings.resources(AI, "AWS::ApiGateway::Stage"))
+    properties = stage["Properties"]
+    assert properties["StageName"] == "live"
+    assert properties["TracingEnabled"] is True
+    (method_settings,) = properties["MethodSettings"]
+    assert method_settings["DataTraceEnabled"] is False
+    assert method_settings["LoggingLevel"] == "ERROR"
+    assert method_settings["ThrottlingRateLimit"] == 50
+    assert method_settings["ThrottlingBurstLimit"] == 100
+    access_log = properties["AccessLogSetting"]
+    assert "DestinationArn" in access_log
+    assert "requestId" in access_log["Format"]
+
+
+def _methods(synthesized: Synthesized, stack: str) -> dict[str, dict[str, Any]]:
+    template = synthesized[stack].to_json()
+    resources = template["Resources"]
+
+    def path_of(resource_id: str) -> str:
+        resource = resources[resource_id]["Properties"]
+        parent = resource["ParentId"]
+        prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
+        return f"{prefix}/{resource['PathPart']}"
+
+    methods = {}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            properties = resource["Properties"]
+            methods[f"{properties['HttpMethod']} {path_of(properties['ResourceId']['Ref'])}"] = properties
+    return methods
+
+
+def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthesized) -> None:
+    methods = _methods(two_listings, AI)
+    assert sorted(methods) == [
+        "GET /api/registration",
+        "POST /api/register",
+        "POST /marketplace/fulfillment",
+    ]
+    for route in ("POST /api/register", "POST /marketplace/fulfillment"):
+        assert methods[route]["RequestParameters"] == {"method.request.header.Content-Type": True}
+        assert "RequestValidatorId" in methods[route]
+    assert "RequestModels" in methods["POST /api/register"]
+
+
+def test_gateway_errors_use_the_api_json_error_shape(two_listings: Synthesized) -> None:
+    responses = two_listings.resources(AI, "AWS::ApiGateway::GatewayResponse")
+    types = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY"} <= types.keys()
+    for properties in types.values():
+        template = properties["ResponseTemplates"]["application/json"]
+        assert '"error"' in template and '"message"' in template
+
+
+# --- functions ---------------------------------------------------------------------------------------
+
+
+def test_registration_function_is_named_as_the_seed_and_logs_where_the_seed_looks(
+    two_listings: Synthesized,
+) -> None:
+    functions = two_listings.resources(AI, "AWS::Lambda::Function")
+    function = by_property(functions, "FunctionName", "CodioMarketplace-ai-skills-RegistrationHandler")
+    properties = function["Properties"]
+    assert properties["Runtime"] == "python3.14"
+    assert properties["MemorySize"] == 512
+    assert properties["Timeout"] == 15
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+    assert properties["Handler"] == "handlers.registration.handler"
+    assert properties["Environment"]["Variables"]["PRODUCT_CODE"] == "PROD_AI"
+    log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+    log_group = two_listings.resources(AI, "AWS::Logs::LogGroup")[log_group_id]
+    expected_name = "/aws/lambda/CodioMarketplace-ai-skills-RegistrationHandler"
+    assert log_group["Properties"]["LogGroupName"] == expected_name
+    assert log_group["Properties"]["RetentionInDays"] == 90
+
+
+def _statements_of_role(synthesized: Synthesized, stack: str, function_name: str) -> list[dict[str, Any]]:
+    functions = synthesized.resources(stack, "AWS::Lambda::Function")
+    role_id = by_property(functions, "FunctionName", function_name)["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = []
+    for policy in synthesized.resources(stack, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    role = synthesized.resources(stack, "AWS::IAM::Role")[role_id]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+def test_registration_role_may_only_touch_its_own_subscribers_table(two_listings: Synthesized) -> None:
+    statements = _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-RegistrationHandler")
+    table_id = next(
+        key
+        for key, table in two_listings.resources(AI, "AWS::DynamoDB::GlobalTable").items()
+        if table["Properties"]["TableName"] == "codio-marketplace-subscribers-ai-skills"
+    )
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
+    assert len(dynamodb) == 1
+    assert sorted(_actions(dynamodb[0])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert dynamodb[0]["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    services = {action.split(":")[0] for statement in statements for action in _actions(statement)}
+    assert services == {"dynamodb", "logs", "xray"}
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert {a.split(":")[0] for a in _actions(statement)} == {"xray"}
+
+
+def test_fulfillment_role_has_no_table_access_yet(two_listings: Synthesized) -> None:
+    statements = _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-FulfillmentHandler")
+    services = {action.split(":")[0] for statement in statements for action in _actions(statement)}
+    assert services == {"logs", "xray"}
+
+
+# --- outputs and tags --------------------------------------------------------------------------------
+
+
+def test_outputs_give_the_urls_to_enter_in_the_marketplace_portal(two_listings: Synthesized) -> None:
+    outputs = two_listings[AI].to_json()["Outputs"]
+    expected = {"WebsiteUrl", "FulfillmentUrl", "ApiUrl", "SubscribersTableName", "MeteringTableName"}
+    assert expected <= set(outputs)
+    fulfillment = json.dumps(outputs["FulfillmentUrl"]["Value"])
+    assert "https://" in fulfillment and "/marketplace/fulfillment" in fulfillment
+    assert "DomainName" in fulfillment  # the distribution's domain, not the raw API Gateway one
+
+
+def test_every_taggable_resource_carries_the_cost_allocation_tags(two_listings: Synthesized) -> None:
+    expected = {
+        "Stack": AI,
+        "Listing": "ai-skills",
+        "Environment": "test",
+        "Owner": "marketplace-team",
+        "CostCenter": "training",
+    }
+    tagged = 0
+    for logical_id, resource in two_listings[AI].to_json()["Resources"].items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if isinstance(tags, list):
+            found = {tag["Key"]: tag["Value"] for tag in tags}
+        elif isinstance(tags, dict):
+            found = tags
+        else:
+            continue
+        tagged += 1
+        assert expected.items() <= found.items(), logical_id
+    assert tagged >= 10
+    data_tags = two_listings[DATA].to_json()["Resources"]
+    assert all(
+        "CostCenter" not in json.dumps(resource.get("Properties", {}).get("Tags", []))
+        for resource in data_tags.values()
+    )
