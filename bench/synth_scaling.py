@@ -50,7 +50,7 @@ def synth_seconds(count: int, workdir: Path) -> float:
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
     started = time.perf_counter()
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - started
@@ -63,7 +63,9 @@ def synth_seconds(count: int, workdir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is reported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +75,8 @@ def main() -> None:
         for count in SIZES:
             runs = [synth_seconds(count, workdir) for _ in range(args.repeat)]
             results[count] = statistics.median(runs)
-            print(f"{count:>3} listing(s): {results[count]:6.2f} s  ({results[count] / count:5.2f} s per listing)")
+            seconds = results[count]
+            print(f"{count:>3} listing(s): {seconds:6.2f} s  ({seconds / count:5.2f} s per listing)")
     print(f"ratio 50/1: {results[50] / results[1]:.2f}  (goal <= 1.5)")
     print(f"ratio 10/1: {results[10] / results[1]:.2f}")
 

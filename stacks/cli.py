@@ -252,7 +252,7 @@ def plan(selection: Selection) -> None:
 
 def run_local(selection: Selection, port: int | None) -> None:
     try:
-        from local import run as local_run  # type: ignore[attr-defined]
+        from local import run as local_run
     except ImportError:
         raise CliError("local mode is not installed in this checkout", 1) from None
     local_run.main(selection.config_path, selection.paths, port=port)

@@ -51,6 +51,7 @@ class MarketplaceListingStack(Stack):
             "LEGACY_IDENTITY": "true" if listing.legacy else "false",
             "SUBSCRIBERS_TABLE": self.tables.subscribers.table_name,
             "METERING_TABLE": self.tables.usage_records.table_name,
+            "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
         }
         self.fulfillment = ListingFunction(
             self,
@@ -74,10 +75,7 @@ class MarketplaceListingStack(Stack):
             environment=environment,
             retain=retain,
         )
-        self.registration.allow(
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-            [self.tables.subscribers.table_arn],
-        )
+        self._grant_onboarding()
 
         self.api = ListingApi(
             self,
@@ -98,6 +96,16 @@ class MarketplaceListingStack(Stack):
         )
         self._tag(settings)
         self._outputs()
+
+    def _grant_onboarding(self) -> None:
+        tables = self.tables
+        # ResolveCustomer and GetEntitlements support no resource-level permissions.
+        self.fulfillment.allow(["aws-marketplace:ResolveCustomer"], ["*"])
+        self.fulfillment.allow(["dynamodb:PutItem"], [tables.pending_registrations.table_arn])
+        self.registration.allow(["dynamodb:GetItem"], [tables.pending_registrations.table_arn])
+        self.registration.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [tables.subscribers.table_arn])
+        if self.listing.pricing_model.has_entitlements:
+            self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
 
     def _tag(self, settings: DeploymentSettings) -> None:
         tags = {
@@ -129,6 +137,10 @@ class MarketplaceListingStack(Stack):
             "ApiUrl": (f"{self.website_url}{API_PATH}", "The registration API, on the page's own domain"),
             "SubscribersTableName": (self.tables.subscribers.table_name, "Registered buyers"),
             "MeteringTableName": (self.tables.usage_records.table_name, "Usage records and their metering"),
+            "RegistrationsTableName": (
+                self.tables.pending_registrations.table_name,
+                "Buyers between the fulfillment redirect and the registration form (expire after an hour)",
+            ),
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -28,6 +28,10 @@ class ListingNames:
     def metering_table(self) -> str:
         return f"{self.prefix}-metering-{self.path}"
 
+    @property
+    def registrations_table(self) -> str:
+        return f"{self.prefix}-registrations-{self.path}"
+
     def site_bucket(self, account: str) -> str:
         return f"{self.prefix}-{self.path}-{account}"
 

@@ -1,40 +1,112 @@
-"""Fulfillment endpoint: AWS Marketplace POSTs the buyer's browser here with a registration token.
+"""Fulfillment URL: AWS Marketplace sends the buyer's browser here by POST with a registration token.
 
-Customer resolution is not built yet, so the endpoint answers 501 with a JSON explanation. It never reads,
-logs or echoes the token.
+The token is resolved at once and goes no further: it is never logged, stored or put in a URL. The browser
+gets only a random pending-registration id in an HttpOnly cookie, and a 303 to the landing page.
+Reference: https://docs.aws.amazon.com/marketplace/latest/userguide/saas-product-customer-setup.html
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
-from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace_saas.http import error_response
+from marketplace_saas import pages
+from marketplace_saas.http import NO_STORE, html_response, media_type
+from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
+from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS, BadToken, ForeignProduct
+from marketplace_saas.session import registration_cookie
+from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.wiring import onboarding
 
-logger = Logger()
-tracer = Tracer()
+TOKEN_FIELD = "x-amzn-marketplace-token"  # noqa: S105 - a form field name, not a secret
+OFFER_TYPE_FIELD = "x-amzn-marketplace-offer-type"
+MAX_FORM_BYTES = 8192
+FORM = "application/x-www-form-urlencoded"
+
 app = APIGatewayRestResolver()
 
 
+def _failed(reason: str, status: HTTPStatus, title: str, *text: str, retry: bool = False) -> Response[str]:
+    metrics.add_metric(name=f"FulfillmentRejected{reason}", unit=MetricUnit.Count, value=1)
+    logger.info("fulfillment refused", extra={"reason": reason, "status": status.value})
+    headers = {"Retry-After": "30"} if retry else None
+    return html_response(status, pages.page(title, *text), headers)
+
+
+def _first(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
 @app.post("/marketplace/fulfillment")
-def fulfillment() -> Response[dict[str, str]]:
-    return error_response(
-        HTTPStatus.NOT_IMPLEMENTED,
-        "not_implemented",
-        "Account set-up is not available yet for this listing. Please try again later.",
+def fulfillment() -> Response[str]:
+    event = app.current_event
+    if media_type(event.get_header_value("content-type")) != FORM:
+        return _failed(
+            "ContentType",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "This address is for AWS Marketplace",
+            "AWS Marketplace sends buyers here with a form post. " + pages.START_AGAIN,
+        )
+    body = event.decoded_body or ""
+    if len(body.encode()) > MAX_FORM_BYTES:
+        return _failed(
+            "TooLarge", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large", pages.START_AGAIN
+        )
+    form = parse_qs(body, max_num_fields=20)
+    token = _first(form, TOKEN_FIELD)
+    offer_type = _first(form, OFFER_TYPE_FIELD)
+    try:
+        registration_id = onboarding().accept_buyer(token, offer_type)
+    except BadToken:
+        return _failed("NoToken", HTTPStatus.BAD_REQUEST, "This set-up link is incomplete", pages.START_AGAIN)
+    except TokenRejected as rejection:
+        title = (
+            "This set-up link has expired"
+            if rejection.reason == "expired"
+            else "This set-up link is not valid"
+        )
+        return _failed(rejection.reason.capitalize(), HTTPStatus.BAD_REQUEST, title, pages.START_AGAIN)
+    except ForeignProduct:
+        return _failed(
+            "ForeignProduct",
+            HTTPStatus.FORBIDDEN,
+            "This link belongs to another product",
+            "The subscription you arrived with is for a different product than this page serves. "
+            + pages.START_AGAIN,
+        )
+    except (MarketplaceUnavailable, StoreUnavailable) as error:
+        logger.warning("fulfillment unavailable", extra={"cause": str(error)})
+        return _failed(
+            "Unavailable",
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "We could not complete the set-up just now",
+            "AWS Marketplace or our service is busy. Please go back to AWS Marketplace and choose the set-up "
+            "button again in a minute; your subscription is safe.",
+            retry=True,
+        )
+    metrics.add_metric(name="BuyersArrived", unit=MetricUnit.Count, value=1)
+    logger.info("buyer arrived from AWS Marketplace", extra={"offerType": offer_type or "standard"})
+    return Response(
+        status_code=HTTPStatus.SEE_OTHER.value,
+        headers={"Location": "/", **NO_STORE},
+        cookies=[registration_cookie(registration_id, PENDING_REGISTRATION_SECONDS)],
     )
 
 
 @app.not_found
-def not_found(_: Exception) -> Response[dict[str, str]]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such route.")
+def not_found(_: Exception) -> Response[str]:
+    return html_response(HTTPStatus.NOT_FOUND, pages.page("Not found", "There is nothing at this address."))
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -1,35 +1,193 @@
-"""Registration API: `POST /api/register` and `GET /api/registration` behind the listing's distribution.
+"""Registration API behind the listing's distribution.
 
-Buyer onboarding is not built yet, so every route answers 501 with a JSON explanation rather than
-pretending to register anyone.
+    GET  /api/registration  the session's state, for the landing page
+    POST /api/register      the buyer's contact details, as JSON (the page) or a form post (no JavaScript)
+
+Errors are JSON `{"error": <code>, "message": <what is wrong and where>}` with the right status; a form post
+gets the same answers as small HTML pages. Bad input never writes anything and never produces a 5xx.
 """
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
-from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
-from marketplace_saas.http import error_response
+from marketplace_saas import pages
+from marketplace_saas.http import error_response, html_response, json_response, media_type
+from marketplace_saas.marketplace import MarketplaceUnavailable
+from marketplace_saas.models import RegistrationRequest, Subscriber
+from marketplace_saas.observability import logger, mask_email, metrics, tracer
+from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
+from marketplace_saas.session import registration_id_from
+from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.wiring import onboarding
 
-logger = Logger()
-tracer = Tracer()
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 16 * 1024
+FIELDS = {name: info.alias for name, info in RegistrationRequest.model_fields.items()}
+
 app = APIGatewayRestResolver()
 
-NOT_AVAILABLE = "Registration is not available yet for this listing."
+
+class BadRequest(Exception):
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
 
 
-@app.post("/api/register")
-def register() -> Response[dict[str, str]]:
-    return error_response(HTTPStatus.NOT_IMPLEMENTED, "not_implemented", NOT_AVAILABLE)
+def _session() -> str | None:
+    return registration_id_from(app.current_event.get_header_value("cookie"))
+
+
+def _registered_body(subscriber: Subscriber) -> dict[str, Any]:
+    return {"state": "registered", "subscriber": subscriber.public_view()}
 
 
 @app.get("/api/registration")
-def registration() -> Response[dict[str, str]]:
-    return error_response(HTTPStatus.NOT_IMPLEMENTED, "not_implemented", NOT_AVAILABLE)
+def registration() -> Response[dict[str, Any]]:
+    state = onboarding().state(_session())
+    if state.subscriber is not None:
+        return json_response(HTTPStatus.OK, _registered_body(state.subscriber))
+    return json_response(HTTPStatus.OK, {"state": "unregistered", "offerType": state.pending.offer_type})
+
+
+def _parse_body() -> tuple[dict[str, Any], bool]:
+    """The submitted fields, and whether they came as a plain form post."""
+    event = app.current_event
+    kind = media_type(event.get_header_value("content-type"))
+    if kind not in (JSON, FORM):
+        raise BadRequest(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            f"Content-Type must be {JSON} or {FORM}, not {kind or 'missing'}",
+        )
+    raw = event.decoded_body or ""
+    if len(raw.encode()) > MAX_BODY_BYTES:
+        raise BadRequest(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
+        )
+    if kind == FORM:
+        form = parse_qs(raw, keep_blank_values=True, max_num_fields=50)
+        return {key: values[-1] for key, values in form.items()}, True
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise BadRequest(
+            HTTPStatus.BAD_REQUEST, "invalid_json", f"the body is not valid JSON ({error})"
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest(HTTPStatus.BAD_REQUEST, "invalid_json", "the body must be a JSON object")
+    return data, False
+
+
+def _validate(data: dict[str, Any]) -> RegistrationRequest:
+    try:
+        return RegistrationRequest.model_validate(data)
+    except ValidationError as error:
+        fields: dict[str, str] = {}
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else "body"
+            if item["type"] == "extra_forbidden":
+                fields[name] = "is not a field of the registration form"
+            elif item["type"] == "missing":
+                fields[name] = "is required"
+            elif item["type"] == "string_type":
+                fields[name] = "must be text"
+            else:
+                fields.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
+        message = "; ".join(f"{name}: {text}" for name, text in fields.items())
+        raise BadRequest(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fields", message, fields) from None
+
+
+@app.post("/api/register")
+def register() -> Response[Any]:
+    as_form = False
+    try:
+        data, as_form = _parse_body()
+        request = _validate(data)
+        created, subscriber = onboarding().register(_session(), request)
+    except BadRequest as problem:
+        metrics.add_metric(
+            name=f"RegistrationRejected{problem.code.title().replace('_', '')}",
+            unit=MetricUnit.Count,
+            value=1,
+        )
+        if as_form:
+            if problem.fields:
+                return html_response(
+                    problem.status, pages.field_errors("Please check the form", problem.fields)
+                )
+            return html_response(
+                problem.status, pages.page("We could not register you", problem.message, link=("/", "Back"))
+            )
+        extra = {"fields": problem.fields} if problem.fields else {}
+        return error_response(problem.status, problem.code, problem.message, **extra)
+    except NoPendingRegistration:
+        if as_form:
+            return html_response(
+                HTTPStatus.UNAUTHORIZED, pages.page("Your set-up link has expired", pages.START_AGAIN)
+            )
+        raise
+    status = HTTPStatus.CREATED if created else HTTPStatus.OK
+    if created:
+        metrics.add_metric(name="Registrations", unit=MetricUnit.Count, value=1)
+        logger.info("buyer registered", extra={"contactEmail": mask_email(subscriber.contact_email)})
+    if as_form:
+        return html_response(
+            status,
+            pages.page(
+                "You are registered",
+                f"Thank you. {subscriber.company_name} is registered; we will contact "
+                f"{subscriber.contact_email} when your account is ready.",
+            ),
+        )
+    return json_response(status, _registered_body(subscriber))
+
+
+@app.exception_handler(NoPendingRegistration)
+def no_registration(_: Exception) -> Response[dict[str, Any]]:
+    metrics.add_metric(name="RegistrationRejectedNoSession", unit=MetricUnit.Count, value=1)
+    return error_response(
+        HTTPStatus.UNAUTHORIZED,
+        "no_registration",
+        "There is no registration in progress in this browser. Start again from AWS Marketplace: open the "
+        "product's page and choose the set-up button.",
+    )
+
+
+@app.exception_handler(RegisteredWithOtherDetails)
+def registered_differently(_: Exception) -> Response[dict[str, Any]]:
+    return error_response(
+        HTTPStatus.CONFLICT,
+        "already_registered",
+        "This AWS account is already registered for this product with other contact details. "
+        "Contact support to change them.",
+    )
+
+
+@app.exception_handler(MarketplaceUnavailable)
+@app.exception_handler(StoreUnavailable)
+def unavailable(error: Exception) -> Response[dict[str, Any]]:
+    logger.warning("registration unavailable", extra={"cause": str(error)})
+    metrics.add_metric(name="RegistrationUnavailable", unit=MetricUnit.Count, value=1)
+    response = error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "The service is busy; please try again in a minute."
+    )
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 @app.not_found
@@ -38,6 +196,7 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -77,8 +77,9 @@ class ListingFunction(Construct):
             self.role,
             {
                 "AwsSolutions-IAM5[Resource::*]": (
-                    "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
-                    "permissions, so active tracing needs Resource '*'; every other statement names its ARN."
+                    "Only for actions that support no resource-level permissions: X-Ray's "
+                    "PutTraceSegments/PutTelemetryRecords and the AWS Marketplace APIs (ResolveCustomer, "
+                    "GetEntitlements, BatchMeterUsage); every other statement names its ARN."
                 )
             },
         )

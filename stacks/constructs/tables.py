@@ -24,6 +24,9 @@ PENDING_USAGE_INDEX = "pendingByHour"
 PENDING_USAGE_PARTITION_KEY = "pendingPartition"
 PENDING_USAGE_SORT_KEY = "usageHour"
 
+# A buyer between the fulfillment redirect and the form: keyed by a hash of the cookie's random id.
+REGISTRATION_PARTITION_KEY = "registrationKey"
+
 TTL_ATTRIBUTE = "expiresAt"
 
 
@@ -35,6 +38,9 @@ class ListingTables(Construct):
         self._retain = retain
         self.subscribers = self._build_subscribers_table(names)
         self.usage_records = self._build_usage_records_table(names)
+        self.pending_registrations = self._build_table(
+            "PendingRegistrations", names.registrations_table, keys=(REGISTRATION_PARTITION_KEY, None)
+        )
 
     def _build_subscribers_table(self, names: ListingNames) -> dynamodb.TableV2:
         return self._build_table(
@@ -66,8 +72,8 @@ class ListingTables(Construct):
         construct_id: str,
         table_name: str,
         *,
-        keys: tuple[str, str],
-        index: dynamodb.GlobalSecondaryIndexPropsV2,
+        keys: tuple[str, str | None],
+        index: dynamodb.GlobalSecondaryIndexPropsV2 | None = None,
     ) -> dynamodb.TableV2:
         partition_key, sort_key = keys
         return dynamodb.TableV2(
@@ -75,8 +81,8 @@ class ListingTables(Construct):
             construct_id,
             table_name=table_name,
             partition_key=_string(partition_key),
-            sort_key=_string(sort_key),
-            global_secondary_indexes=[index],
+            sort_key=_string(sort_key) if sort_key else None,
+            global_secondary_indexes=[index] if index else None,
             billing=dynamodb.Billing.on_demand(),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -304,28 +304,58 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [actions] if isinstance(actions, str) else actions
 
 
-def test_registration_role_may_only_touch_its_own_subscribers_table(two_listings: Synthesized) -> None:
-    statements = _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-RegistrationHandler")
-    table_id = next(
+def _table_id(synthesized: Synthesized, stack: str, name: str) -> str:
+    return next(
         key
-        for key, table in two_listings.resources(AI, "AWS::DynamoDB::GlobalTable").items()
-        if table["Properties"]["TableName"] == "codio-marketplace-subscribers-ai-skills"
+        for key, table in synthesized.resources(stack, "AWS::DynamoDB::GlobalTable").items()
+        if table["Properties"]["TableName"] == name
     )
-    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
-    assert len(dynamodb) == 1
-    assert sorted(_actions(dynamodb[0])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-    assert dynamodb[0]["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
-    services = {action.split(":")[0] for statement in statements for action in _actions(statement)}
-    assert services == {"dynamodb", "logs", "xray"}
+
+
+def _grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """action → the resources it is allowed on, as JSON strings."""
+    grants: dict[str, set[str]] = {}
     for statement in statements:
-        if statement["Resource"] == "*":
-            assert {a.split(":")[0] for a in _actions(statement)} == {"xray"}
+        assert statement["Effect"] == "Allow"
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for action in _actions(statement):
+            grants.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
+    return grants
 
 
-def test_fulfillment_role_has_no_table_access_yet(two_listings: Synthesized) -> None:
-    statements = _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-FulfillmentHandler")
-    services = {action.split(":")[0] for statement in statements for action in _actions(statement)}
-    assert services == {"logs", "xray"}
+def test_registration_role_may_only_touch_its_own_tables(two_listings: Synthesized) -> None:
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-RegistrationHandler"))
+    subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
+    pending = _table_id(two_listings, AI, "codio-marketplace-registrations-ai-skills")
+    arn = lambda logical_id: json.dumps({"Fn::GetAtt": [logical_id, "Arn"]})  # noqa: E731
+    assert grants["dynamodb:GetItem"] == {arn(subscribers), arn(pending)}
+    assert grants["dynamodb:UpdateItem"] == {arn(subscribers)}
+    assert not {"dynamodb:PutItem", "dynamodb:Scan", "dynamodb:DeleteItem"} & grants.keys()
+    # a subscription listing has no entitlements to fetch
+    assert "aws-marketplace:GetEntitlements" not in grants
+    assert {action.split(":")[0] for action in grants} == {"dynamodb", "logs", "xray"}
+
+
+def test_contract_listing_may_fetch_entitlements(two_listings: Synthesized) -> None:
+    grants = _grants(
+        _statements_of_role(two_listings, DATA, "CodioMarketplace-data-analytics-RegistrationHandler")
+    )
+    assert grants["aws-marketplace:GetEntitlements"] == {'"*"'}
+
+
+def test_fulfillment_role_may_resolve_buyers_and_write_pending_registrations_only(
+    two_listings: Synthesized,
+) -> None:
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-FulfillmentHandler"))
+    pending = _table_id(two_listings, AI, "codio-marketplace-registrations-ai-skills")
+    assert grants["aws-marketplace:ResolveCustomer"] == {'"*"'}
+    assert grants["dynamodb:PutItem"] == {json.dumps({"Fn::GetAtt": [pending, "Arn"]})}
+    assert {action for action in grants if action.startswith("dynamodb:")} == {"dynamodb:PutItem"}
+    for action, resources in grants.items():
+        if '"*"' in resources:
+            assert action.startswith(("xray:", "aws-marketplace:")), action
 
 
 # --- outputs and tags --------------------------------------------------------------------------------

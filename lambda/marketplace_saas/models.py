@@ -1,0 +1,101 @@
+"""What the onboarding endpoints accept and store."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+# Anything below U+0020, DEL and the C1 range, plus line/paragraph separators: never valid in a form field.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# E.164-ish, with the spacing people type: "+1 (555) 010-2030", "+44 20 7946 0958".
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{5,30}$")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters or line breaks")
+    if value != value.strip():
+        raise ValueError("must not start or end with spaces")
+    return value
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.match(value) or sum(ch.isdigit() for ch in value) < 6:
+        raise ValueError("enter a phone number with country code, e.g. +1 555 010 2030")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+
+
+class RegistrationRequest(BaseModel):
+    """The buyer's contact details from the landing page's form (stored as given, escaped when shown)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    company_name: Text = Field(alias="companyName", min_length=1, max_length=200)
+    contact_person: Text = Field(alias="contactPerson", min_length=1, max_length=200)
+    contact_email: EmailStr = Field(alias="contactEmail", max_length=254)
+    contact_phone: Annotated[Text, AfterValidator(_phone)] = Field(alias="contactPhone", max_length=32)
+
+
+SubscriberStatus = Literal["pending", "active", "cancel-pending", "cancelled", "failed"]
+
+
+@dataclass(frozen=True)
+class BuyerIdentity:
+    """Who AWS Marketplace says the buyer is: only identifiers ResolveCustomer just returned."""
+
+    customer_aws_account_id: str
+    product_code: str
+    license_arn: str | None
+    customer_identifier: str | None
+
+    def subscription_key(self, legacy: bool) -> str:
+        """The subscriber's sort key: LicenseArn, or the product code for legacy listings."""
+        if legacy or not self.license_arn:
+            return self.product_code
+        return self.license_arn
+
+
+@dataclass(frozen=True)
+class PendingRegistration:
+    """A buyer who arrived through the fulfillment URL and has not (yet) registered."""
+
+    identity: BuyerIdentity
+    offer_type: str | None
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    identity: BuyerIdentity
+    company_name: str
+    contact_person: str
+    contact_email: str
+    contact_phone: str
+    registration_date: str
+    status: SubscriberStatus
+    offer_type: str | None
+    entitlements: list[dict[str, Any]] = field(default_factory=list)
+
+    def same_contact_details(self, request: RegistrationRequest) -> bool:
+        return (
+            self.company_name == request.company_name
+            and self.contact_person == request.contact_person
+            and self.contact_email == str(request.contact_email)
+            and self.contact_phone == request.contact_phone
+        )
+
+    def public_view(self) -> dict[str, Any]:
+        """What the landing page may show the buyer about their own registration."""
+        return {
+            "companyName": self.company_name,
+            "contactPerson": self.contact_person,
+            "contactEmail": self.contact_email,
+            "status": self.status,
+            "registrationDate": self.registration_date,
+        }

@@ -1,0 +1,15 @@
+"""Module-level Powertools objects shared by the handlers, and helpers that keep personal data out of logs."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def mask_email(email: str) -> str:
+    """`jane.doe@example.com` → `j***@example.com`: enough to correlate, not enough to contact."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"

@@ -1,0 +1,48 @@
+"""The listing a function serves, read once from the environment its stack gives it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+# The Marketplace Metering and Entitlement APIs for SaaS are called in us-east-1, whatever region the
+# listing's stack is in (MARKETPLACE.md, "Identity of a buyer").
+MARKETPLACE_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ListingSettings:
+    listing_path: str
+    product_code: str
+    pricing_model: str
+    legacy_identity: bool
+    subscribers_table: str
+    registrations_table: str
+
+    @property
+    def has_entitlements(self) -> bool:
+        return self.pricing_model in ("contract", "contract-with-consumption")
+
+
+class MissingSetting(RuntimeError):
+    pass
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise MissingSetting(f"environment variable {name} is not set; the function's stack sets it")
+    return value
+
+
+@cache
+def listing_settings() -> ListingSettings:
+    return ListingSettings(
+        listing_path=_required("LISTING_PATH"),
+        product_code=_required("PRODUCT_CODE"),
+        pricing_model=_required("PRICING_MODEL"),
+        legacy_identity=_required("LEGACY_IDENTITY") == "true",
+        subscribers_table=_required("SUBSCRIBERS_TABLE"),
+        registrations_table=_required("REGISTRATIONS_TABLE"),
+    )

@@ -1,0 +1,175 @@
+"""Data access: pending registrations and subscribers, each in the listing's own DynamoDB table.
+
+Key names are the ones `stacks/constructs/tables.py` gives the tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from marketplace_saas.models import BuyerIdentity, PendingRegistration, Subscriber
+
+# 32 random bytes → 43 URL-safe characters: 256 bits, far above the 128 the session id needs.
+REGISTRATION_ID_BYTES = 32
+_REGISTRATION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB failed after the SDK's retries."""
+
+
+def _registration_key(registration_id: str) -> str:
+    # Only a hash of the id is stored: reading the table does not give anyone a usable session.
+    return hashlib.sha256(registration_id.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class PendingRegistrations:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def create(self, identity: BuyerIdentity, offer_type: str | None, expires_at: int) -> str:
+        registration_id = secrets.token_urlsafe(REGISTRATION_ID_BYTES)
+        item: dict[str, Any] = {
+            "registrationKey": _registration_key(registration_id),
+            "customerAWSAccountId": identity.customer_aws_account_id,
+            "productCode": identity.product_code,
+            "expiresAt": expires_at,
+        }
+        if identity.license_arn:
+            item["licenseArn"] = identity.license_arn
+        if identity.customer_identifier:
+            item["customerIdentifier"] = identity.customer_identifier
+        if offer_type:
+            item["offerType"] = offer_type
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(registrationKey)")
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        return registration_id
+
+    def get(self, registration_id: str | None, now: int) -> PendingRegistration | None:
+        if not registration_id or not _REGISTRATION_ID.match(registration_id):
+            return None
+        try:
+            item = self._table.get_item(
+                Key={"registrationKey": _registration_key(registration_id)}, ConsistentRead=True
+            ).get("Item")
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        # DynamoDB deletes expired items eventually, not at once: the expiry is checked here.
+        if item is None or int(item["expiresAt"]) <= now:
+            return None
+        return PendingRegistration(
+            identity=BuyerIdentity(
+                customer_aws_account_id=item["customerAWSAccountId"],
+                product_code=item["productCode"],
+                license_arn=item.get("licenseArn"),
+                customer_identifier=item.get("customerIdentifier"),
+            ),
+            offer_type=item.get("offerType"),
+            expires_at=int(item["expiresAt"]),
+        )
+
+
+class Subscribers:
+    def __init__(self, table: Any, *, legacy: bool) -> None:
+        self._table = table
+        self._legacy = legacy
+
+    def _key(self, identity: BuyerIdentity) -> dict[str, str]:
+        return {
+            "customerAWSAccountId": identity.customer_aws_account_id,
+            "subscriptionKey": identity.subscription_key(self._legacy),
+        }
+
+    def get(self, identity: BuyerIdentity) -> Subscriber | None:
+        try:
+            item = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get("Item")
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        if item is None or "registrationDate" not in item:
+            return None  # no registration yet (a lifecycle event may have recorded a status already)
+        return _subscriber(identity, item)
+
+    def register(self, subscriber: Subscriber) -> Subscriber | None:
+        """Record the registration unless one exists; returns the stored subscriber, or None if it existed.
+
+        An update rather than a put: a subscription event may have created the item (with its status)
+        before the buyer registered, and that status must survive.
+        """
+        identity = subscriber.identity
+        values: dict[str, Any] = {
+            ":companyName": subscriber.company_name,
+            ":contactPerson": subscriber.contact_person,
+            ":contactEmail": subscriber.contact_email,
+            ":contactPhone": subscriber.contact_phone,
+            ":registrationDate": subscriber.registration_date,
+            ":productCode": identity.product_code,
+            ":pending": subscriber.status,
+            ":entitlements": subscriber.entitlements,
+            ":freeTrial": subscriber.offer_type == "free-trial",
+        }
+        assignments = [
+            "companyName = :companyName",
+            "contactPerson = :contactPerson",
+            "contactEmail = :contactEmail",
+            "contactPhone = :contactPhone",
+            "registrationDate = :registrationDate",
+            "productCode = :productCode",
+            "#status = if_not_exists(#status, :pending)",
+            "entitlements = :entitlements",
+            "freeTrial = :freeTrial",
+        ]
+        optional = {
+            "licenseArn": identity.license_arn,
+            "customerIdentifier": identity.customer_identifier,
+            "offerType": subscriber.offer_type,
+        }
+        for name, value in optional.items():
+            if value:
+                values[f":{name}"] = value
+                assignments.append(f"{name} = :{name}")
+        try:
+            result = self._table.update_item(
+                Key=self._key(identity),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression="attribute_not_exists(registrationDate)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        return _subscriber(identity, result["Attributes"])
+
+
+def _subscriber(identity: BuyerIdentity, item: dict[str, Any]) -> Subscriber:
+    return Subscriber(
+        identity=identity,
+        company_name=item["companyName"],
+        contact_person=item["contactPerson"],
+        contact_email=item["contactEmail"],
+        contact_phone=item["contactPhone"],
+        registration_date=item["registrationDate"],
+        status=item.get("status", "pending"),
+        offer_type=item.get("offerType"),
+        entitlements=_plain(item.get("entitlements", [])),
+    )

@@ -1,0 +1,36 @@
+"""Builds the onboarding service from the function's environment, once per execution environment.
+
+Clients are created on first use rather than at import, so a cold start pays only for what it needs.
+Tests replace the whole service with `use(...)`.
+"""
+
+from __future__ import annotations
+
+import boto3
+
+from marketplace_saas.marketplace import MarketplaceClient
+from marketplace_saas.onboarding import Onboarding
+from marketplace_saas.settings import listing_settings
+from marketplace_saas.store import PendingRegistrations, Subscribers
+
+_onboarding: Onboarding | None = None
+
+
+def onboarding() -> Onboarding:
+    global _onboarding
+    if _onboarding is None:
+        settings = listing_settings()
+        dynamodb = boto3.resource("dynamodb")
+        _onboarding = Onboarding(
+            settings,
+            MarketplaceClient.from_environment(),
+            PendingRegistrations(dynamodb.Table(settings.registrations_table)),
+            Subscribers(dynamodb.Table(settings.subscribers_table), legacy=settings.legacy_identity),
+        )
+    return _onboarding
+
+
+def use(service: Onboarding | None) -> None:
+    """Replace (or with None, reset) the service the handlers use."""
+    global _onboarding
+    _onboarding = service

@@ -1,0 +1,325 @@
+"""Plays CloudFront + API Gateway + Lambda for one listing on 127.0.0.1.
+
+It serves the listing's `site/` with its generated `config.json` and the security headers of the stack's
+response headers policy, and turns every request for an API route of the template into an API Gateway
+REST proxy event for the real handler, called in this process with the environment the template gives
+that function. AWS calls from the handler reach loopback only through `AWS_ENDPOINT_URL_<SERVICE>`.
+
+Run by `local.run` as one process per listing: `python -m local.gateway --spec FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import json
+import mimetypes
+import os
+import signal
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from local.stack_template import ListingTemplate, Route, load
+
+# API Gateway's own limit on a request payload.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+STAGE = "live"
+TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-www-form-urlencoded")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools and handlers read from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str
+    invoked_function_arn: str
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """What `local.run` hands each gateway process."""
+
+    listing_path: str
+    port: int
+    template: Path
+    site_root: Path
+    page_config: dict[str, Any]
+    aws_environment: dict[str, str]
+
+    @classmethod
+    def read(cls, file: Path) -> GatewaySpec:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return cls(
+            listing_path=data["listingPath"],
+            port=int(data["port"]),
+            template=Path(data["template"]),
+            site_root=Path(data["siteRoot"]),
+            page_config=data["pageConfig"],
+            aws_environment=data["awsEnvironment"],
+        )
+
+    def write(self, file: Path) -> None:
+        file.write_text(
+            json.dumps(
+                {
+                    "listingPath": self.listing_path,
+                    "port": self.port,
+                    "template": str(self.template),
+                    "siteRoot": str(self.site_root),
+                    "pageConfig": self.page_config,
+                    "awsEnvironment": self.aws_environment,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+
+
+class Gateway:
+    def __init__(self, spec: GatewaySpec, template: ListingTemplate) -> None:
+        self.spec = spec
+        self.template = template
+        self.routes = {(route.method, route.path): route for route in template.routes}
+        self._handlers: dict[str, Handler] = {}
+        environments = {route.function.logical_id: route.function.environment for route in template.routes}
+        merged: dict[str, str] = {}
+        for environment in environments.values():
+            for key, value in environment.items():
+                if merged.setdefault(key, value) != value:
+                    # One process hosts all of a listing's functions, so they must agree on shared names.
+                    raise SystemExit(f"functions disagree on environment variable {key}")
+        os.environ.update(merged)
+        os.environ.update(spec.aws_environment)
+
+    def handler(self, route: Route) -> Handler:
+        name = route.function.handler
+        if name not in self._handlers:
+            module_name, _, attribute = name.rpartition(".")
+            module = importlib.import_module(module_name)
+            self._handlers[name] = getattr(module, attribute)
+        return self._handlers[name]
+
+    def proxy_event(
+        self, route: Route, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> dict[str, Any]:
+        url = urlsplit(target)
+        query = parse_qsl(url.query, keep_blank_values=True)
+        content_type = headers.get("Content-Type", headers.get("content-type", ""))
+        is_text = not body or content_type.startswith(TEXT_TYPES)
+        multi_query: dict[str, list[str]] = {}
+        for key, value in query:
+            multi_query.setdefault(key, []).append(value)
+        request_id = str(uuid.uuid4())
+        return {
+            "resource": route.path,
+            "path": url.path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {key: [value] for key, value in headers.items()},
+            "queryStringParameters": {key: values[-1] for key, values in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": f"/{STAGE}{url.path}",
+                "stage": STAGE,
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "requestTimeEpoch": int(time.time() * 1000),
+                "protocol": "HTTP/1.1",
+                "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
+                "accountId": "000000000000",
+                "apiId": "local",
+                "domainName": headers.get("Host", "localhost"),
+            },
+            "body": (body.decode("utf-8") if is_text else base64.b64encode(body).decode()) if body else None,
+            "isBase64Encoded": bool(body) and not is_text,
+        }
+
+    def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
+        function = route.function
+        context = LambdaContext(
+            function_name=function.name,
+            memory_limit_in_mb=function.memory_mb,
+            timeout_seconds=function.timeout_seconds,
+            aws_request_id=event["requestContext"]["requestId"],
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}",
+            log_group_name=f"/aws/lambda/{function.name}",
+        )
+        return self.handler(route)(event, context)
+
+
+def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    site_root = gateway.spec.site_root.resolve()
+    page_config = json.dumps(gateway.spec.page_config).encode()
+
+    class RequestHandler(BaseHTTPRequestHandler):
+        server_version = "local-gateway"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Access log without query strings: they are never needed and may carry data.
+            path = urlsplit(self.path).path
+            sys.stderr.write(
+                f"[{gateway.spec.listing_path}] {self.command} {path} {args[1] if len(args) > 1 else ''}\n"
+            )
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | list[tuple[str, str]]) -> None:
+            self.send_response(status)
+            items = headers.items() if isinstance(headers, dict) else headers
+            for key, value in items:
+                self.send_header(key, value)
+            for key, value in gateway.template.security_headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json_error(self, status: HTTPStatus, code: str, message: str) -> None:
+            body = json.dumps({"error": code, "message": message}).encode()
+            self._send(status, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+        def _route(self) -> Route | None:
+            path = urlsplit(self.path).path
+            return gateway.routes.get((self.command, path))
+
+        def _is_api_path(self) -> bool:
+            path = urlsplit(self.path).path
+            return path.startswith(("/api/", "/marketplace/"))
+
+        def _api(self) -> None:
+            route = self._route()
+            if route is None:
+                # API Gateway answers an unknown method or resource with 403 "Missing Authentication Token".
+                self._json_error(
+                    HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
+                )
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long")
+                return
+            body = self.rfile.read(length) if length else b""
+            headers = dict(self.headers.items())
+            missing = [
+                name for name in route.required_headers if name.lower() not in {h.lower() for h in headers}
+            ]
+            if missing:
+                self._json_error(
+                    HTTPStatus.BAD_REQUEST,
+                    "BAD_REQUEST_PARAMETERS",
+                    f"Missing required request parameters: [{', '.join(missing)}]",
+                )
+                return
+            event = gateway.proxy_event(route, self.command, self.path, headers, body, self.client_address[0])
+            try:
+                result = gateway.invoke(route, event)
+                status = int(result.get("statusCode", 200))
+                raw = result.get("body") or ""
+                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+                response_headers: list[tuple[str, str]] = list((result.get("headers") or {}).items())
+                for key, values in (result.get("multiValueHeaders") or {}).items():
+                    response_headers += [
+                        (key, value) for value in values if (key, value) not in response_headers
+                    ]
+            except Exception:
+                traceback.print_exc()
+                self._json_error(HTTPStatus.BAD_GATEWAY, "INTERNAL_SERVER_ERROR", "Internal server error")
+                return
+            self._send(status, payload, response_headers)
+
+        def _static(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/config.json":
+                self._send(
+                    200, page_config, {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+                )
+                return
+            relative = "index.html" if path in ("", "/") else path.lstrip("/")
+            file = (site_root / relative).resolve()
+            if not file.is_relative_to(site_root) or not file.is_file():
+                not_found = site_root / "404.html"
+                body = not_found.read_bytes() if not_found.is_file() else b"Not found"
+                self._send(404, body, {"Content-Type": "text/html; charset=utf-8"})
+                return
+            content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            if content_type.startswith("text/") or content_type in (
+                "application/javascript",
+                "image/svg+xml",
+            ):
+                content_type += "; charset=utf-8"
+            self._send(200, file.read_bytes(), {"Content-Type": content_type, "Cache-Control": "no-cache"})
+
+        def do_GET(self) -> None:
+            self._api() if self._is_api_path() else self._static()
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_POST(self) -> None:
+            if self._is_api_path():
+                self._api()
+            else:
+                # CloudFront's default behaviour allows only GET, HEAD and OPTIONS on the page.
+                self._json_error(
+                    HTTPStatus.FORBIDDEN, "METHOD_NOT_ALLOWED", "This distribution does not accept POST here"
+                )
+
+        do_PUT = do_DELETE = do_PATCH = do_POST
+
+    return RequestHandler
+
+
+def serve(spec: GatewaySpec) -> None:
+    gateway = Gateway(spec, load(spec.template))
+    server = ThreadingHTTPServer(("127.0.0.1", spec.port), make_request_handler(gateway))
+    server.daemon_threads = True
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="One listing's local CloudFront + API Gateway + Lambda")
+    parser.add_argument("--spec", type=Path, required=True, help="the JSON file local.run wrote")
+    args = parser.parse_args()
+    serve(GatewaySpec.read(args.spec))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""`./deploy-marketplace.sh --local`: every enabled listing's stack on this machine, no AWS account.
+
+    synthesize (the same templates a deploy uses) → moto's server (DynamoDB and the other AWS services)
+    → the Marketplace emulator, seeded from the config → tables created from the templates
+    → one gateway process per listing (CloudFront + API Gateway + Lambda) → URLs and .local/endpoints.json
+
+Everything binds to 127.0.0.1. Ctrl-C or SIGTERM stops every process this started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+
+from local.gateway import GatewaySpec
+from local.stack_template import ListingTemplate, load
+from stacks.config import MarketplaceConfig, load_config
+from stacks.listing_stack import page_config
+from stacks.naming import ListingNames
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = PROJECT_ROOT / ".local"
+DEFAULT_PORT = 8300
+STARTUP_TIMEOUT_SECONDS = 30
+# Local AWS services answer to any credentials; these keep a seller's real ones out of local mode.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+}
+MOTO_SERVICES = ("DYNAMODB", "SQS", "EVENTBRIDGE", "SNS", "S3", "STS", "CLOUDWATCH", "SCHEDULER")
+MARKETPLACE_SERVICES = ("MARKETPLACE_METERING", "MARKETPLACE_ENTITLEMENT_SERVICE")
+
+
+class LocalModeError(Exception):
+    """Local mode cannot start; the message says why and what to do."""
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Processes:
+    """Every child process local mode started, stopped together."""
+
+    running: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, command: Sequence[str], env: dict[str, str], log: IO[bytes]) -> None:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            list(command),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.running.append((name, process))
+
+    def check(self) -> None:
+        for name, process in self.running:
+            if process.poll() is not None:
+                raise LocalModeError(
+                    f"{name} stopped unexpectedly (exit code {process.returncode}); see .local/*.log"
+                )
+
+    def stop(self) -> None:
+        for _, process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 5
+        for _, process in self.running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.running.clear()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise LocalModeError(
+                f"port {port} (for {what}) is already in use on 127.0.0.1; choose other ports with --port N "
+                f"(listings use N, N+1, ...)"
+            ) from None
+
+
+def wait_until_up(url: str, name: str, processes: Processes) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        processes.check()
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback URL
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise LocalModeError(f"{name} did not start within {STARTUP_TIMEOUT_SECONDS}s; see .local/*.log")
+
+
+@contextlib.contextmanager
+def single_instance() -> Iterator[None]:
+    STATE_DIR.mkdir(exist_ok=True)
+    lock_file = (STATE_DIR / "run.lock").open("a+")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        owner = lock_file.read().strip() or "unknown"
+        lock_file.close()
+        raise LocalModeError(
+            f"local mode is already running (process {owner}); stop it with Ctrl-C, or use its URLs in "
+            ".local/endpoints.json"
+        ) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(str(os.getpid()))
+    lock_file.flush()
+    try:
+        yield
+    finally:
+        (STATE_DIR / "endpoints.json").unlink(missing_ok=True)
+        lock_file.close()
+
+
+def synthesize(config: MarketplaceConfig, paths: Sequence[str]) -> dict[str, ListingTemplate]:
+    """The same templates a deploy uses (without building the Lambda bundle: handlers run from source)."""
+    from aws_cdk import App
+
+    from stacks.app_builder import build_app
+
+    say("Synthesizing the listing stacks")
+    outdir = STATE_DIR / "cdk.out"
+    flags = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    app = App(outdir=str(outdir), context={**flags, "aws:cdk:bundling-stacks": []})
+    _, stacks = build_app(config, only_paths=paths, account="000000000000", app=app)
+    app.synth()
+    return {stack.listing.path: load(outdir / f"{stack.stack_name}.template.json") for stack in stacks}
+
+
+def local_aws_environment(region: str, moto_url: str, emulator_url: str) -> dict[str, str]:
+    env = {
+        **LOCAL_CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # No X-Ray daemon runs locally.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_XRAY_SDK_ENABLED": "false",
+    }
+    env.update({f"AWS_ENDPOINT_URL_{service}": moto_url for service in MOTO_SERVICES})
+    env.update({f"AWS_ENDPOINT_URL_{service}": emulator_url for service in MARKETPLACE_SERVICES})
+    return env
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "lambda")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def create_tables(templates: dict[str, ListingTemplate], aws_env: dict[str, str]) -> None:
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name=aws_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+    )
+    for template in templates.values():
+        for table in template.tables:
+            dynamodb.create_table(**table.create_request)
+            if table.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=table.create_request["TableName"],
+                    TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
+                )
+
+
+def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[str]) -> None:
+    for listing in config.enabled_listings:
+        if listing.path not in paths:
+            continue
+        body = json.dumps(
+            {
+                "productCode": listing.product_code,
+                "dimensions": [dimension.name for dimension in listing.dimensions],
+                "pricingModel": listing.pricing_model.value,
+                "legacy": listing.legacy,
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - our own loopback URL
+            f"{emulator_url}/_emulator/products",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            pass
+
+
+def run(config_path: Path, paths: Sequence[str], port: int | None) -> None:
+    config = load_config(config_path)
+    first_port = port or DEFAULT_PORT
+    ports = {path: first_port + index for index, path in enumerate(paths)}
+    for path, listing_port in ports.items():
+        ensure_port_free(listing_port, f"listing {path}")
+    region = config.deployment_settings.region
+
+    with single_instance():
+        templates = synthesize(config, paths)
+        processes = Processes()
+        logs: list[IO[bytes]] = []
+
+        def log(name: str) -> IO[bytes]:
+            handle = (STATE_DIR / f"{name}.log").open("wb")
+            logs.append(handle)
+            return handle
+
+        def on_terminate(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_terminate)
+        try:
+            moto_port, emulator_port = free_port(), free_port()
+            moto_url = f"http://127.0.0.1:{moto_port}"
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            say(f"Starting the local AWS services (moto) on {moto_url}")
+            base_env = child_environment(LOCAL_CREDENTIALS | {"AWS_DEFAULT_REGION": region})
+            processes.start(
+                "moto",
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                base_env,
+                log("moto"),
+            )
+            say(f"Starting the AWS Marketplace emulator on {emulator_url}")
+            processes.start(
+                "the Marketplace emulator",
+                [
+                    sys.executable,
+                    "-m",
+                    "local.marketplace_emulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(emulator_port),
+                    "--eventbridge-endpoint",
+                    moto_url,
+                    "--sns-endpoint",
+                    moto_url,
+                ],
+                base_env,
+                log("emulator"),
+            )
+            wait_until_up(f"{moto_url}/moto-api/", "moto", processes)
+            wait_until_up(f"{emulator_url}/_emulator/health", "the Marketplace emulator", processes)
+            aws_env = local_aws_environment(region, moto_url, emulator_url)
+            say("Creating the tables from the templates")
+            create_tables(templates, aws_env)
+            seed_emulator(emulator_url, config, paths)
+
+            endpoints: dict[str, Any] = {
+                "emulator": {"url": emulator_url},
+                "aws": {"url": moto_url},
+                "listings": {},
+            }
+            for path, template in templates.items():
+                listing = config.listing_by_path(path)
+                assert listing is not None  # selected paths come from the config
+                spec = GatewaySpec(
+                    listing_path=path,
+                    port=ports[path],
+                    template=STATE_DIR / "cdk.out" / f"{template.stack_name}.template.json",
+                    site_root=PROJECT_ROOT / "site",
+                    page_config=page_config(listing),
+                    aws_environment=aws_env,
+                )
+                spec_file = STATE_DIR / f"gateway-{path}.json"
+                spec.write(spec_file)
+                say(f"Starting {path} on http://127.0.0.1:{ports[path]}/")
+                processes.start(
+                    f"the gateway of {path}",
+                    [sys.executable, "-m", "local.gateway", "--spec", str(spec_file)],
+                    child_environment({}),
+                    log(f"gateway-{path}"),
+                )
+                site_url = f"http://127.0.0.1:{ports[path]}/"
+                names = ListingNames(config.deployment_settings.name_prefix, path)
+                endpoints["listings"][path] = {
+                    "productCode": listing.product_code,
+                    "siteUrl": site_url,
+                    "fulfillmentUrl": f"{site_url}marketplace/fulfillment",
+                    "apiUrl": f"{site_url}api/",
+                    "tables": {"subscribers": names.subscribers_table, "metering": names.metering_table},
+                }
+            for path in templates:
+                wait_until_up(endpoints["listings"][path]["siteUrl"], f"the gateway of {path}", processes)
+            (STATE_DIR / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
+            print_endpoints(endpoints)
+            while True:
+                processes.check()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            say("Stopping local mode")
+        finally:
+            processes.stop()
+            for handle in logs:
+                handle.close()
+
+
+def print_endpoints(endpoints: dict[str, Any]) -> None:
+    print("\nLocal mode is running (Ctrl-C to stop).\n")
+    rows = [("Listing", "Page", "Fulfillment URL")]
+    rows += [(path, item["siteUrl"], item["fulfillmentUrl"]) for path, item in endpoints["listings"].items()]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    print(f"\nMarketplace emulator: {endpoints['emulator']['url']}  (admin API /_emulator/: local/README.md)")
+    print(f"Local AWS services:   {endpoints['aws']['url']}")
+    print("Endpoints for scripts: .local/endpoints.json; logs: .local/*.log\n", flush=True)
+
+
+def main(config_path: Path, paths: Sequence[str], *, port: int | None = None) -> None:
+    """Entry point used by `stacks.cli` (which has validated the config and the selection)."""
+    try:
+        run(config_path, paths, port)
+    except LocalModeError as error:
+        raise SystemExit(f"error: {error}") from None

@@ -1,0 +1,187 @@
+"""Reads what local mode needs out of a synthesized listing template, so local and cloud cannot drift.
+
+Tables, functions (handler and environment), API routes and the response security headers all come from
+`<stack>.template.json`; nothing here restates them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Json = dict[str, Any]
+
+
+class TemplateError(ValueError):
+    """The template does not have a shape local mode understands."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    create_request: Json  # a DynamoDB CreateTable request
+    ttl_attribute: str | None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: FunctionSpec
+    required_headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListingTemplate:
+    stack_name: str
+    tables: list[TableSpec]
+    functions: dict[str, FunctionSpec]
+    routes: list[Route]
+    security_headers: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def table_name(self, output_key: str) -> str:
+        value = self.outputs.get(output_key, {}).get("Value")
+        if not isinstance(value, str):
+            raise TemplateError(f"{self.stack_name}: output {output_key} is not a plain table name")
+        return value
+
+
+def load(path: Path) -> ListingTemplate:
+    template: Json = json.loads(path.read_text(encoding="utf-8"))
+    resources: Json = template.get("Resources", {})
+    tables = [
+        _table(resource["Properties"]) for resource in _of_type(resources, "AWS::DynamoDB::GlobalTable")
+    ]
+    table_names = {
+        logical_id: resource["Properties"]["TableName"]
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable"
+    }
+    functions = {
+        logical_id: _function(logical_id, resource["Properties"], table_names)
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and "Handler" in resource["Properties"]
+        and not logical_id.startswith("CustomCDKBucketDeployment")
+    }
+    return ListingTemplate(
+        stack_name=path.name.removesuffix(".template.json"),
+        tables=tables,
+        functions=functions,
+        routes=_routes(resources, functions),
+        security_headers=_security_headers(resources),
+        outputs=template.get("Outputs", {}),
+    )
+
+
+def _of_type(resources: Json, resource_type: str) -> list[Json]:
+    return [resource for resource in resources.values() if resource["Type"] == resource_type]
+
+
+def _table(properties: Json) -> TableSpec:
+    """The CreateTable request equivalent to an AWS::DynamoDB::GlobalTable (one replica, on demand)."""
+    request: Json = {
+        "TableName": properties["TableName"],
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    indexes = [
+        {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for index in properties.get("GlobalSecondaryIndexes", [])
+    ]
+    if indexes:
+        request["GlobalSecondaryIndexes"] = indexes
+    ttl = properties.get("TimeToLiveSpecification") or {}
+    return TableSpec(request, ttl.get("AttributeName") if ttl.get("Enabled") else None)
+
+
+def _resolve(value: Any, table_names: dict[str, str]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in table_names:
+        return table_names[value["Ref"]]
+    raise TemplateError(f"local mode cannot resolve the environment value {json.dumps(value)}")
+
+
+def _function(logical_id: str, properties: Json, table_names: dict[str, str]) -> FunctionSpec:
+    variables = properties.get("Environment", {}).get("Variables", {})
+    return FunctionSpec(
+        logical_id=logical_id,
+        name=str(properties.get("FunctionName", logical_id)),
+        handler=properties["Handler"],
+        environment={key: _resolve(value, table_names) for key, value in variables.items()},
+        timeout_seconds=int(properties.get("Timeout", 3)),
+        memory_mb=int(properties.get("MemorySize", 128)),
+    )
+
+
+def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
+    def path_of(resource_id: str) -> str:
+        properties = resources[resource_id]["Properties"]
+        parent = properties["ParentId"]
+        prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
+        return f"{prefix}/{properties['PathPart']}"
+
+    routes = []
+    for resource in _of_type(resources, "AWS::ApiGateway::Method"):
+        properties = resource["Properties"]
+        uri = json.dumps(properties.get("Integration", {}).get("Uri", {}))
+        target = next((spec for logical_id, spec in functions.items() if f'"{logical_id}"' in uri), None)
+        if target is None:
+            raise TemplateError(f"no function found for method {properties.get('HttpMethod')}")
+        required = tuple(
+            name.removeprefix("method.request.header.")
+            for name, is_required in properties.get("RequestParameters", {}).items()
+            if is_required and name.startswith("method.request.header.")
+        )
+        routes.append(
+            Route(
+                method=properties["HttpMethod"],
+                path=path_of(properties["ResourceId"]["Ref"]),
+                function=target,
+                required_headers=required,
+            )
+        )
+    return routes
+
+
+def _security_headers(resources: Json) -> dict[str, str]:
+    """The headers CloudFront's response headers policy adds, as HTTP header lines."""
+    policies = _of_type(resources, "AWS::CloudFront::ResponseHeadersPolicy")
+    if not policies:
+        return {}
+    config = policies[0]["Properties"]["ResponseHeadersPolicyConfig"]
+    security = config.get("SecurityHeadersConfig", {})
+    headers: dict[str, str] = {}
+    if "ContentSecurityPolicy" in security:
+        headers["Content-Security-Policy"] = security["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    if "StrictTransportSecurity" in security:
+        hsts = security["StrictTransportSecurity"]
+        value = f"max-age={hsts['AccessControlMaxAgeSec']}"
+        if hsts.get("IncludeSubdomains"):
+            value += "; includeSubDomains"
+        if hsts.get("Preload"):
+            value += "; preload"
+        headers["Strict-Transport-Security"] = value
+    if "ContentTypeOptions" in security:
+        headers["X-Content-Type-Options"] = "nosniff"
+    if "FrameOptions" in security:
+        headers["X-Frame-Options"] = security["FrameOptions"]["FrameOption"]
+    if "ReferrerPolicy" in security:
+        headers["Referrer-Policy"] = security["ReferrerPolicy"]["ReferrerPolicy"]
+    for custom in config.get("CustomHeadersConfig", {}).get("Items", []):
+        headers[custom["Header"]] = custom["Value"]
+    return headers
