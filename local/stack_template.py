@@ -49,13 +49,14 @@ class ListingTemplate:
     functions: dict[str, FunctionSpec]
     routes: list[Route]
     security_headers: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    table_outputs: dict[str, str] = field(default_factory=dict)
 
     def table_name(self, output_key: str) -> str:
-        value = self.outputs.get(output_key, {}).get("Value")
-        if not isinstance(value, str):
-            raise TemplateError(f"{self.stack_name}: output {output_key} is not a plain table name")
-        return value
+        """The table a stack output such as `SubscribersTableName` names."""
+        try:
+            return self.table_outputs[output_key]
+        except KeyError:
+            raise TemplateError(f"{self.stack_name} has no output {output_key}") from None
 
 
 def load(path: Path) -> ListingTemplate:
@@ -82,7 +83,11 @@ def load(path: Path) -> ListingTemplate:
         functions=functions,
         routes=_routes(resources, functions),
         security_headers=_security_headers(resources),
-        outputs=template.get("Outputs", {}),
+        table_outputs={
+            key: _resolve(output["Value"], table_names)
+            for key, output in template.get("Outputs", {}).items()
+            if key.endswith("TableName")
+        },
     )
 
 

@@ -47,7 +47,7 @@ def _first(form: dict[str, list[str]], name: str) -> str | None:
 @app.post("/marketplace/fulfillment")
 def fulfillment() -> Response[str]:
     event = app.current_event
-    if media_type(event.get_header_value("content-type")) != FORM:
+    if media_type(event.headers.get("content-type")) != FORM:
         return _failed(
             "ContentType",
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,

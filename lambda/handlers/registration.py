@@ -49,7 +49,7 @@ class BadRequest(Exception):
 
 
 def _session() -> str | None:
-    return registration_id_from(app.current_event.get_header_value("cookie"))
+    return registration_id_from(app.current_event.headers.get("cookie"))
 
 
 def _registered_body(subscriber: Subscriber) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def registration() -> Response[dict[str, Any]]:
 def _parse_body() -> tuple[dict[str, Any], bool]:
     """The submitted fields, and whether they came as a plain form post."""
     event = app.current_event
-    kind = media_type(event.get_header_value("content-type"))
+    kind = media_type(event.headers.get("content-type"))
     if kind not in (JSON, FORM):
         raise BadRequest(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
