@@ -1,0 +1,74 @@
+"""`python -m local.marketplace_emulator --host 127.0.0.1 --port PORT`: the emulator, standalone."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from local.marketplace_emulator.notifications import Notifier
+from local.marketplace_emulator.server import EmulatorServer
+from local.marketplace_emulator.state import AdminError, Marketplace
+
+
+def seed(marketplace: Marketplace, config_file: Path) -> int:
+    """Create a product for every enabled listing of a marketplace-config.json."""
+    listings = json.loads(config_file.read_text(encoding="utf-8")).get("marketplaceListings", {})
+    count = 0
+    for key, listing in listings.items():
+        if not listing.get("enabled", True):
+            continue
+        try:
+            marketplace.put_product(
+                {
+                    "productCode": listing.get("productCode"),
+                    "dimensions": [d.get("name") for d in listing.get("dimensions", [])],
+                    "pricingModel": listing.get("pricingModel", "subscription"),
+                    "legacy": listing.get("legacy", False),
+                }
+            )
+        except AdminError as error:
+            raise SystemExit(f"{config_file}: marketplaceListings.{key}: {error.message}") from None
+        count += 1
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.marketplace_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--token-lifetime", type=float, default=3600, help="seconds a registration token lives"
+    )
+    parser.add_argument("--eventbridge-endpoint", help="deliver lifecycle events with PutEvents here")
+    parser.add_argument("--sns-endpoint", help="deliver legacy SNS notifications here")
+    parser.add_argument(
+        "--seed", type=Path, help="a marketplace-config.json whose enabled listings become products"
+    )
+    args = parser.parse_args()
+
+    marketplace = Marketplace(token_lifetime_seconds=args.token_lifetime)
+    if args.seed:
+        print(f"seeded {seed(marketplace, args.seed)} product(s) from {args.seed}", flush=True)
+    server = EmulatorServer(
+        args.host,
+        args.port,
+        marketplace=marketplace,
+        notifier=Notifier(args.eventbridge_endpoint, args.sns_endpoint),
+    )
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"AWS Marketplace emulator listening on {server.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
