@@ -1,0 +1,256 @@
+"""GetEntitlements over both protocols, fault injection, and the admin API."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import cbor2
+import pytest
+from botocore.config import Config
+
+from local.marketplace_emulator.notifications import DETAIL_TYPES
+from tests.integration.emulator.conftest import Emulator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def contract_buyers(emulator: Emulator) -> list[dict[str, Any]]:
+    emulator.product("CONTRACT", ("seats", "tier"), pricingModel="contract")
+    many = [{"dimension": "seats", "value": n} for n in range(30)]
+    return [
+        emulator.subscribe("CONTRACT", customerAWSAccountId="111122223333", entitlements=many),
+        emulator.subscribe(
+            "CONTRACT",
+            customerAWSAccountId="444455556666",
+            entitlements=[{"dimension": "tier", "value": "gold"}],
+        ),
+    ]
+
+
+def test_entitlements_by_account_are_paginated_over_cbor(
+    entitlement: Any, contract_buyers: list[dict[str, Any]]
+) -> None:
+    assert entitlement.meta.service_model.protocol == "smithy-rpc-v2-cbor"
+    pages = list(
+        entitlement.get_paginator("get_entitlements").paginate(
+            ProductCode="CONTRACT", Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]}
+        )
+    )
+    assert len(pages) == 2
+    values = [item["Value"]["IntegerValue"] for page in pages for item in page["Entitlements"]]
+    assert values == list(range(30))
+
+
+def test_entitlements_by_customer_identifier(
+    emulator: Emulator, entitlement: Any, contract_buyers: list[dict[str, Any]]
+) -> None:
+    identifier = next(
+        s["customerIdentifier"]
+        for s in emulator.admin("GET", "/_emulator/subscriptions?productCode=CONTRACT")[1]["subscriptions"]
+        if s["customerAWSAccountId"] == "444455556666"
+    )
+    result = entitlement.get_entitlements(
+        ProductCode="CONTRACT", Filter={"CUSTOMER_IDENTIFIER": [identifier]}
+    )
+    (only,) = result["Entitlements"]
+    assert only["Value"] == {"StringValue": "gold"}
+    assert only["CustomerAWSAccountId"] == "444455556666"
+
+
+def test_entitlements_also_speak_aws_json(emulator: Emulator, contract_buyers: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(  # noqa: S310
+        emulator.url,
+        data=json.dumps(
+            {"ProductCode": "CONTRACT", "Filter": {"CUSTOMER_AWS_ACCOUNT_ID": ["444455556666"]}}
+        ).encode(),
+        headers={
+            "X-Amz-Target": "AWSMPEntitlementService.GetEntitlements",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        body = json.loads(response.read())
+    assert body["Entitlements"][0]["Value"] == {"StringValue": "gold"}
+
+
+def test_cbor_errors_carry_the_modeled_type(emulator: Emulator, entitlement: Any) -> None:
+    with pytest.raises(entitlement.exceptions.InvalidParameterException):
+        entitlement.get_entitlements(ProductCode="NOPE", MaxResults=50)
+
+
+def test_raw_cbor_requests_get_cbor_answers(
+    emulator: Emulator, contract_buyers: list[dict[str, Any]]
+) -> None:
+    request = urllib.request.Request(  # noqa: S310
+        f"{emulator.url}/service/AWSMPEntitlementService/operation/GetEntitlements",
+        data=cbor2.dumps({"ProductCode": "CONTRACT", "MaxResults": 5}),
+        headers={"Smithy-Protocol": "rpc-v2-cbor", "Content-Type": "application/cbor", "Authorization": "x"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        assert response.headers["Smithy-Protocol"] == "rpc-v2-cbor"
+        body = cbor2.loads(response.read())
+    assert len(body["Entitlements"]) == 5 and body["NextToken"]
+
+
+def test_a_throttled_call_is_retried_by_botocore_standard_mode(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    emulator.product()
+    buyer = emulator.subscribe()
+    emulator.admin("POST", "/_emulator/faults", {"throttleCalls": [1, 2]})
+    client = boto3.client(
+        "meteringmarketplace", config=Config(retries={"mode": "standard", "max_attempts": 3})
+    )
+    result = client.resolve_customer(RegistrationToken=buyer["token"])
+    assert result["ProductCode"] == "PROD"
+    assert result["ResponseMetadata"]["RetryAttempts"] == 2
+
+
+def test_a_throttled_call_without_retries_raises_throttling(emulator: Emulator, metering: Any) -> None:
+    emulator.product()
+    buyer = emulator.subscribe()
+    emulator.admin("POST", "/_emulator/faults", {"throttleEvery": 1})
+    with pytest.raises(metering.exceptions.ThrottlingException):
+        metering.resolve_customer(RegistrationToken=buyer["token"])
+
+
+def test_a_share_of_records_comes_back_unprocessed(emulator: Emulator, metering: Any) -> None:
+    emulator.product()
+    buyers = [emulator.subscribe() for _ in range(10)]
+    emulator.admin("POST", "/_emulator/faults", {"unprocessedShare": 0.3})
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    records = [
+        {
+            "Timestamp": now,
+            "CustomerAWSAccountId": b["customerAWSAccountId"],
+            "LicenseArn": b["licenseArn"],
+            "Dimension": "users",
+            "Quantity": 1,
+        }
+        for b in buyers
+    ]
+    result = metering.batch_meter_usage(UsageRecords=records)
+    assert len(result["Results"]) == 7 and len(result["UnprocessedRecords"]) == 3
+    assert len(emulator.billed()) == 7
+
+
+def test_latency_is_added(emulator: Emulator, metering: Any) -> None:
+    emulator.product()
+    buyer = emulator.subscribe()
+    emulator.admin("POST", "/_emulator/faults", {"latencyMs": 300})
+    started = time.monotonic()
+    metering.resolve_customer(RegistrationToken=buyer["token"])
+    assert time.monotonic() - started >= 0.3
+
+
+def test_events_change_the_subscription_and_are_delivered(emulator: Emulator) -> None:
+    emulator.product("LEG", legacy=True)
+    buyer = emulator.subscribe("LEG")
+    delivered: list[dict[str, Any]] = []
+    emulator.server.notifier.callbacks.append(delivered.append)
+    status, body = emulator.admin(
+        "POST",
+        "/_emulator/events",
+        {
+            "productCode": "LEG",
+            "customerAWSAccountId": buyer["customerAWSAccountId"],
+            "type": "unsubscribe-pending",
+        },
+    )
+    assert status == 200 and body["status"] == "cancel-pending"
+    (notification,) = delivered
+    assert notification["eventbridge"]["Source"] == "aws.agreement-marketplace"
+    assert notification["eventbridge"]["DetailType"] == DETAIL_TYPES["unsubscribe-pending"]
+    topic, message = notification["sns"]
+    assert topic.endswith(":aws-mp-subscription-notification-LEG")
+    assert message["action"] == "unsubscribe-pending"
+    assert message["customer-identifier"] == buyer["customerIdentifier"]
+    assert emulator.admin("GET", "/_emulator/events")[1]["events"][0]["type"] == "unsubscribe-pending"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "says"),
+    [
+        ("/_emulator/products", {"dimensions": ["a"]}, "productCode"),
+        ("/_emulator/products", {"productCode": "X", "dimensions": []}, "dimensions"),
+        (
+            "/_emulator/products",
+            {"productCode": "X", "dimensions": ["a"], "pricingModel": "free"},
+            "pricingModel",
+        ),
+        ("/_emulator/subscriptions", {"productCode": "MISSING"}, "no product"),
+        ("/_emulator/subscriptions", {"productCode": "PROD", "customerAWSAccountId": "12"}, "12 digits"),
+        (
+            "/_emulator/events",
+            {"productCode": "PROD", "customerAWSAccountId": "123456789012", "type": "explode"},
+            "type",
+        ),
+        ("/_emulator/faults", {"unprocessedShare": 2}, "between 0 and 1"),
+        ("/_emulator/nothing", {}, "no admin route"),
+    ],
+)
+def test_bad_admin_requests_get_a_clear_4xx(
+    emulator: Emulator, path: str, body: dict[str, Any], says: str
+) -> None:
+    emulator.product()
+    status, answer = emulator.admin("POST", path, body)
+    assert 400 <= status < 500
+    assert says in answer["message"]
+
+
+def test_reset_forgets_everything(emulator: Emulator) -> None:
+    emulator.product()
+    emulator.subscribe()
+    assert emulator.admin("POST", "/_emulator/reset", {})[0] == 200
+    assert emulator.admin("GET", "/_emulator/subscriptions")[1]["subscriptions"] == []
+
+
+def test_runs_standalone_and_stops_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "marketplace-config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "marketplaceListings": {
+                    "a": {"productCode": "SEEDED", "enabled": True, "dimensions": [{"name": "users"}]}
+                }
+            }
+        )
+    )
+    process = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "local.marketplace_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--seed",
+            str(config),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "seeded 1 product" in process.stdout.readline()
+        url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{url}/_emulator/health", timeout=5) as response:  # noqa: S310
+            assert json.loads(response.read()) == {"status": "ok"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
