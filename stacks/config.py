@@ -43,7 +43,7 @@ RESERVED_TAG_KEYS = frozenset({"Stack", "Listing", "Environment"})
 MAX_TAGS_PER_RESOURCE = 50
 
 _SLUG = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
-_TAG_TEXT = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"
+_TAG_TEXT = r"^[\w\s.:/=+\-@]*$"
 # https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html
 # ProductCode: 1-255 characters of `[-a-zA-Z0-9/=:_.@]`.
 _PRODUCT_CODE = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
