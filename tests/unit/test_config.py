@@ -167,7 +167,8 @@ def test_the_path_limit_follows_the_name_prefix() -> None:
 def test_paths_are_unique() -> None:
     data = {"marketplaceListings": {"one": listing("same", "CODE_1"), "two": listing("same", "CODE_2")}}
     assert only_problem(data) == (
-        "marketplaceListings.two.path: 'same' is already used by marketplaceListings.one; each listing needs its own path"
+        "marketplaceListings.two.path: 'same' is already used by marketplaceListings.one; "
+        "each listing needs its own path"
     )
 
 
@@ -234,7 +235,8 @@ def test_regions_of_aws_form_are_accepted(good: str) -> None:
 @pytest.mark.parametrize("bad", ["mars", "US-EAST-1", "us-east", "us_east_1"])
 def test_a_region_must_look_like_one(bad: str) -> None:
     assert only_problem(config(listing(), region=bad)) == (
-        f"deploymentSettings.region: {bad!r} does not have the expected form (an AWS region such as us-east-1)"
+        f"deploymentSettings.region: {bad!r} does not have the expected form "
+        "(an AWS region such as us-east-1)"
     )
 
 
@@ -321,8 +323,8 @@ def test_at_most_50_tags_in_all() -> None:
     own = {f"own{i}": "y" for i in range(18)}
     message = only_problem(config(listing(tags=own), tags=shared))
     assert message == (
-        "marketplaceListings.ai-skills.tags: 51 tags in all with deploymentSettings.tags and the 3 built-in ones; "
-        "AWS allows 50 per resource"
+        "marketplaceListings.ai-skills.tags: 51 tags in all with deploymentSettings.tags and the 3 built-in "
+        "ones; AWS allows 50 per resource"
     )
 
 
