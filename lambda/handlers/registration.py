@@ -107,7 +107,8 @@ def _validate(data: dict[str, Any]) -> RegistrationRequest:
             elif item["type"] == "string_type":
                 fields[name] = "must be text"
             else:
-                fields.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
+                text = str(item["msg"]).removeprefix("Value error, ")
+                fields.setdefault(name, text.removeprefix("value is not a valid email address: "))
         message = "; ".join(f"{name}: {text}" for name, text in fields.items())
         raise BadRequest(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fields", message, fields) from None
 
