@@ -18,7 +18,7 @@ from marketplace_saas.settings import MARKETPLACE_REGION
 # The SDK's standard retry mode backs off on throttling; a buyer's browser waits, so keep it short.
 CLIENT_CONFIG = Config(
     region_name=MARKETPLACE_REGION,
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 3},
     connect_timeout=3,
     read_timeout=8,
 )
