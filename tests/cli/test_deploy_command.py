@@ -132,3 +132,27 @@ def test_synth_writes_one_template_per_enabled_listing(tmp_path: Path) -> None:
     assert (bundle / "marketplace_saas" / "__init__.py").is_file()
     assert list((bundle / "pydantic_core").glob("_pydantic_core.cpython-314-x86_64-linux-gnu.so"))
     assert not list(bundle.rglob("__pycache__"))
+
+
+def test_deploy_to_an_unbootstrapped_account_says_how_to_bootstrap(tmp_path: Path) -> None:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = without_aws_credentials(tmp_path)
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ENDPOINT_URL_STS": f"http://{host}:{port}",
+                "AWS_ENDPOINT_URL_SSM": f"http://{host}:{port}",
+            }
+        )
+        result = run(env=env)
+    finally:
+        server.stop()
+    assert result.returncode == 4, result.stderr
+    assert "is not bootstrapped for CDK in us-east-1" in result.stderr
+    assert "npx cdk bootstrap aws://123456789012/us-east-1" in result.stderr
