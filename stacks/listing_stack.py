@@ -52,6 +52,7 @@ class MarketplaceListingStack(Stack):
             "SUBSCRIBERS_TABLE": self.tables.subscribers.table_name,
             "METERING_TABLE": self.tables.usage_records.table_name,
             "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
+            "DIMENSIONS": ",".join(dimension.name for dimension in listing.dimensions),
         }
         self.fulfillment = ListingFunction(
             self,

@@ -19,6 +19,8 @@ class ListingSettings:
     legacy_identity: bool
     subscribers_table: str
     registrations_table: str
+    metering_table: str = ""
+    dimensions: frozenset[str] = frozenset()
 
     @property
     def has_entitlements(self) -> bool:
@@ -45,4 +47,6 @@ def listing_settings() -> ListingSettings:
         legacy_identity=_required("LEGACY_IDENTITY") == "true",
         subscribers_table=_required("SUBSCRIBERS_TABLE"),
         registrations_table=_required("REGISTRATIONS_TABLE"),
+        metering_table=_required("METERING_TABLE"),
+        dimensions=frozenset(_required("DIMENSIONS").split(",")),
     )

@@ -14,6 +14,8 @@ SUBSCRIBER_SORT_KEY = "subscriptionKey"
 # Legacy SNS notifications name the buyer only by CustomerIdentifier; this sparse index finds them.
 SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX = "byCustomerIdentifier"
 SUBSCRIBER_CUSTOMER_IDENTIFIER = "customerIdentifier"
+# The metering job finds active subscribers (for their hourly zero records) by status.
+SUBSCRIBER_BY_STATUS_INDEX = "byStatus"
 
 # One item per customer + dimension + usage hour: Marketplace bills only the first record per hour.
 USAGE_PARTITION_KEY = "customerAWSAccountId"
@@ -47,11 +49,20 @@ class ListingTables(Construct):
             "Subscribers",
             names.subscribers_table,
             keys=(SUBSCRIBER_PARTITION_KEY, SUBSCRIBER_SORT_KEY),
-            index=dynamodb.GlobalSecondaryIndexPropsV2(
-                index_name=SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
-                partition_key=_string(SUBSCRIBER_CUSTOMER_IDENTIFIER),
-                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-            ),
+            indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
+                    partition_key=_string(SUBSCRIBER_CUSTOMER_IDENTIFIER),
+                    projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                ),
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=SUBSCRIBER_BY_STATUS_INDEX,
+                    partition_key=_string("status"),
+                    sort_key=_string(SUBSCRIBER_PARTITION_KEY),
+                    projection_type=dynamodb.ProjectionType.INCLUDE,
+                    non_key_attributes=["licenseArn", SUBSCRIBER_CUSTOMER_IDENTIFIER],
+                ),
+            ],
         )
 
     def _build_usage_records_table(self, names: ListingNames) -> dynamodb.TableV2:
@@ -59,12 +70,14 @@ class ListingTables(Construct):
             "UsageRecords",
             names.metering_table,
             keys=(USAGE_PARTITION_KEY, USAGE_SORT_KEY),
-            index=dynamodb.GlobalSecondaryIndexPropsV2(
-                index_name=PENDING_USAGE_INDEX,
-                partition_key=_string(PENDING_USAGE_PARTITION_KEY),
-                sort_key=_string(PENDING_USAGE_SORT_KEY),
-                projection_type=dynamodb.ProjectionType.ALL,
-            ),
+            indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=PENDING_USAGE_INDEX,
+                    partition_key=_string(PENDING_USAGE_PARTITION_KEY),
+                    sort_key=_string(PENDING_USAGE_SORT_KEY),
+                    projection_type=dynamodb.ProjectionType.ALL,
+                )
+            ],
         )
 
     def _build_table(
@@ -73,7 +86,7 @@ class ListingTables(Construct):
         table_name: str,
         *,
         keys: tuple[str, str | None],
-        index: dynamodb.GlobalSecondaryIndexPropsV2 | None = None,
+        indexes: list[dynamodb.GlobalSecondaryIndexPropsV2] | None = None,
     ) -> dynamodb.TableV2:
         partition_key, sort_key = keys
         return dynamodb.TableV2(
@@ -82,7 +95,7 @@ class ListingTables(Construct):
             table_name=table_name,
             partition_key=_string(partition_key),
             sort_key=_string(sort_key) if sort_key else None,
-            global_secondary_indexes=[index] if index else None,
+            global_secondary_indexes=indexes,
             billing=dynamodb.Billing.on_demand(),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

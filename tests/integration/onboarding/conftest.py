@@ -9,40 +9,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from local.stack_template import ListingTemplate, load
+from local.stack_template import ListingTemplate
 from marketplace_saas import wiring
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
 from marketplace_saas.models import BuyerIdentity
 from marketplace_saas.onboarding import Onboarding
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
-from stacks.app_builder import build_app
-from tests.infrastructure.conftest import ACCOUNT, config_with, listing, new_app
+from tests.integration.conftest import PRODUCT
 
-PRODUCT = "PROD_ONBOARD"
-CONTRACT_PRODUCT = "PROD_CONTRACT"
 LICENSE = "arn:aws:license-manager::123456789012:license:l-0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(scope="session")
-def templates() -> dict[str, ListingTemplate]:
-    app = new_app()
-    app_config = config_with(
-        listing("onboard", PRODUCT), listing("contract", CONTRACT_PRODUCT, pricingModel="contract")
-    )
-    _, stacks = build_app(app_config, account=ACCOUNT, app=app)
-    assembly = app.synth()
-    return {
-        stack.listing.path: load(Path(assembly.directory) / f"{stack.stack_name}.template.json")
-        for stack in stacks
-    }
 
 
 @dataclass

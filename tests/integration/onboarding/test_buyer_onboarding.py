@@ -14,7 +14,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from handlers import fulfillment, registration
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS
-from tests.integration.onboarding.conftest import CONTRACT_PRODUCT, Listing
+from tests.integration.conftest import CONTRACT_PRODUCT
+from tests.integration.onboarding.conftest import Listing
 from tests.support.events import (
     FakeLambdaContext,
     fulfillment_post,

@@ -17,8 +17,8 @@ from local.marketplace_emulator import EmulatorServer
 from local.stack_template import ListingTemplate
 from marketplace_saas import wiring
 from marketplace_saas.settings import listing_settings
+from tests.integration.conftest import CONTRACT_PRODUCT, PRODUCT
 from tests.integration.emulator.conftest import Emulator
-from tests.integration.onboarding.conftest import CONTRACT_PRODUCT, PRODUCT
 from tests.support.events import (
     FakeLambdaContext,
     fulfillment_post,

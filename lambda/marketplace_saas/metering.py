@@ -1,0 +1,317 @@
+"""The metering job: sends every completed hour's usage to AWS Marketplace exactly once, loses nothing.
+
+    zero records for quiet active subscribers → pending records (sparse index, paginated, never a Scan)
+    → seal each record's quantity → BatchMeterUsage, 25 a call → metered / still pending / failed
+
+Crash and overlap safety: a record's content is frozen (sealed) before it is sent, and the seal is kept
+until Marketplace's answer is stored. A run that dies anywhere leaves records pending with the same sealed
+content; the next run sends exactly the same records again, and Marketplace answers an identical record
+with the same result instead of billing it twice. Two overlapping runs send identical content.
+Reference: https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from marketplace_saas.settings import ListingSettings
+from marketplace_saas.usage import HOUR, PENDING, allocations_of, hour_of, iso_hour, usage_key
+
+BATCH_SIZE = 25  # BatchMeterUsage's limit
+MARKETPLACE_WINDOW_SECONDS = 6 * HOUR
+PENDING_INDEX = "pendingByHour"
+STATUS_INDEX = "byStatus"
+RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)
+# Errors that reject a whole call because of one of its records; retrying the same call cannot help.
+RECORD_ERRORS = frozenset(
+    {
+        "InvalidUsageDimensionException",
+        "InvalidTagException",
+        "InvalidUsageAllocationsException",
+        "InvalidCustomerIdentifierException",
+        "InvalidLicenseException",
+        "InvalidProductCodeException",
+        "ValidationException",
+    }
+)
+
+
+class BatchRejected(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class RunReport:
+    zero_records_added: int = 0
+    sent: int = 0
+    metered: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    still_pending: int = 0
+    api_calls: int = 0
+    pages_read: int = 0
+
+    def fail(self, reason: str, count: int = 1) -> None:
+        self.failed[reason] = self.failed.get(reason, 0) + count
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "zeroRecordsAdded": self.zero_records_added,
+            "sent": self.sent,
+            "metered": self.metered,
+            "failed": dict(self.failed),
+            "stillPending": self.still_pending,
+            "apiCalls": self.api_calls,
+            "pagesRead": self.pages_read,
+        }
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A pending record with its content frozen for sending."""
+
+    key: dict[str, str]
+    usage_record: dict[str, Any]
+
+
+class MeteringJob:
+    def __init__(
+        self,
+        settings: ListingSettings,
+        usage_table: Any,
+        subscribers_table: Any,
+        metering_client: Any,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._usage = usage_table
+        self._subscribers = subscribers_table
+        self._metering = metering_client
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self) -> RunReport:
+        report = RunReport()
+        now = self._clock()
+        current_hour = hour_of(now)
+        self._add_zero_records(current_hour - HOUR, report)
+        batch: list[Sealed] = []
+        for item in self._pending_before(current_hour, report):
+            hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
+            if now - hour > MARKETPLACE_WINDOW_SECONDS:
+                # Marketplace would reject the whole batch; this record can never be billed now.
+                self._finish(item_key(item), "failed", report, reason="TooOld")
+                continue
+            batch.append(self._seal(item, hour))
+            if len(batch) == BATCH_SIZE:
+                self._send(batch, report)
+                batch = []
+        if batch:
+            self._send(batch, report)
+        return report
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _pending_before(self, hour: int, report: RunReport) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "pendingPartition = :pending AND usageHour < :hour",
+            "ExpressionAttributeValues": {":pending": PENDING, ":hour": iso_hour(hour)},
+        }
+        while True:
+            page = self._usage.query(**request)
+            report.pages_read += 1
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _active_subscribers(self) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#status = :active",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":active": "active"},
+        }
+        while True:
+            page = self._subscribers.query(**request)
+            yield from page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- zero records -------------------------------------------------------------------------------
+
+    def _add_zero_records(self, hour: int, report: RunReport) -> None:
+        """Marketplace expects a record every hour for every active customer, quantity 0 when quiet."""
+        dimension = min(self._settings.dimensions)
+        for subscriber in self._active_subscribers():
+            account = subscriber["customerAWSAccountId"]
+            existing = self._usage.query(
+                KeyConditionExpression="customerAWSAccountId = :a AND begins_with(usageKey, :hour)",
+                ExpressionAttributeValues={":a": account, ":hour": iso_hour(hour)},
+                Select="COUNT",
+            )["Count"]
+            if existing:
+                continue
+            values: dict[str, Any] = {
+                ":zero": 0,
+                ":hour": iso_hour(hour),
+                ":dimension": dimension,
+                ":product": self._settings.product_code,
+                ":pending": PENDING,
+                ":no": False,
+            }
+            assignments = [
+                "usageHour = :hour", "dimension = :dimension", "productCode = :product",
+                "pendingPartition = :pending", "meteringStatus = :pending", "allocated = :no",
+            ]  # fmt: skip
+            for attribute in ("licenseArn", "customerIdentifier"):
+                if subscriber.get(attribute):
+                    values[f":{attribute}"] = subscriber[attribute]
+                    assignments.append(f"{attribute} = :{attribute}")
+            try:
+                self._usage.update_item(
+                    Key={"customerAWSAccountId": account, "usageKey": usage_key(hour, dimension)},
+                    UpdateExpression=f"SET {', '.join(assignments)} ADD quantity :zero",
+                    ConditionExpression="attribute_not_exists(usageKey)",
+                    ExpressionAttributeValues=values,
+                )
+                report.zero_records_added += 1
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise  # usage arrived meanwhile: nothing to add
+
+    # --- sealing, sending, recording the answer -----------------------------------------------------
+
+    def _seal(self, item: dict[str, Any], hour: int) -> Sealed:
+        key = item_key(item)
+        if "sealedQuantity" not in item:
+            try:
+                item = self._usage.update_item(
+                    Key=key,
+                    UpdateExpression="SET sealedQuantity = quantity, sealedAt = :now",
+                    ConditionExpression="attribute_not_exists(sealedQuantity)",
+                    ExpressionAttributeValues={":now": int(self._clock())},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                # Another run sealed it first: send what it sealed.
+                item = self._usage.get_item(Key=key, ConsistentRead=True)["Item"]
+        record: dict[str, Any] = {
+            # The usage hour, never the send time: a resend is then identical, and billed once.
+            "Timestamp": datetime.fromtimestamp(hour, UTC),
+            "Dimension": item["dimension"],
+            "Quantity": int(item["sealedQuantity"]),
+        }
+        if self._settings.legacy_identity:
+            record["CustomerIdentifier"] = item["customerIdentifier"]
+        else:
+            record["CustomerAWSAccountId"] = item["customerAWSAccountId"]
+            record["LicenseArn"] = item["licenseArn"]
+        allocations = allocations_of(item)
+        if allocations:
+            record["UsageAllocations"] = allocations
+        return Sealed(key, record)
+
+    def _call(self, records: list[dict[str, Any]], report: RunReport) -> dict[str, Any] | None:
+        request: dict[str, Any] = {"UsageRecords": records}
+        if self._settings.legacy_identity:
+            request["ProductCode"] = self._settings.product_code
+        report.api_calls += 1
+        try:
+            result: dict[str, Any] = self._metering.batch_meter_usage(**request)
+            return result
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "TimestampOutOfBoundsException" or code in RECORD_ERRORS:
+                raise BatchRejected(code) from None
+            # Throttling past the SDK's retries, or an outage: the records stay pending for the next try.
+            return None
+        except BotoCoreError:
+            return None
+
+    def _send(self, batch: list[Sealed], report: RunReport) -> None:
+        waiting = {_identity(sealed.usage_record): sealed for sealed in batch}
+        for delay in (0.0, *RETRY_DELAYS_SECONDS):
+            if not waiting:
+                return
+            if delay:
+                self._sleep(delay)
+            records = [sealed.usage_record for sealed in waiting.values()]
+            report.sent += len(records)
+            try:
+                result = self._call(records, report)
+            except BatchRejected as rejection:
+                if rejection.code != "TimestampOutOfBoundsException" and len(waiting) > 1:
+                    # One record spoils the call: send each alone so only that one fails.
+                    for sealed in list(waiting.values()):
+                        self._send([sealed], report)
+                    return
+                # TimestampOutOfBounds rejects the whole batch: none of it can be billed now.
+                for sealed in waiting.values():
+                    self._finish(
+                        sealed.key, "failed", report, reason=rejection.code.removesuffix("Exception")
+                    )
+                return
+            if result is None:
+                continue
+            for outcome in result.get("Results", []):
+                answered = waiting.pop(_identity(outcome["UsageRecord"]), None)
+                if answered is None:
+                    continue
+                sealed = answered
+                if outcome["Status"] == "Success":
+                    self._finish(sealed.key, "metered", report, record_id=outcome.get("MeteringRecordId"))
+                else:
+                    self._finish(sealed.key, "failed", report, reason=outcome["Status"])
+            # Whatever is left was returned as UnprocessedRecords (or not answered): try again.
+        report.still_pending += len(waiting)
+
+    def _finish(
+        self,
+        key: dict[str, str],
+        status: str,
+        report: RunReport,
+        *,
+        reason: str = "",
+        record_id: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {":status": status, ":at": int(self._clock())}
+        assignments = ["meteringStatus = :status", "finishedAt = :at"]
+        if record_id:
+            values[":id"] = record_id
+            assignments.append("meteringRecordId = :id")
+        if reason:
+            values[":reason"] = reason
+            assignments.append("failureReason = :reason")
+        self._usage.update_item(
+            Key=key,
+            UpdateExpression=f"SET {', '.join(assignments)} REMOVE pendingPartition",
+            ExpressionAttributeValues=values,
+        )
+        if status == "metered":
+            report.metered += 1
+        else:
+            report.fail(reason)
+
+
+def item_key(item: dict[str, Any]) -> dict[str, str]:
+    return {"customerAWSAccountId": item["customerAWSAccountId"], "usageKey": item["usageKey"]}
+
+
+def _identity(record: dict[str, Any]) -> tuple[str, str, float]:
+    customer = record.get("CustomerAWSAccountId") or record.get("CustomerIdentifier") or ""
+    timestamp = record["Timestamp"]
+    moment = timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
+    return str(customer), str(record["Dimension"]), moment

@@ -1,0 +1,170 @@
+"""The metering job against the emulator (over HTTP) and moto's in-process DynamoDB."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.marketplace_emulator import EmulatorServer
+from local.stack_template import ListingTemplate
+from marketplace_saas.metering import MeteringJob, RunReport
+from marketplace_saas.settings import ListingSettings, listing_settings
+from marketplace_saas.usage import UsageRecord, UsageRecorder
+from tests.integration.conftest import PRODUCT
+from tests.integration.emulator.conftest import Emulator
+
+DIMENSIONS = ("users", "storage")
+
+
+class Crash(Exception):
+    """Stands for the function being killed at this point."""
+
+
+@dataclass
+class CrashingProxy:
+    """Forwards calls to `target`; the `crash_at`-th call of a watched method dies before or after it runs."""
+
+    target: Any
+    methods: frozenset[str]
+    crash_at: int | None = None
+    after: bool = False
+    calls: int = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.target, name)
+        if name not in self.methods:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.crash_at and not self.after:
+                raise Crash(f"before {name} #{self.calls}")
+            result = attribute(*args, **kwargs)
+            if self.calls == self.crash_at and self.after:
+                raise Crash(f"after {name} #{self.calls}")
+            return result
+
+        return call
+
+
+@dataclass
+class Harness:
+    emulator: Emulator
+    template: ListingTemplate
+    settings: ListingSettings
+    now: list[float] = field(default_factory=lambda: [datetime.now(UTC).timestamp()])
+    sleeps: list[float] = field(default_factory=list)
+
+    def advance(self, seconds: float) -> None:
+        """Time passes for the job and for AWS Marketplace alike."""
+        self.now[0] += seconds
+        self.emulator.shift_clock(seconds)
+
+    @property
+    def usage_table(self) -> Any:
+        return boto3.resource("dynamodb").Table(self.settings.metering_table)
+
+    @property
+    def subscribers_table(self) -> Any:
+        return boto3.resource("dynamodb").Table(self.settings.subscribers_table)
+
+    def buyer(self, account: str, status: str = "active", legacy: bool = False) -> dict[str, Any]:
+        minted = self.emulator.subscribe(PRODUCT, customerAWSAccountId=account)
+        item = {
+            "customerAWSAccountId": account,
+            "subscriptionKey": minted["licenseArn"],
+            "licenseArn": minted["licenseArn"],
+            "productCode": PRODUCT,
+            "registrationDate": "2026-11-23T00:00:00+00:00",
+            "companyName": "Acme",
+            "contactPerson": "Jane",
+            "contactEmail": "jane@example.com",
+            "contactPhone": "+1 555 010 2030",
+            "status": status,
+        }
+        if minted.get("customerIdentifier"):
+            item["customerIdentifier"] = minted["customerIdentifier"]
+        self.subscribers_table.put_item(Item=item)
+        return minted
+
+    def record(
+        self, account: str, quantity: int, *, hours_ago: float = 1, dimension: str = "users", **extra: Any
+    ) -> Any:
+        moment = datetime.fromtimestamp(self.now[0] - hours_ago * 3600, UTC)
+        recorder = UsageRecorder(
+            self.settings, self.subscribers_table, self.usage_table, clock=lambda: self.now[0]
+        )
+        return recorder.record(
+            UsageRecord(
+                customerAWSAccountId=account, dimension=dimension, quantity=quantity, time=moment, **extra
+            )
+        )
+
+    def job(self, *, table: Any = None, client: Any = None) -> MeteringJob:
+        return MeteringJob(
+            self.settings,
+            table if table is not None else self.usage_table,
+            self.subscribers_table,
+            client if client is not None else boto3.client("meteringmarketplace"),
+            clock=lambda: self.now[0],
+            sleep=self.sleeps.append,
+        )
+
+    def run(self) -> RunReport:
+        return self.job().run()
+
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.usage_table.scan()["Items"])
+
+    def billed(self) -> dict[tuple[str, str, str], int]:
+        return {
+            (record["customer"], record["dimension"], record["hour"]): record["quantity"]
+            for record in self.emulator.billed(PRODUCT)
+        }
+
+
+def _harness(
+    template: ListingTemplate, monkeypatch: pytest.MonkeyPatch, legacy: bool = False
+) -> Iterator[Harness]:
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    with EmulatorServer() as server:
+        environment = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_MARKETPLACE_METERING": server.url,
+            **next(iter(template.functions.values())).environment,
+            "DIMENSIONS": ",".join(DIMENSIONS),
+            "LEGACY_IDENTITY": "true" if legacy else "false",
+        }
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        listing_settings.cache_clear()
+        with mock_aws():
+            client = boto3.client("dynamodb")
+            for table in template.tables:
+                client.create_table(**table.create_request)
+            emulator = Emulator(server)
+            emulator.product(PRODUCT, DIMENSIONS, legacy=legacy)
+            yield Harness(emulator, template, listing_settings())
+        listing_settings.cache_clear()
+
+
+@pytest.fixture
+def harness(templates: dict[str, ListingTemplate], monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    yield from _harness(templates["onboard"], monkeypatch)
+
+
+@pytest.fixture
+def legacy_harness(
+    templates: dict[str, ListingTemplate], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    yield from _harness(templates["onboard"], monkeypatch, legacy=True)
