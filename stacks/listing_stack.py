@@ -13,6 +13,7 @@ from stacks.config import DeploymentSettings, Listing
 from stacks.constructs.landing_site import LandingSite
 from stacks.constructs.listing_api import ListingApi
 from stacks.constructs.listing_function import ListingFunction
+from stacks.constructs.metering_schedule import MeteringSchedule
 from stacks.constructs.tables import ListingTables
 from stacks.naming import ListingNames
 
@@ -77,6 +78,27 @@ class MarketplaceListingStack(Stack):
             retain=retain,
         )
         self._grant_onboarding()
+        self.usage = ListingFunction(
+            self,
+            "Usage",
+            names=names,
+            role_name="UsageHandler",
+            code=code,
+            handler="handlers.usage.handler",
+            description=f"Records usage of {listing.path} reported by the seller's product",
+            environment=environment,
+            retain=retain,
+        )
+        self.metering = MeteringSchedule(
+            self,
+            "Metering",
+            names=names,
+            code=code,
+            environment=environment,
+            tables=self.tables,
+            retain=retain,
+        )
+        self._grant_usage_recording()
 
         self.api = ListingApi(
             self,
@@ -84,6 +106,7 @@ class MarketplaceListingStack(Stack):
             names=names,
             fulfillment=self.fulfillment.function,
             registration=self.registration.function,
+            usage=self.usage.function,
             retain=retain,
         )
         self.site = LandingSite(
@@ -107,6 +130,11 @@ class MarketplaceListingStack(Stack):
         self.registration.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [tables.subscribers.table_arn])
         if self.listing.pricing_model.has_entitlements:
             self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
+
+    def _grant_usage_recording(self) -> None:
+        tables = self.tables
+        self.usage.allow(["dynamodb:Query"], [tables.subscribers.table_arn])
+        self.usage.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [tables.usage_records.table_arn])
 
     def _tag(self, settings: DeploymentSettings) -> None:
         tags = {
@@ -136,6 +164,14 @@ class MarketplaceListingStack(Stack):
                 "Enter this as the fulfillment URL of the listing in the AWS Marketplace Management Portal",
             ),
             "ApiUrl": (f"{self.website_url}{API_PATH}", "The registration API, on the page's own domain"),
+            "UsageApiUrl": (
+                f"{self.api.url}api/usage",
+                "Where the seller's product POSTs usage, signed with SigV4 (IAM); not through CloudFront",
+            ),
+            "UsageApiArn": (
+                self.api.usage_method_arn,
+                "Grant execute-api:Invoke on this ARN to the role of the seller's product that records usage",
+            ),
             "SubscribersTableName": (self.tables.subscribers.table_name, "Registered buyers"),
             "MeteringTableName": (self.tables.usage_records.table_name, "Usage records and their metering"),
             "RegistrationsTableName": (

@@ -39,6 +39,7 @@ class ListingApi(Construct):
         names: ListingNames,
         fulfillment: aws_lambda.IFunction,
         registration: aws_lambda.IFunction,
+        usage: aws_lambda.IFunction,
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -52,6 +53,7 @@ class ListingApi(Construct):
         self.rest_api = self._build_rest_api(names)
         self._build_gateway_responses()
         self._build_routes(fulfillment=fulfillment, registration=registration)
+        self.usage_method = self._build_usage_route(usage)
         self._acknowledge_public_routes()
         acknowledge(
             self.rest_api,
@@ -156,6 +158,25 @@ class ListingApi(Construct):
             request_validator=validator,
             request_parameters={},
         )
+
+    def _build_usage_route(self, usage: aws_lambda.IFunction) -> apigateway.Method:
+        """The seller's product records usage here; only SigV4-signed callers with execute-api:Invoke may."""
+        api = self.rest_api.root.get_resource("api")
+        assert api is not None
+        validator = self.rest_api.add_request_validator(
+            "UsageShapeCheck", validate_request_parameters=True, validate_request_body=False
+        )
+        return api.add_resource("usage").add_method(
+            "POST",
+            apigateway.LambdaIntegration(usage),
+            authorization_type=apigateway.AuthorizationType.IAM,
+            request_validator=validator,
+            request_parameters={"method.request.header.Content-Type": True},
+        )
+
+    @property
+    def usage_method_arn(self) -> str:
+        return self.rest_api.arn_for_execute_api("POST", "/api/usage", STAGE_NAME)
 
     def _acknowledge_public_routes(self) -> None:
         reason = (

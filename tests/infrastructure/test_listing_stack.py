@@ -248,8 +248,16 @@ def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthes
     assert sorted(methods) == [
         "GET /api/registration",
         "POST /api/register",
+        "POST /api/usage",
         "POST /marketplace/fulfillment",
     ]
+    # Buyers' browsers carry no AWS credentials; the seller's product recording usage must sign with SigV4
+    assert {route: m["AuthorizationType"] for route, m in methods.items()} == {
+        "GET /api/registration": "NONE",
+        "POST /api/register": "NONE",
+        "POST /api/usage": "AWS_IAM",
+        "POST /marketplace/fulfillment": "NONE",
+    }
     for route in ("POST /api/register", "POST /marketplace/fulfillment"):
         assert methods[route]["RequestParameters"] == {"method.request.header.Content-Type": True}
         assert "RequestValidatorId" in methods[route]
@@ -356,6 +364,43 @@ def test_fulfillment_role_may_resolve_buyers_and_write_pending_registrations_onl
     for action, resources in grants.items():
         if '"*"' in resources:
             assert action.startswith(("xray:", "aws-marketplace:")), action
+
+
+def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Synthesized) -> None:
+    (rule,) = two_listings.resources(AI, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "cron(5 * * * ? *)"
+    (target,) = rule["Properties"]["Targets"]
+    job_id = next(
+        key
+        for key, function in two_listings.resources(AI, "AWS::Lambda::Function").items()
+        if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [job_id, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    queue = two_listings.resources(AI, "AWS::SQS::Queue")[queue_id]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_metering_job_may_read_pending_usage_and_meter_nothing_else(two_listings: Synthesized) -> None:
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-MeteringJob"))
+    usage = _table_id(two_listings, AI, "codio-marketplace-metering-ai-skills")
+    subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
+    usage_arn = json.dumps({"Fn::GetAtt": [usage, "Arn"]})
+    assert grants["aws-marketplace:BatchMeterUsage"] == {'"*"'}
+    assert grants["dynamodb:UpdateItem"] == {usage_arn}
+    assert "dynamodb:Scan" not in grants
+    assert any("pendingByHour" in resource for resource in grants["dynamodb:Query"])
+    assert any("byStatus" in resource and subscribers in resource for resource in grants["dynamodb:Query"])
+
+
+def test_usage_recording_may_read_subscribers_and_add_usage_only(two_listings: Synthesized) -> None:
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-UsageHandler"))
+    usage = _table_id(two_listings, AI, "codio-marketplace-metering-ai-skills")
+    subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
+    assert grants["dynamodb:Query"] == {json.dumps({"Fn::GetAtt": [subscribers, "Arn"]})}
+    assert grants["dynamodb:UpdateItem"] == {json.dumps({"Fn::GetAtt": [usage, "Arn"]})}
+    assert {action.split(":")[0] for action in grants} == {"dynamodb", "logs", "xray"}
 
 
 # --- outputs and tags --------------------------------------------------------------------------------

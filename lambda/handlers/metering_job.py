@@ -1,0 +1,37 @@
+"""The hourly metering job (EventBridge schedule): sends completed hours' usage with BatchMeterUsage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from marketplace_saas.marketplace import CLIENT_CONFIG
+from marketplace_saas.metering import MeteringJob
+from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.settings import listing_settings
+
+
+def job() -> MeteringJob:
+    settings = listing_settings()
+    dynamodb = boto3.resource("dynamodb")
+    return MeteringJob(
+        settings,
+        dynamodb.Table(settings.metering_table),
+        dynamodb.Table(settings.subscribers_table),
+        boto3.client("meteringmarketplace", config=CLIENT_CONFIG),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = job().run()
+    metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
+    metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
+    metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))
+    logger.info("metering run finished", extra=report.view())
+    return report.view()

@@ -1,0 +1,85 @@
+"""`POST /api/usage`: the seller's product backend records usage (IAM-authorized: SigV4-signed requests only).
+
+Body: `{"customerAWSAccountId", "dimension", "quantity", "time"?, "allocations"?: [{"quantity", "tags"}]}`.
+Answers `201 {"customerAWSAccountId", "dimension", "usageHour", "hourTotal"}`, or a JSON error.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from marketplace_saas.http import error_response, json_response, media_type
+from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.settings import listing_settings
+from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.usage import UsageRecord, UsageRecorder, UsageRejected
+
+MAX_BODY_BYTES = 256 * 1024
+app = APIGatewayRestResolver()
+_recorder: UsageRecorder | None = None
+
+
+def recorder() -> UsageRecorder:
+    global _recorder
+    if _recorder is None:
+        settings = listing_settings()
+        dynamodb = boto3.resource("dynamodb")
+        _recorder = UsageRecorder(
+            settings, dynamodb.Table(settings.subscribers_table), dynamodb.Table(settings.metering_table)
+        )
+    return _recorder
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "body"
+        parts.append(f"{where}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+@app.post("/api/usage")
+def record_usage() -> Response[dict[str, Any]]:
+    event = app.current_event
+    if media_type(event.headers.get("content-type")) != "application/json":
+        return error_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
+        )
+    raw = event.decoded_body or ""
+    if len(raw.encode()) > MAX_BODY_BYTES:
+        return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large")
+    try:
+        usage = UsageRecord.model_validate(json.loads(raw))
+    except json.JSONDecodeError as error:
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", f"the body is not valid JSON ({error})")
+    except ValidationError as error:
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_usage", _validation_message(error))
+    try:
+        recorded = recorder().record(usage)
+    except UsageRejected as rejection:
+        metrics.add_metric(name="UsageRejected", unit=MetricUnit.Count, value=1)
+        return error_response(HTTPStatus(rejection.status), rejection.code, rejection.message)
+    except StoreUnavailable:
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again in a moment")
+    metrics.add_metric(name="UsageRecorded", unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.CREATED, recorded.view())
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[dict[str, str]]:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such API route.")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
