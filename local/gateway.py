@@ -18,6 +18,7 @@ import mimetypes
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.stack_template import ListingTemplate, Route, load
+from local.stack_template import FunctionSpec, ListingTemplate, Route, load
 
 # API Gateway's own limit on a request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -55,6 +56,17 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_seconds
 
+    @classmethod
+    def for_function(cls, function: FunctionSpec, request_id: str) -> LambdaContext:
+        return cls(
+            function_name=function.name,
+            memory_limit_in_mb=function.memory_mb,
+            timeout_seconds=function.timeout_seconds,
+            aws_request_id=request_id,
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}",
+            log_group_name=f"/aws/lambda/{function.name}",
+        )
+
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
@@ -69,6 +81,7 @@ class GatewaySpec:
     site_root: Path
     page_config: dict[str, Any]
     aws_environment: dict[str, str]
+    schedule_seconds: float = 60.0
 
     @classmethod
     def read(cls, file: Path) -> GatewaySpec:
@@ -80,6 +93,7 @@ class GatewaySpec:
             site_root=Path(data["siteRoot"]),
             page_config=data["pageConfig"],
             aws_environment=data["awsEnvironment"],
+            schedule_seconds=float(data.get("scheduleSeconds", 60)),
         )
 
     def write(self, file: Path) -> None:
@@ -92,6 +106,7 @@ class GatewaySpec:
                     "siteRoot": str(self.site_root),
                     "pageConfig": self.page_config,
                     "awsEnvironment": self.aws_environment,
+                    "scheduleSeconds": self.schedule_seconds,
                 },
                 indent=2,
             ),
@@ -105,7 +120,8 @@ class Gateway:
         self.template = template
         self.routes = {(route.method, route.path): route for route in template.routes}
         self._handlers: dict[str, Handler] = {}
-        environments = {route.function.logical_id: route.function.environment for route in template.routes}
+        functions = [route.function for route in template.routes] + template.scheduled
+        environments = {function.logical_id: function.environment for function in functions}
         merged: dict[str, str] = {}
         for environment in environments.values():
             for key, value in environment.items():
@@ -115,8 +131,8 @@ class Gateway:
         os.environ.update(merged)
         os.environ.update(spec.aws_environment)
 
-    def handler(self, route: Route) -> Handler:
-        name = route.function.handler
+    def handler(self, function: FunctionSpec) -> Handler:
+        name = function.handler
         if name not in self._handlers:
             module_name, _, attribute = name.rpartition(".")
             module = importlib.import_module(module_name)
@@ -163,16 +179,19 @@ class Gateway:
         }
 
     def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
-        function = route.function
-        context = LambdaContext(
-            function_name=function.name,
-            memory_limit_in_mb=function.memory_mb,
-            timeout_seconds=function.timeout_seconds,
-            aws_request_id=event["requestContext"]["requestId"],
-            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}",
-            log_group_name=f"/aws/lambda/{function.name}",
-        )
-        return self.handler(route)(event, context)
+        context = LambdaContext.for_function(route.function, event["requestContext"]["requestId"])
+        return self.handler(route.function)(event, context)
+
+    def run_schedules(self, stop: threading.Event) -> None:
+        """Plays the EventBridge schedules: each scheduled function every `schedule_seconds`."""
+        while not stop.wait(self.spec.schedule_seconds):
+            for function in self.template.scheduled:
+                context = LambdaContext.for_function(function, str(uuid.uuid4()))
+                event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+                try:
+                    self.handler(function)(event, context)
+                except Exception:
+                    traceback.print_exc()
 
 
 def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
@@ -218,6 +237,12 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             route = self._route()
             if route is None:
                 # API Gateway answers an unknown method or resource with 403 "Missing Authentication Token".
+                self._json_error(
+                    HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
+                )
+                return
+            if route.iam_auth and "Authorization" not in self.headers:
+                # Local mode checks that a request is signed, not the signature itself.
                 self._json_error(
                     HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
                 )
@@ -301,6 +326,8 @@ def serve(spec: GatewaySpec) -> None:
     gateway = Gateway(spec, load(spec.template))
     server = ThreadingHTTPServer(("127.0.0.1", spec.port), make_request_handler(gateway))
     server.daemon_threads = True
+    stop_schedules = threading.Event()
+    threading.Thread(target=gateway.run_schedules, args=(stop_schedules,), daemon=True).start()
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -311,6 +338,7 @@ def serve(spec: GatewaySpec) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stop_schedules.set()
         server.server_close()
 
 

@@ -229,7 +229,7 @@ def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[
             pass
 
 
-def run(config_path: Path, paths: Sequence[str], port: int | None) -> None:
+def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seconds: float) -> None:
     config = load_config(config_path)
     first_port = port or DEFAULT_PORT
     ports = {path: first_port + index for index, path in enumerate(paths)}
@@ -292,6 +292,7 @@ def run(config_path: Path, paths: Sequence[str], port: int | None) -> None:
             endpoints: dict[str, Any] = {
                 "emulator": {"url": emulator_url},
                 "aws": {"url": moto_url},
+                "meteringSeconds": metering_seconds,
                 "listings": {},
             }
             for path, template in templates.items():
@@ -304,6 +305,7 @@ def run(config_path: Path, paths: Sequence[str], port: int | None) -> None:
                     site_root=PROJECT_ROOT / "site",
                     page_config=page_config(listing),
                     aws_environment=aws_env,
+                    schedule_seconds=metering_seconds,
                 )
                 spec_file = STATE_DIR / f"gateway-{path}.json"
                 spec.write(spec_file)
@@ -349,12 +351,15 @@ def print_endpoints(endpoints: dict[str, Any]) -> None:
             print("  ".join("-" * width for width in widths))
     print(f"\nMarketplace emulator: {endpoints['emulator']['url']}  (admin API /_emulator/: local/README.md)")
     print(f"Local AWS services:   {endpoints['aws']['url']}")
+    print(f"The metering job runs every {endpoints['meteringSeconds']:g} s (--metering-interval).")
     print("Endpoints for scripts: .local/endpoints.json; logs: .local/*.log\n", flush=True)
 
 
-def main(config_path: Path, paths: Sequence[str], *, port: int | None = None) -> None:
+def main(
+    config_path: Path, paths: Sequence[str], *, port: int | None = None, metering_seconds: float = 60
+) -> None:
     """Entry point used by `stacks.cli` (which has validated the config and the selection)."""
     try:
-        run(config_path, paths, port)
+        run(config_path, paths, port, metering_seconds)
     except LocalModeError as error:
         raise SystemExit(f"error: {error}") from None

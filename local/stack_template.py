@@ -40,6 +40,7 @@ class Route:
     path: str
     function: FunctionSpec
     required_headers: tuple[str, ...] = ()
+    iam_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ListingTemplate:
     tables: list[TableSpec]
     functions: dict[str, FunctionSpec]
     routes: list[Route]
+    scheduled: list[FunctionSpec] = field(default_factory=list)
     security_headers: dict[str, str] = field(default_factory=dict)
     table_outputs: dict[str, str] = field(default_factory=dict)
 
@@ -82,6 +84,7 @@ def load(path: Path) -> ListingTemplate:
         tables=tables,
         functions=functions,
         routes=_routes(resources, functions),
+        scheduled=_scheduled(resources, functions),
         security_headers=_security_headers(resources),
         table_outputs={
             key: _resolve(output["Value"], table_names)
@@ -158,9 +161,24 @@ def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
                 path=path_of(properties["ResourceId"]["Ref"]),
                 function=target,
                 required_headers=required,
+                iam_auth=properties.get("AuthorizationType") == "AWS_IAM",
             )
         )
     return routes
+
+
+def _scheduled(resources: Json, functions: dict[str, FunctionSpec]) -> list[FunctionSpec]:
+    """Functions an EventBridge schedule invokes (the metering job)."""
+    found = []
+    for rule in _of_type(resources, "AWS::Events::Rule"):
+        if "ScheduleExpression" not in rule["Properties"]:
+            continue
+        for target in rule["Properties"].get("Targets", []):
+            arn = target.get("Arn", {})
+            logical_id = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
+            if logical_id in functions:
+                found.append(functions[logical_id])
+    return found
 
 
 def _security_headers(resources: Json) -> dict[str, str]:

@@ -41,12 +41,15 @@ EXIT_USAGE = 64
 
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
+./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
   --plan           show what a deploy would change, per listing (cdk diff)
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
+                   --port N: listings on ports N, N+1, ... (default 8300)
+                   --metering-interval S: run the metering job every S seconds (default 60)
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -83,6 +86,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for mode in ("synth", "plan", "local", "status", "destroy-disabled"):
         modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -250,12 +254,14 @@ def plan(selection: Selection) -> None:
         _cdk("diff", stack, "--app", str(OUTDIR), selection=selection)
 
 
-def run_local(selection: Selection, port: int | None) -> None:
+def run_local(selection: Selection, port: int | None, metering_seconds: float) -> None:
     try:
         from local import run as local_run
     except ImportError:
         raise CliError("local mode is not installed in this checkout", 1) from None
-    local_run.main(selection.config_path, selection.paths, port=port)
+    if metering_seconds <= 0:
+        raise CliError("--metering-interval: a number of seconds above 0", EXIT_USAGE)
+    local_run.main(selection.config_path, selection.paths, port=port, metering_seconds=metering_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "plan":
             plan(selection)
         elif args.mode == "local":
-            run_local(selection, args.port)
+            run_local(selection, args.port, args.metering_interval)
         else:
             deploy(selection)
     except ConfigError as error:

@@ -78,7 +78,14 @@ def local_mode() -> Iterator[dict[str, Any]]:
     ENDPOINTS.unlink(missing_ok=True)
     port = consecutive_free_ports(2)
     process = subprocess.Popen(  # noqa: S603
-        [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--local", "--port", str(port)],
+        [
+            str(PROJECT_ROOT / "deploy-marketplace.sh"),
+            "--local",
+            "--port",
+            str(port),
+            "--metering-interval",
+            "2",
+        ],
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

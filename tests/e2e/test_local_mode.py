@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import boto3
 import pytest
 
-from tests.e2e.conftest import PROJECT_ROOT, post_json, request
+from tests.e2e.conftest import PROJECT_ROOT, mint_token, post_json, request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mode")]
 
@@ -89,3 +91,50 @@ def test_a_second_local_mode_is_refused(local_mode: dict[str, Any]) -> None:
     )
     assert result.returncode != 0
     assert "already running" in result.stdout + result.stderr
+
+
+def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_mode: dict[str, Any]) -> None:
+    listing = local_mode["listings"]["data-analytics"]
+    minted = mint_token(local_mode, listing["productCode"])
+    form = urlencode({"x-amzn-marketplace-token": minted["token"]}).encode()
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    cookie = request(listing["fulfillmentUrl"], "POST", form, form_type)[1]["set-cookie"].split(";", 1)[0]
+    details = {
+        "companyName": "Beta",
+        "contactPerson": "Sam Roe",
+        "contactEmail": "sam@example.com",
+        "contactPhone": "+44 20 7946 0958",
+    }
+    assert post_json(listing["apiUrl"] + "register", details, cookie)[0] == 201
+
+    # The product reports usage of the last hour (the current one is still accumulating), twice
+    last_hour = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    usage = {
+        "customerAWSAccountId": minted["customerAWSAccountId"],
+        "dimension": "lab_hours",
+        "time": last_hour,
+    }
+    url = listing["apiUrl"] + "usage"
+    unsigned = request(
+        url, "POST", json.dumps({**usage, "quantity": 3}).encode(), {"Content-Type": "application/json"}
+    )
+    assert unsigned[0] == 403  # IAM-authorized: unsigned requests never reach the function
+    signed = {"Content-Type": "application/json", "Authorization": "AWS4-HMAC-SHA256 Credential=local/..."}
+    for quantity in (3, 4):
+        status, _, body = request(url, "POST", json.dumps({**usage, "quantity": quantity}).encode(), signed)
+        assert status == 201, body
+    assert json.loads(body)["hourTotal"] == 7
+
+    # The metering job (every 2 s here) sends it; the emulator billed it once, with the buyer's identity
+    metering_url = f"{local_mode['emulator']['url']}/_emulator/metering?productCode={listing['productCode']}"
+    deadline = time.monotonic() + 30
+    billed: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not billed:
+        records = json.loads(request(metering_url)[2])["records"]
+        billed = [r for r in records if r["customer"] == minted["customerAWSAccountId"]]
+        time.sleep(1)
+    assert len(billed) == 1
+    assert billed[0]["licenseArn"] == minted["licenseArn"]
+    assert (billed[0]["dimension"], billed[0]["quantity"], billed[0]["status"]) == ("lab_hours", 7, "Success")
+    hour = datetime.fromisoformat(last_hour).replace(minute=0, second=0, microsecond=0)
+    assert billed[0]["hour"] == hour.isoformat()
