@@ -134,3 +134,38 @@ def browser() -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def register_buyer(
+    local_mode: dict[str, Any], listing_path: str, company: str = "Gamma Ltd"
+) -> dict[str, Any]:
+    """A buyer who came from AWS Marketplace and registered on the listing's page API."""
+    listing = local_mode["listings"][listing_path]
+    minted = mint_token(local_mode, listing["productCode"])
+    form = f"x-amzn-marketplace-token={minted['token']}".encode()
+    headers = request(
+        listing["fulfillmentUrl"], "POST", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )[1]
+    cookie = headers["set-cookie"].split(";", 1)[0]
+    details = {
+        "companyName": company,
+        "contactPerson": "Alex Poe",
+        "contactEmail": "alex@example.com",
+        "contactPhone": "+1 555 010 2030",
+    }
+    status, body = post_json(listing["apiUrl"] + "register", details, cookie)
+    assert status == 201, body
+    return minted
+
+
+def billed_for(
+    local_mode: dict[str, Any], product_code: str, customer: str, timeout: float = 30
+) -> list[dict[str, Any]]:
+    """Wait for the local metering job to send this customer's usage; return what the emulator billed."""
+    url = f"{local_mode['emulator']['url']}/_emulator/metering?productCode={product_code}"
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [r for r in json.loads(request(url)[2])["records"] if r["customer"] == customer]
+        if records or time.monotonic() > deadline:
+            return records
+        time.sleep(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from tests.e2e.conftest import PROJECT_ROOT, mint_token, post_json, request
+from tests.e2e.conftest import PROJECT_ROOT, billed_for, mint_token, post_json, register_buyer, request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mode")]
 
@@ -138,3 +139,21 @@ def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_
     assert (billed[0]["dimension"], billed[0]["quantity"], billed[0]["status"]) == ("lab_hours", 7, "Success")
     hour = datetime.fromisoformat(last_hour).replace(minute=0, second=0, microsecond=0)
     assert billed[0]["hour"] == hour.isoformat()
+
+
+def test_the_record_usage_command_works_against_local_mode(local_mode: dict[str, Any]) -> None:
+    minted = register_buyer(local_mode, "ai-skills")
+    last_hour = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    command = [sys.executable, "-m", "stacks.record_usage", "--local", "--listing", "ai-skills"]
+    command += ["--customer", minted["customerAWSAccountId"], "--dimension", "learners", "--quantity", "5"]
+    command += ["--time", last_hour, "--allocation", "2:team=red", "--allocation", "3:team=blue"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["hourTotal"] == 5
+    refused = subprocess.run(  # noqa: S603
+        [*command[:-4], "--quantity", "-1"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 1 and "quantity" in refused.stderr
+    (billed,) = billed_for(local_mode, minted["productCode"], minted["customerAWSAccountId"])
+    assert billed["quantity"] == 5
+    assert sorted(a["AllocatedUsageQuantity"] for a in billed["allocations"]) == [2, 3]

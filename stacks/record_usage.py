@@ -1,0 +1,152 @@
+"""Record usage for a listing's customer, from Python or the command line, deployed or local.
+
+    .venv/bin/python -m stacks.record_usage --listing ai-skills --customer 123456789012 \\
+        --dimension learners --quantity 5 [--time 2026-11-23T10:15:00Z] [--tag team=red] [--local]
+
+From Python (the same validation and aggregation as `POST /api/usage`):
+
+    from stacks.record_usage import record_usage
+    record_usage("ai-skills", "123456789012", "learners", 5)                 # the deployed listing
+    record_usage("ai-skills", "123456789012", "learners", 5, local=True)     # a running --local
+
+Deployed, it writes to the listing's tables with the AWS credentials of the environment (they need
+dynamodb:Query on the subscribers table and dynamodb:UpdateItem/GetItem on the metering table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from pydantic import ValidationError
+
+from stacks.config import ConfigError, load_config
+from stacks.naming import ListingNames
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The runtime package the Lambda functions use lives in lambda/ (a Python keyword, so not a package name).
+sys.path.insert(0, str(PROJECT_ROOT / "lambda"))
+
+from marketplace_saas.settings import ListingSettings  # noqa: E402
+from marketplace_saas.store import StoreUnavailable  # noqa: E402
+from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected  # noqa: E402
+
+ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
+
+
+class RecordingError(Exception):
+    """The usage was not recorded; the message says why."""
+
+
+def _resource(local: bool, region: str) -> Any:
+    if not local:
+        return boto3.resource("dynamodb", region_name=region)
+    if not ENDPOINTS.exists():
+        raise RecordingError("local mode is not running: start it with ./deploy-marketplace.sh --local")
+    url = json.loads(ENDPOINTS.read_text())["aws"]["url"]
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
+    )
+
+
+def record_usage(
+    listing_path: str,
+    customer_aws_account_id: str,
+    dimension: str,
+    quantity: int,
+    *,
+    time: datetime | None = None,
+    allocations: list[dict[str, Any]] | None = None,
+    config_path: str | Path = PROJECT_ROOT / "marketplace-config.json",
+    local: bool = False,
+) -> RecordedUsage:
+    """Add usage to the customer's total for its hour; raises RecordingError with the reason if refused."""
+    config = load_config(config_path)
+    listing = config.listing_by_path(listing_path)
+    if listing is None or not listing.enabled:
+        raise RecordingError(f"--listing {listing_path}: no enabled listing in {config_path} has this path")
+    names = ListingNames(config.deployment_settings.name_prefix, listing.path)
+    settings = ListingSettings(
+        listing_path=listing.path,
+        product_code=listing.product_code,
+        pricing_model=listing.pricing_model.value,
+        legacy_identity=listing.legacy,
+        subscribers_table=names.subscribers_table,
+        registrations_table=names.registrations_table,
+        metering_table=names.metering_table,
+        dimensions=frozenset(dimension.name for dimension in listing.dimensions),
+    )
+    try:
+        usage = UsageRecord.model_validate(
+            {
+                "customerAWSAccountId": customer_aws_account_id,
+                "dimension": dimension,
+                "quantity": quantity,
+                "time": time,
+                "allocations": allocations,
+            }
+        )
+    except ValidationError as error:
+        raise RecordingError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        ) from None
+    dynamodb = _resource(local, config.deployment_settings.region)
+    recorder = UsageRecorder(
+        settings, dynamodb.Table(names.subscribers_table), dynamodb.Table(names.metering_table)
+    )
+    try:
+        return recorder.record(usage)
+    except UsageRejected as rejection:
+        raise RecordingError(rejection.message) from None
+    except StoreUnavailable as error:
+        raise RecordingError(f"DynamoDB did not answer ({error}); try again") from None
+
+
+def _allocation(text: str) -> dict[str, Any]:
+    """`5:team=red,env=prod` → 5 units allocated to those tags."""
+    quantity, _, tags = text.partition(":")
+    pairs = [pair.split("=", 1) for pair in tags.split(",") if pair]
+    if not quantity.isdigit() or not pairs or any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected QUANTITY:KEY=VALUE[,KEY=VALUE]")
+    return {"quantity": int(quantity), "tags": dict(pairs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stacks.record_usage", description="Record a customer's usage."
+    )
+    parser.add_argument("--listing", required=True, metavar="PATH")
+    parser.add_argument("--customer", required=True, metavar="AWS_ACCOUNT_ID")
+    parser.add_argument("--dimension", required=True)
+    parser.add_argument("--quantity", required=True, type=int)
+    parser.add_argument("--time", type=datetime.fromisoformat, help="ISO 8601 with a time zone; default now")
+    parser.add_argument("--allocation", action="append", type=_allocation, metavar="QTY:KEY=VALUE,...")
+    parser.add_argument("--config", default=PROJECT_ROOT / "marketplace-config.json")
+    parser.add_argument("--local", action="store_true", help="record into the running --local instead of AWS")
+    args = parser.parse_args(argv)
+    try:
+        recorded = record_usage(
+            args.listing, args.customer, args.dimension, args.quantity,
+            time=args.time, allocations=args.allocation, config_path=args.config, local=args.local,
+        )  # fmt: skip
+    except ConfigError as error:
+        print(error.report(), file=sys.stderr)
+        return 2
+    except RecordingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(recorded.view()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
