@@ -238,9 +238,8 @@ def measure(count: int) -> None:
     writes = counted_usage.calls.get("update_item", 0)
     print(f"  item writes             {writes:>6}   minimum {2 * count} (seal + result)")
     ratio = job_seconds / floor_seconds
-    print(
-        f"  wall time               {job_seconds:6.2f} s   floor {floor_seconds:.2f} s   ratio {ratio:.2f} (goal <= 1.5)"
-    )
+    print(f"  wall time               {job_seconds:6.2f} s   floor {floor_seconds:.2f} s", end="")
+    print(f"   ratio {ratio:.2f} (goal <= 1.5)")
 
 
 def main() -> None:
