@@ -51,6 +51,8 @@ _PRODUCT_CODE = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
 _DIMENSION_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 _REGION = r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$"
 _HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+# Marketplace expects a record every hour, so the job must run at least hourly.
+_SCHEDULE = r"^(cron\([0-9*?,/\-LW# A-Z]+\)|rate\(([1-9]|[1-5][0-9]|60) minutes?\)|rate\(1 hour\))$"
 
 
 class _Model(BaseModel):
@@ -229,6 +231,14 @@ class DeploymentSettings(_Model):
     notification_email: EmailStr | None = Field(
         default=None, description="Where alarms and subscriber notifications are e-mailed."
     )
+    metering_schedule: str = Field(
+        default="cron(5 * * * ? *)",
+        pattern=_SCHEDULE,
+        description=(
+            "When the metering job runs: an EventBridge cron() expression, or rate() of at most an hour. "
+            "Default: five minutes past every hour."
+        ),
+    )
     tags: Tags = Field(default_factory=dict, description="Extra cost-allocation tags on every resource.")
 
 
@@ -366,6 +376,7 @@ _PATTERN_HINTS = {
     _REGION: "an AWS region such as us-east-1",
     _HEX_COLOUR: "a colour such as #1f5fbf",
     _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",
+    _SCHEDULE: "cron(...), rate(N minutes) with N up to 60, or rate(1 hour)",
 }
 
 

@@ -96,6 +96,7 @@ class MarketplaceListingStack(Stack):
             code=code,
             environment=environment,
             tables=self.tables,
+            schedule=settings.metering_schedule,
             retain=retain,
         )
         self._grant_usage_recording()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -33,5 +34,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
     metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
     metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))
+    metrics.add_metric(name="PendingUsageRecords", unit=MetricUnit.Count, value=report.pending_after)
+    if report.oldest_pending_hour:
+        oldest = datetime.fromisoformat(report.oldest_pending_hour.replace("Z", "+00:00"))
+        age_hours = (datetime.now(UTC) - oldest).total_seconds() / 3600
+        metrics.add_metric(
+            name="OldestPendingUsageAgeHours", unit=MetricUnit.Count, value=round(age_hours, 2)
+        )
     logger.info("metering run finished", extra=report.view())
     return report.view()

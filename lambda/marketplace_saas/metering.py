@@ -57,6 +57,8 @@ class RunReport:
     still_pending: int = 0
     api_calls: int = 0
     pages_read: int = 0
+    pending_after: int = 0
+    oldest_pending_hour: str | None = None
 
     def fail(self, reason: str, count: int = 1) -> None:
         self.failed[reason] = self.failed.get(reason, 0) + count
@@ -70,6 +72,8 @@ class RunReport:
             "stillPending": self.still_pending,
             "apiCalls": self.api_calls,
             "pagesRead": self.pages_read,
+            "pendingAfter": self.pending_after,
+            "oldestPendingHour": self.oldest_pending_hour,
         }
 
 
@@ -116,7 +120,32 @@ class MeteringJob:
                 batch = []
         if batch:
             self._send(batch, report)
+        self._measure_backlog(report)
         return report
+
+    def _measure_backlog(self, report: RunReport) -> None:
+        """What is still waiting (including the current hour), and since when: for metrics and alarms."""
+        request: dict[str, Any] = {
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "pendingPartition = :pending",
+            "ExpressionAttributeValues": {":pending": PENDING},
+            "Select": "COUNT",
+        }
+        while True:
+            page = self._usage.query(**request)
+            report.pending_after += int(page["Count"])
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if report.pending_after:
+            oldest = self._usage.query(
+                IndexName=PENDING_INDEX,
+                KeyConditionExpression="pendingPartition = :pending",
+                ExpressionAttributeValues={":pending": PENDING},
+                ScanIndexForward=True,
+                Limit=1,
+            )["Items"]
+            report.oldest_pending_hour = oldest[0]["usageHour"] if oldest else None
 
     # --- reading ----------------------------------------------------------------------------------
 

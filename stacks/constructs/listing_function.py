@@ -12,6 +12,8 @@ from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
 LOG_RETENTION = aws_logs.RetentionDays.THREE_MONTHS
+# Where the functions publish their business metrics (Powertools, embedded metric format).
+METRICS_NAMESPACE = "MarketplaceListings"
 
 
 class ListingFunction(Construct):
@@ -68,7 +70,7 @@ class ListingFunction(Construct):
             tracing=aws_lambda.Tracing.ACTIVE,
             environment={
                 "POWERTOOLS_SERVICE_NAME": names.stack,
-                "POWERTOOLS_METRICS_NAMESPACE": "MarketplaceListings",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },

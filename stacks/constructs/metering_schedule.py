@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, aws_events as events, aws_events_targets as targets, aws_lambda, aws_sqs as sqs
+from aws_cdk import (
+    Duration,
+    aws_cloudwatch as cloudwatch,
+    aws_events as events,
+    aws_events_targets as targets,
+    aws_lambda,
+    aws_sqs as sqs,
+)
 from constructs import Construct
 
-from stacks.constructs.listing_function import ListingFunction
+from stacks.constructs.listing_function import METRICS_NAMESPACE, ListingFunction
 from stacks.constructs.tables import (
     PENDING_USAGE_INDEX,
     SUBSCRIBER_BY_STATUS_INDEX,
@@ -16,8 +23,6 @@ from stacks.constructs.tables import (
 from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
-# Five minutes past every hour: the hour that just ended is sent at once, well inside Marketplace's 6 hours.
-SCHEDULE = events.Schedule.cron(minute="5")
 JOB_TIMEOUT_SECONDS = 300
 
 
@@ -31,6 +36,7 @@ class MeteringSchedule(Construct):
         code: aws_lambda.Code,
         environment: Mapping[str, str],
         tables: ListingTables,
+        schedule: str,
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -73,8 +79,8 @@ class MeteringSchedule(Construct):
         self.rule = events.Rule(
             self,
             "Hourly",
-            description=f"Runs {names.function('MeteringJob')} five minutes past every hour",
-            schedule=SCHEDULE,
+            description=f"Runs {names.function('MeteringJob')} ({schedule})",
+            schedule=events.Schedule.expression(schedule),
             targets=[
                 targets.LambdaFunction(
                     self.job.function,
@@ -83,4 +89,25 @@ class MeteringSchedule(Construct):
                     dead_letter_queue=self.dead_letters,
                 )
             ],
+        )
+        self.final_failures_alarm = self._failures_alarm(names)
+
+    def _failures_alarm(self, names: ListingNames) -> cloudwatch.Alarm:
+        """Usage that could not be billed (not subscribed, duplicate, too old) needs a person's look."""
+        return cloudwatch.Alarm(
+            self,
+            "FinalFailures",
+            alarm_name=f"{names.stack}-metering-final-failures",
+            alarm_description="Usage AWS Marketplace will not bill; see failureReason in the metering table",
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="MeteringFinalFailures",
+                dimensions_map={"service": names.stack},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

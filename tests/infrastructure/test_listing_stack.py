@@ -382,6 +382,20 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
+def test_an_alarm_watches_usage_that_will_never_be_billed(two_listings: Synthesized) -> None:
+    (alarm,) = two_listings.resources(AI, "AWS::CloudWatch::Alarm").values()
+    properties = alarm["Properties"]
+    assert properties["AlarmName"] == f"{AI}-metering-final-failures"
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        "MarketplaceListings",
+        "MeteringFinalFailures",
+    )
+    assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
+    assert properties["Threshold"] == 1
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
 def test_the_metering_job_may_read_pending_usage_and_meter_nothing_else(two_listings: Synthesized) -> None:
     grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-MeteringJob"))
     usage = _table_id(two_listings, AI, "codio-marketplace-metering-ai-skills")

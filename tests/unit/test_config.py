@@ -247,6 +247,20 @@ def test_environment_and_name_prefix_have_their_forms(key: str, bad: str) -> Non
     assert only_problem(config(listing(), **{key: bad})).startswith(f"deploymentSettings.{key}: ")
 
 
+@pytest.mark.parametrize("good", ["cron(5 * * * ? *)", "rate(15 minutes)", "rate(1 minute)", "rate(1 hour)"])
+def test_the_metering_schedule_accepts_at_least_hourly_expressions(good: str) -> None:
+    assert (
+        parse_config(config(listing(), meteringSchedule=good)).deployment_settings.metering_schedule == good
+    )
+
+
+@pytest.mark.parametrize("bad", ["rate(2 hours)", "rate(90 minutes)", "daily", "cron()"])
+def test_the_metering_schedule_must_run_at_least_hourly(bad: str) -> None:
+    message = only_problem(config(listing(), meteringSchedule=bad))
+    assert message.startswith("deploymentSettings.meteringSchedule: ")
+    assert "rate(N minutes) with N up to 60" in message
+
+
 # --- branding, e-mail, domain, topics -----------------------------------------------------------------
 
 

@@ -43,6 +43,9 @@ def test_completed_hours_are_billed_once_with_the_usage_hour_as_timestamp(harnes
     assert harness.billed() == expected
     assert report.metered == len(expected)
     assert report.api_calls == math.ceil(len(expected) / 25)
+    # What is left is the current hour, reported for the backlog metrics
+    assert report.pending_after == len(ACCOUNTS)
+    assert report.oldest_pending_hour == hour_iso(harness, 0).replace("+00:00", "Z")
     statuses = [item.get("meteringStatus") for item in harness.items()]
     assert statuses.count("metered") == len(expected)
     assert statuses.count("pending") == len(ACCOUNTS)  # the current hour
