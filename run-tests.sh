@@ -18,5 +18,15 @@ say "mypy --strict"
 mypy
 say "Synthesizing the shipped config with every gate (cdk-nag, cfn-lint) and real Lambda bundling"
 ./deploy-marketplace.sh --synth
-say "pytest"
-python -m pytest -n 2 --dist loadgroup "$@"
+if [ $# -gt 0 ]; then
+  say "pytest $*"
+  exec python -m pytest "$@"
+fi
+# Unit, integration and infrastructure tests in parallel; then, one at a time, the tests that share
+# cdk.out (the CLI) or one running local mode and browser (end-to-end).
+say "pytest: unit, infrastructure and integration tests"
+status=0
+python -m pytest -n 2 --ignore=tests/cli --ignore=tests/e2e || status=$?
+say "pytest: command-line and end-to-end tests"
+python -m pytest tests/cli tests/e2e || status=$?
+exit "$status"

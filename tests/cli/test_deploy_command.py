@@ -8,13 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = PROJECT_ROOT / "deploy-marketplace.sh"
 
-# These tests share cdk.out with `--synth`, so they run in one xdist worker, one after another.
-pytestmark = pytest.mark.xdist_group("deploy-command")
+# These tests share cdk.out with `--synth`: run-tests.sh runs them one after another, without xdist.
 
 
 def run(

@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mode")]
+pytestmark = pytest.mark.e2e
 
 DETAILS = {
     "companyName": "Acme <b>Learning</b> & Co",

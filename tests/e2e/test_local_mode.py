@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import PROJECT_ROOT, billed_for, mint_token, post_json, register_buyer, request
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mode")]
+pytestmark = pytest.mark.e2e
 
 
 def test_every_enabled_listing_is_served_with_its_own_config_and_security_headers(
@@ -157,3 +157,38 @@ def test_the_record_usage_command_works_against_local_mode(local_mode: dict[str,
     (billed,) = billed_for(local_mode, minted["productCode"], minted["customerAWSAccountId"])
     assert billed["quantity"] == 5
     assert sorted(a["AllocatedUsageQuantity"] for a in billed["allocations"]) == [2, 3]
+
+
+def test_usage_written_straight_into_the_table_in_the_documented_format_is_billed(
+    local_mode: dict[str, Any],
+) -> None:
+    minted = register_buyer(local_mode, "data-analytics", company="Delta Ltd")
+    listing = local_mode["listings"]["data-analytics"]
+    table = boto3.resource(
+        "dynamodb",
+        endpoint_url=local_mode["aws"]["url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    ).Table(listing["tables"]["metering"])
+    hour = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:00:00Z")
+    # The README's item format, written with ADD so that concurrent writers add up
+    for quantity in (6, 5):
+        table.update_item(
+            Key={"customerAWSAccountId": minted["customerAWSAccountId"], "usageKey": f"{hour}#learners"},
+            UpdateExpression="SET usageHour = :h, dimension = :d, licenseArn = :l, productCode = :p, "
+            "pendingPartition = :pending, meteringStatus = :pending, allocated = :no ADD quantity :q",
+            ConditionExpression="attribute_not_exists(sealedQuantity)",
+            ExpressionAttributeValues={
+                ":h": hour,
+                ":d": "learners",
+                ":l": minted["licenseArn"],
+                ":p": listing["productCode"],
+                ":pending": "pending",
+                ":no": False,
+                ":q": quantity,
+            },
+        )
+    (billed,) = billed_for(local_mode, listing["productCode"], minted["customerAWSAccountId"])
+    assert (billed["dimension"], billed["quantity"]) == ("learners", 11)
+    assert billed["hour"] == hour.replace("Z", "+00:00")

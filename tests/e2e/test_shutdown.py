@@ -1,5 +1,5 @@
-"""Stopping local mode: runs after the other end-to-end tests (modules run in name order in their group),
-because it stops the local mode they share."""
+"""Stopping local mode: runs after the other end-to-end tests (pytest runs modules in name order), because
+it stops the local mode they share."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import ENDPOINTS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mode")]
+pytestmark = pytest.mark.e2e
 
 
 def test_sigterm_stops_everything_it_started(local_mode: dict[str, Any]) -> None:
