@@ -30,7 +30,9 @@ def job() -> MeteringJob:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = job().run()
+    # The schedule sends {}; a cancellation asks for {"flush": ["<customer AWS account id>", ...]}.
+    flush = frozenset(str(account) for account in event.get("flush", []) if isinstance(account, str))
+    report = job().run(flush_customers=flush)
     metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
     metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
     metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))

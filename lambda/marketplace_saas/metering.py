@@ -102,13 +102,23 @@ class MeteringJob:
         self._clock = clock
         self._sleep = sleep
 
-    def run(self) -> RunReport:
+    def run(self, flush_customers: frozenset[str] = frozenset()) -> RunReport:
+        """Send completed hours; for `flush_customers` (whose subscription is ending) the current hour too.
+
+        After `unsubscribe-pending` the seller has about an hour to send a customer's final usage, so a
+        cancellation cannot wait for the hour to end.
+        """
         report = RunReport()
         now = self._clock()
         current_hour = hour_of(now)
         self._add_zero_records(current_hour - HOUR, report)
         batch: list[Sealed] = []
-        for item in self._pending_before(current_hour, report):
+        for item in self._pending_before(current_hour + (HOUR if flush_customers else 0), report):
+            if (
+                item["usageHour"] >= iso_hour(current_hour)
+                and item["customerAWSAccountId"] not in flush_customers
+            ):
+                continue  # the current hour of a customer who is not leaving: still accumulating
             hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
             if now - hour > MARKETPLACE_WINDOW_SECONDS:
                 # Marketplace would reject the whole batch; this record can never be billed now.

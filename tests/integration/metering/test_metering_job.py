@@ -259,3 +259,18 @@ def _license(harness: Harness, account: str) -> str:
         KeyConditionExpression="customerAWSAccountId = :a", ExpressionAttributeValues={":a": account}
     )["Items"]
     return str(items[0]["subscriptionKey"])
+
+
+def test_a_leaving_customers_current_hour_is_flushed_at_once(harness: Harness) -> None:
+    leaving, staying = ACCOUNTS[0], ACCOUNTS[1]
+    for account in (leaving, staying):
+        harness.buyer(account)
+        harness.record(account, 8, hours_ago=0)
+    harness.job().run(flush_customers=frozenset({leaving}))
+    current = hour_iso(harness, 0)
+    billed_now = {key: quantity for key, quantity in harness.billed().items() if key[2] == current}
+    assert billed_now == {(leaving, "users", current): 8}
+    (still,) = [
+        item for item in harness.items() if item["customerAWSAccountId"] == staying and item["quantity"] == 8
+    ]
+    assert still["meteringStatus"] == "pending"
