@@ -20,7 +20,7 @@ from marketplace_saas.usage import UsageRecord, UsageRecorder
 from tests.integration.conftest import PRODUCT
 from tests.integration.emulator.conftest import Emulator
 
-DIMENSIONS = ("users", "storage")
+DIMENSIONS = ("users", "storage", "seats", "jobs", "gpu_hours")
 
 
 class Crash(Exception):

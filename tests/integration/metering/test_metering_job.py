@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from marketplace_saas.usage import UsageAllocation
-from tests.integration.metering.conftest import Crash, CrashingProxy, Harness
+from tests.integration.metering.conftest import DIMENSIONS, Crash, CrashingProxy, Harness
 
 ACCOUNTS = [f"1000000000{n:02d}" for n in range(6)]
 
@@ -66,7 +66,8 @@ def test_quiet_active_subscribers_get_a_zero_record_each_hour(harness: Harness) 
     harness.buyer("200000000002", status="pending")  # not yet confirmed: no record
     report = harness.run()
     assert report.zero_records_added == 1
-    assert harness.billed() == {("200000000001", "storage", hour_iso(harness, 1)): 0}
+    # one zero record, on the listing's first dimension by name
+    assert harness.billed() == {("200000000001", min(DIMENSIONS), hour_iso(harness, 1)): 0}
 
 
 def test_allocations_are_sent_with_their_record(harness: Harness) -> None:
@@ -274,3 +275,42 @@ def test_a_leaving_customers_current_hour_is_flushed_at_once(harness: Harness) -
         item for item in harness.items() if item["customerAWSAccountId"] == staying and item["quantity"] == 8
     ]
     assert still["meteringStatus"] == "pending"
+
+
+def test_ten_thousand_records_over_400_customers_take_ceil_n_over_25_calls(harness: Harness) -> None:
+    """The issue's scale: every record billed once, in the minimum number of BatchMeterUsage calls."""
+    customers = [f"4000000{n:05d}" for n in range(400)]
+    marketplace = harness.emulator.server.marketplace
+    licenses = {}
+    for account in customers:
+        subscription, _ = marketplace.subscribe(
+            {"productCode": "PROD_ONBOARD", "customerAWSAccountId": account}
+        )
+        licenses[account] = subscription.license_arn
+    seeded = 0
+    with harness.usage_table.batch_writer() as writer:
+        for hours_ago in (1, 2, 3, 4, 5):
+            hour = hour_iso(harness, hours_ago).replace("+00:00", "Z")
+            for dimension in DIMENSIONS:
+                for account in customers:
+                    writer.put_item(
+                        Item={
+                            "customerAWSAccountId": account,
+                            "usageKey": f"{hour}#{dimension}",
+                            "usageHour": hour,
+                            "dimension": dimension,
+                            "quantity": 1,
+                            "productCode": "PROD_ONBOARD",
+                            "licenseArn": licenses[account],
+                            "pendingPartition": "pending",
+                            "meteringStatus": "pending",
+                            "allocated": False,
+                        }
+                    )
+                    seeded += 1
+    client = CrashingProxy(boto3.client("meteringmarketplace"), frozenset({"batch_meter_usage"}))
+    report = harness.job(client=client).run()
+    assert seeded == 10_000  # 400 customers x 5 dimensions x 5 completed hours
+    assert report.metered == seeded
+    assert client.calls == math.ceil(seeded / 25)
+    assert len(marketplace.billed) == seeded
