@@ -17,16 +17,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
 import boto3
 
+from local.console import serve as console_server
 from local.gateway import GatewaySpec
 from local.stack_template import ListingTemplate, load
 from stacks.config import MarketplaceConfig, load_config
@@ -235,11 +238,14 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
     ports = {path: first_port + index for index, path in enumerate(paths)}
     for path, listing_port in ports.items():
         ensure_port_free(listing_port, f"listing {path}")
+    console_port = first_port + len(paths)
+    ensure_port_free(console_port, "the local console")
     region = config.deployment_settings.region
 
     with single_instance():
         templates = synthesize(config, paths)
         processes = Processes()
+        console: ThreadingHTTPServer | None = None
         logs: list[IO[bytes]] = []
 
         def log(name: str) -> IO[bytes]:
@@ -327,6 +333,9 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
                 }
             for path in templates:
                 wait_until_up(endpoints["listings"][path]["siteUrl"], f"the gateway of {path}", processes)
+            endpoints["consoleUrl"] = f"http://127.0.0.1:{console_port}/"
+            console = console_server(console_port, endpoints, aws_env)
+            threading.Thread(target=console.serve_forever, name="console", daemon=True).start()
             (STATE_DIR / "endpoints.json").write_text(json.dumps(endpoints, indent=2) + "\n")
             print_endpoints(endpoints)
             while True:
@@ -335,6 +344,9 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
         except KeyboardInterrupt:
             say("Stopping local mode")
         finally:
+            if console is not None:
+                console.shutdown()
+                console.server_close()
             processes.stop()
             for handle in logs:
                 handle.close()
@@ -351,6 +363,7 @@ def print_endpoints(endpoints: dict[str, Any]) -> None:
             print("  ".join("-" * width for width in widths))
     print(f"\nMarketplace emulator: {endpoints['emulator']['url']}  (admin API /_emulator/: local/README.md)")
     print(f"Local AWS services:   {endpoints['aws']['url']}")
+    print(f"Console (play a buyer, see subscribers and billing): {endpoints['consoleUrl']}")
     print(f"The metering job runs every {endpoints['meteringSeconds']:g} s (--metering-interval).")
     print("Endpoints for scripts: .local/endpoints.json; logs: .local/*.log\n", flush=True)
 

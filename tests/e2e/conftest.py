@@ -76,7 +76,7 @@ def post_json(url: str, payload: dict[str, Any], cookie: str | None = None) -> t
 @pytest.fixture(scope="session")
 def local_mode() -> Iterator[dict[str, Any]]:
     ENDPOINTS.unlink(missing_ok=True)
-    port = consecutive_free_ports(2)
+    port = consecutive_free_ports(3)  # two listings and the console
     process = subprocess.Popen(  # noqa: S603
         [
             str(PROJECT_ROOT / "deploy-marketplace.sh"),

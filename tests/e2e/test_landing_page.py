@@ -156,3 +156,28 @@ def test_the_page_fits_a_phone(local_mode: dict[str, Any], browser: Any, artifac
         page.screenshot(path=str(artifacts / "4-phone.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_the_console_plays_aws_marketplace_for_a_whole_journey(
+    local_mode: dict[str, Any], tab: Page, artifacts: Path
+) -> None:
+    page = tab.page
+    page.goto(local_mode["consoleUrl"] + "buy/data-analytics")
+    page.screenshot(path=str(artifacts / "5-console-subscribed.png"), full_page=True)
+    with page.expect_navigation():
+        page.click("text=Set up your account")
+    assert page.url == local_mode["listings"]["data-analytics"]["siteUrl"]
+    page.wait_for_selector("#state-form:not([hidden])")
+    for field, value in {**DETAILS, "companyName": "Console Buyer Ltd"}.items():
+        page.fill(f"#{field}", value)
+    page.click("#submit")
+    page.wait_for_selector("#state-registered:not([hidden])")
+
+    page.goto(local_mode["consoleUrl"])
+    row = page.locator("tr", has_text="Console Buyer Ltd")
+    assert row.count() == 1
+    assert "pending" in row.inner_text()
+    with page.expect_navigation():
+        row.locator("button", has_text="unsubscribe-pending").click()
+    page.screenshot(path=str(artifacts / "6-console-dashboard.png"), full_page=True)
+    assert "cancel-pending" in page.locator("tr", has_text="Console Buyer Ltd").inner_text()  # on Marketplace

@@ -1,0 +1,259 @@
+"""The local console: a buyer simulator that plays AWS Marketplace, and a dashboard of every listing.
+
+- `/` — per listing: subscribers with their status, usage recorded, and what the emulator billed.
+- `/buy/<path>` — "subscribe" as a new buyer: the emulator mints a registration token and the page shows
+  the button AWS Marketplace shows ("Set up your account"), a form that POSTs the token to the listing's
+  fulfillment URL exactly as Marketplace does. The token travels only in that POST body.
+- `POST /event` — send a lifecycle event (cancel, fail, entitlement update, ...) through the emulator.
+
+Server-rendered, no script; every value is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+EVENTS = (
+    "subscribe-success",
+    "unsubscribe-pending",
+    "unsubscribe-success",
+    "subscribe-fail",
+    "entitlement-updated",
+)
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; color: #1b1f24; background: #f4f6f9; }
+header { background: #232f3e; color: #fff; padding: 1rem 1.5rem; }
+header a { color: #ffb84d; } main { padding: 1rem 1.5rem; max-width: 75rem; }
+section { background: #fff; border-radius: 8px; padding: 1rem 1.25rem; margin-bottom: 1.25rem; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 0.5rem 0 1rem; }
+th, td { text-align: left; padding: 0.35rem 0.5rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
+th { background: #f0f2f5; }
+.button { background: #ff9900; border: 0; border-radius: 6px; padding: 0.6rem 1.2rem;
+font: inherit; font-weight: 600; cursor: pointer; } .small { padding: 0.2rem 0.5rem; font-size: 0.8rem; }
+.muted { color: #5b6470; } form.inline { display: inline; }
+"""
+CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action http://127.0.0.1:*; base-uri 'none'"
+
+
+def _json(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - loopback URLs local mode started
+        url, data=data, method="POST" if data else "GET", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _table(headings: list[str], rows: list[list[str]], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{escape(empty)}</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Console:
+    def __init__(self, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> None:
+        self.endpoints = endpoints
+        self.dynamodb = boto3.resource(
+            "dynamodb",
+            endpoint_url=aws_environment["AWS_ENDPOINT_URL_DYNAMODB"],
+            region_name=aws_environment["AWS_DEFAULT_REGION"],
+            aws_access_key_id=aws_environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=aws_environment["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    @property
+    def emulator(self) -> str:
+        return str(self.endpoints["emulator"]["url"])
+
+    def page(self, title: str, body: str) -> str:
+        return (
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body><header><strong>Local AWS Marketplace console</strong> · "
+            f'<a href="/">Dashboard</a></header><main>{body}</main></body></html>'
+        )
+
+    def dashboard(self) -> str:
+        sections = []
+        for path, listing in self.endpoints["listings"].items():
+            subscribers = self.dynamodb.Table(listing["tables"]["subscribers"]).scan()["Items"]
+            usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
+            query = f"productCode={listing['productCode']}"
+            billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]
+            marketplace_status = {
+                s["customerAWSAccountId"]: s["status"]
+                for s in _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
+            }
+            subscriber_rows = [
+                [
+                    escape(str(item.get("companyName", "(not registered)"))),
+                    escape(str(item.get("contactEmail", ""))),
+                    escape(str(item["customerAWSAccountId"])),
+                    escape(str(item.get("status", ""))),
+                    escape(marketplace_status.get(str(item["customerAWSAccountId"]), "")),
+                    escape(str(item.get("registrationDate", ""))),
+                    self._event_buttons(listing["productCode"], str(item["customerAWSAccountId"])),
+                ]
+                for item in subscribers
+            ]
+            usage_rows = [
+                [
+                    escape(str(item["customerAWSAccountId"])),
+                    escape(str(item.get("dimension"))),
+                    escape(str(item.get("usageHour"))),
+                    escape(str(item.get("quantity"))),
+                    escape(str(item.get("meteringStatus"))),
+                    escape(str(item.get("failureReason", item.get("meteringRecordId", "")))),
+                ]
+                for item in sorted(usage, key=lambda i: str(i.get("usageHour")), reverse=True)[:50]
+            ]
+            billed_rows = [
+                [
+                    escape(str(r["customer"])),
+                    escape(r["dimension"]),
+                    escape(r["hour"]),
+                    str(r["quantity"]),
+                    escape(r["status"]),
+                ]
+                for r in billed[-50:]
+            ]
+            sections.append(
+                f"<section><h2>{escape(path)} "
+                f'<span class="muted">({escape(listing["productCode"])})</span></h2>'
+                f'<p><a href="{escape(listing["siteUrl"], quote=True)}">Landing page</a> · '
+                f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a></p>'
+                "<h3>Subscribers</h3>"
+                + _table(
+                    [
+                        "Company",
+                        "E-mail",
+                        "AWS account",
+                        "Status",
+                        "On Marketplace",
+                        "Registered",
+                        "Send event",
+                    ],
+                    subscriber_rows,
+                    "No subscribers yet.",
+                )
+                + "<h3>Usage recorded</h3>"
+                + _table(
+                    ["AWS account", "Dimension", "Hour", "Quantity", "Metering", "Result"],
+                    usage_rows,
+                    "No usage yet.",
+                )
+                + "<h3>Billed by AWS Marketplace (emulator)</h3>"
+                + _table(
+                    ["Customer", "Dimension", "Hour", "Quantity", "Status"],
+                    billed_rows,
+                    "Nothing billed yet.",
+                )
+                + "</section>"
+            )
+        return self.page("Local console", "".join(sections))
+
+    def _event_buttons(self, product_code: str, account: str) -> str:
+        buttons = []
+        for event in EVENTS:
+            buttons.append(
+                '<form class="inline" method="post" action="/event">'
+                f'<input type="hidden" name="productCode" value="{escape(product_code, quote=True)}">'
+                f'<input type="hidden" name="customerAWSAccountId" value="{escape(account, quote=True)}">'
+                f'<input type="hidden" name="type" value="{escape(event, quote=True)}">'
+                f'<button class="button small" type="submit">{escape(event)}</button></form>'
+            )
+        return " ".join(buttons)
+
+    def buy(self, path: str, free_trial: bool) -> str | None:
+        listing = self.endpoints["listings"].get(path)
+        if listing is None:
+            return None
+        minted = _json(f"{self.emulator}/_emulator/subscriptions", {"productCode": listing["productCode"]})
+        offer = (
+            '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">'
+            if free_trial
+            else ""
+        )
+        body = (
+            f"<section><h2>You subscribed to {escape(path)}</h2>"
+            f"<p>AWS account <strong>{escape(minted['customerAWSAccountId'])}</strong>, license "
+            f"<code>{escape(minted['licenseArn'])}</code>.</p>"
+            "<p>AWS Marketplace now sends you to the seller's site, with a registration token in a form "
+            "post:</p>"
+            f'<form method="post" action="{escape(listing["fulfillmentUrl"], quote=True)}">'
+            '<input type="hidden" name="x-amzn-marketplace-token" '
+            f'value="{escape(minted["token"], quote=True)}">'
+            f'{offer}<button class="button" type="submit">Set up your account</button></form></section>'
+        )
+        return self.page(f"Subscribed to {path}", body)
+
+    def event(self, form: dict[str, str]) -> None:
+        _json(f"{self.emulator}/_emulator/events", form)
+
+
+def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "local-console"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, html: str, location: str | None = None) -> None:
+            body = html.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", CSP)
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("Cache-Control", "no-store")
+            if location:
+                self.send_header("Location", location)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/":
+                self._send(200, console.dashboard())
+            elif url.path.startswith("/buy/"):
+                free_trial = "free-trial" in parse_qs(url.query)
+                html = console.buy(url.path.removeprefix("/buy/"), free_trial)
+                self._send(200, html) if html else self._send(
+                    404, console.page("Not found", "No such listing.")
+                )
+            else:
+                self._send(404, console.page("Not found", "Nothing here."))
+
+        def do_POST(self) -> None:
+            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+            form = {key: values[0] for key, values in parse_qs(self.rfile.read(length).decode()).items()}
+            if (
+                urlsplit(self.path).path == "/event"
+                and {"productCode", "customerAWSAccountId", "type"} <= form.keys()
+            ):
+                try:
+                    console.event(form)
+                except urllib.error.HTTPError as error:
+                    message = json.loads(error.read() or b"{}").get("message", str(error))
+                    self._send(error.code, console.page("Event refused", escape(message)))
+                    return
+                self._send(303, "", location="/")
+            else:
+                self._send(400, console.page("Bad request", "Unknown action."))
+
+    return Handler
+
+
+def serve(port: int, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Console(endpoints, aws_environment)))
+    server.daemon_threads = True
+    return server
