@@ -55,39 +55,35 @@ class MarketplaceListingStack(Stack):
             "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
             "DIMENSIONS": ",".join(dimension.name for dimension in listing.dimensions),
         }
-        self.fulfillment = ListingFunction(
-            self,
+
+        def function(construct_id: str, role_name: str, module: str, description: str) -> ListingFunction:
+            return ListingFunction(
+                self,
+                construct_id,
+                names=names,
+                role_name=role_name,
+                code=code,
+                handler=f"handlers.{module}.handler",
+                description=description,
+                environment=environment,
+                retain=retain,
+            )
+
+        self.fulfillment = function(
             "Fulfillment",
-            names=names,
-            role_name="FulfillmentHandler",
-            code=code,
-            handler="handlers.fulfillment.handler",
-            description=f"Receives buyers from AWS Marketplace for {listing.path}",
-            environment=environment,
-            retain=retain,
+            "FulfillmentHandler",
+            "fulfillment",
+            f"Receives buyers from AWS Marketplace for {listing.path}",
         )
-        self.registration = ListingFunction(
-            self,
-            "Registration",
-            names=names,
-            role_name="RegistrationHandler",
-            code=code,
-            handler="handlers.registration.handler",
-            description=f"Registers buyers of {listing.path}",
-            environment=environment,
-            retain=retain,
+        self.registration = function(
+            "Registration", "RegistrationHandler", "registration", f"Registers buyers of {listing.path}"
         )
         self._grant_onboarding()
-        self.usage = ListingFunction(
-            self,
+        self.usage = function(
             "Usage",
-            names=names,
-            role_name="UsageHandler",
-            code=code,
-            handler="handlers.usage.handler",
-            description=f"Records usage of {listing.path} reported by the seller's product",
-            environment=environment,
-            retain=retain,
+            "UsageHandler",
+            "usage",
+            f"Records usage of {listing.path} reported by the seller's product",
         )
         self.metering = MeteringSchedule(
             self,

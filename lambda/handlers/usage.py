@@ -10,7 +10,6 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,24 +17,12 @@ from pydantic import ValidationError
 
 from marketplace_saas.http import error_response, json_response, media_type
 from marketplace_saas.observability import logger, metrics, tracer
-from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.usage import UsageRecord, UsageRecorder, UsageRejected
+from marketplace_saas.usage import UsageRecord, UsageRejected
+from marketplace_saas.wiring import usage_recorder
 
 MAX_BODY_BYTES = 256 * 1024
 app = APIGatewayRestResolver()
-_recorder: UsageRecorder | None = None
-
-
-def recorder() -> UsageRecorder:
-    global _recorder
-    if _recorder is None:
-        settings = listing_settings()
-        dynamodb = boto3.resource("dynamodb")
-        _recorder = UsageRecorder(
-            settings, dynamodb.Table(settings.subscribers_table), dynamodb.Table(settings.metering_table)
-        )
-    return _recorder
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -63,7 +50,7 @@ def record_usage() -> Response[dict[str, Any]]:
     except ValidationError as error:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_usage", _validation_message(error))
     try:
-        recorded = recorder().record(usage)
+        recorded = usage_recorder().record(usage)
     except UsageRejected as rejection:
         metrics.add_metric(name="UsageRejected", unit=MetricUnit.Count, value=1)
         return error_response(HTTPStatus(rejection.status), rejection.code, rejection.message)

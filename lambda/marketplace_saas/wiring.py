@@ -1,4 +1,4 @@
-"""Builds the onboarding service from the function's environment, once per execution environment.
+"""Builds the services the handlers use from the function's environment, once per execution environment.
 
 Clients are created on first use rather than at import, so a cold start pays only for what it needs.
 Tests replace the whole service with `use(...)`.
@@ -12,8 +12,10 @@ from marketplace_saas.marketplace import MarketplaceClient
 from marketplace_saas.onboarding import Onboarding
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
+from marketplace_saas.usage import UsageRecorder
 
 _onboarding: Onboarding | None = None
+_usage_recorder: UsageRecorder | None = None
 
 
 def onboarding() -> Onboarding:
@@ -30,7 +32,19 @@ def onboarding() -> Onboarding:
     return _onboarding
 
 
+def usage_recorder() -> UsageRecorder:
+    global _usage_recorder
+    if _usage_recorder is None:
+        settings = listing_settings()
+        dynamodb = boto3.resource("dynamodb")
+        _usage_recorder = UsageRecorder(
+            settings, dynamodb.Table(settings.subscribers_table), dynamodb.Table(settings.metering_table)
+        )
+    return _usage_recorder
+
+
 def use(service: Onboarding | None) -> None:
-    """Replace (or with None, reset) the service the handlers use."""
-    global _onboarding
+    """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
+    global _onboarding, _usage_recorder
     _onboarding = service
+    _usage_recorder = None

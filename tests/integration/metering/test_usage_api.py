@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from handlers import usage as usage_handler
+from marketplace_saas import wiring
 from tests.integration.metering.conftest import Harness
 from tests.support.events import FakeLambdaContext, api_event
 
@@ -17,9 +18,9 @@ ACCOUNT = "123456789012"
 
 @pytest.fixture
 def api(harness: Harness) -> Iterator[Harness]:
-    usage_handler._recorder = None  # built from this test's environment
+    wiring.use(None)  # the recorder is built from this test's environment
     yield harness
-    usage_handler._recorder = None
+    wiring.use(None)
 
 
 def post(body: Any, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
