@@ -10,6 +10,8 @@ from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from stacks.config import ConfigError, MarketplaceConfig
+from stacks.constructs.subscription_lifecycle import MARKETPLACE_REGION
+from stacks.event_forwarder import MarketplaceEventForwarder
 from stacks.listing_stack import MarketplaceListingStack
 
 
@@ -41,5 +43,11 @@ def build_app(
         for listing in config.enabled_listings
         if not only_paths or listing.path in only_paths
     ]
+    if settings.region != MARKETPLACE_REGION:
+        for stack in stacks:
+            forwarder = MarketplaceEventForwarder(
+                app, listing=stack.listing, names=stack.names, region=settings.region, account=account
+            )
+            stack.add_dependency(forwarder, "AWS Marketplace events reach the listing through it")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     return app, stacks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events, aws_sns as sns
 from constructs import Construct
 
 from stacks.bundling import lambda_code
@@ -14,6 +14,8 @@ from stacks.constructs.landing_site import LandingSite
 from stacks.constructs.listing_api import ListingApi
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import MeteringSchedule
+from stacks.constructs.seller_notifications import SellerNotifications
+from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import ListingTables
 from stacks.naming import ListingNames
 
@@ -44,6 +46,12 @@ class MarketplaceListingStack(Stack):
         retain = settings.retain_resources
 
         self.tables = ListingTables(self, "Tables", names=names, retain=retain)
+        email = listing.notification_email or settings.notification_email
+        self.notifications: sns.ITopic | None = (
+            SellerNotifications(self, "Notifications", names=names, email=str(email)).topic if email else None
+        )
+        # The seller's product learns of subscriber changes here (see SubscriptionLifecycle).
+        self.seller_bus = events.EventBus(self, "SellerEvents", event_bus_name=names.seller_event_bus)
         code = lambda_code()  # one asset per stack, shared by its functions
         environment = {
             "LISTING_PATH": listing.path,
@@ -54,6 +62,8 @@ class MarketplaceListingStack(Stack):
             "METERING_TABLE": self.tables.usage_records.table_name,
             "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
             "DIMENSIONS": ",".join(dimension.name for dimension in listing.dimensions),
+            "SELLER_EVENT_BUS": names.seller_event_bus,
+            "SELLER_EVENT_SOURCE": names.stack,
         }
 
         def function(construct_id: str, role_name: str, module: str, description: str) -> ListingFunction:
@@ -96,6 +106,18 @@ class MarketplaceListingStack(Stack):
             retain=retain,
         )
         self._grant_usage_recording()
+        self.lifecycle = SubscriptionLifecycle(
+            self,
+            "Lifecycle",
+            names=names,
+            listing=listing,
+            code=code,
+            environment=environment,
+            tables=self.tables,
+            seller_bus=self.seller_bus,
+            notifications=self.notifications,
+        )
+        self._grant_closing_subscriptions()
 
         self.api = ListingApi(
             self,
@@ -124,9 +146,20 @@ class MarketplaceListingStack(Stack):
         self.fulfillment.allow(["aws-marketplace:ResolveCustomer"], ["*"])
         self.fulfillment.allow(["dynamodb:PutItem"], [tables.pending_registrations.table_arn])
         self.registration.allow(["dynamodb:GetItem"], [tables.pending_registrations.table_arn])
-        self.registration.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [tables.subscribers.table_arn])
+        subscriber_actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        if self.listing.legacy:
+            # Folding in the SNS events that came before the buyer registered (see store.Subscribers).
+            subscriber_actions.append("dynamodb:DeleteItem")
+        self.registration.allow(subscriber_actions, [tables.subscribers.table_arn])
         if self.listing.pricing_model.has_entitlements:
             self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
+
+    def _grant_closing_subscriptions(self) -> None:
+        """The metering job turns cancel-pending subscribers into cancelled once their last hour is sent."""
+        subscribers = self.tables.subscribers
+        job = self.metering.job
+        job.allow(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"], [subscribers.table_arn])
+        self.seller_bus.grant_put_events_to(job.role)
 
     def _grant_usage_recording(self) -> None:
         tables = self.tables
@@ -171,6 +204,12 @@ class MarketplaceListingStack(Stack):
             ),
             "SubscribersTableName": (self.tables.subscribers.table_name, "Registered buyers"),
             "MeteringTableName": (self.tables.usage_records.table_name, "Usage records and their metering"),
+            "SellerEventBusName": (
+                self.seller_bus.event_bus_name,
+                "Subscriber changes for the seller's product: subscriber.activated, .cancel-pending, "
+                ".deactivated, .failed and entitlements.updated",
+            ),
+            "LifecycleQueueUrl": (self.lifecycle.queue.queue_url, "AWS Marketplace events for this listing"),
             "RegistrationsTableName": (
                 self.tables.pending_registrations.table_name,
                 "Buyers between the fulfillment redirect and the registration form (expire after an hour)",

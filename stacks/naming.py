@@ -32,6 +32,15 @@ class ListingNames:
     def registrations_table(self) -> str:
         return f"{self.prefix}-registrations-{self.path}"
 
+    @property
+    def seller_event_bus(self) -> str:
+        """Where the listing publishes `subscriber.*` events for the seller's product."""
+        return f"{self.prefix}-{self.path}-subscribers"
+
+    @property
+    def notifications_topic(self) -> str:
+        return f"{self.prefix}-{self.path}-notifications"
+
     def site_bucket(self, account: str) -> str:
         return f"{self.prefix}-{self.path}-{account}"
 

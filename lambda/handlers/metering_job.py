@@ -5,25 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace_saas.marketplace import CLIENT_CONFIG
-from marketplace_saas.metering import MeteringJob
 from marketplace_saas.observability import logger, metrics, tracer
-from marketplace_saas.settings import listing_settings
-
-
-def job() -> MeteringJob:
-    settings = listing_settings()
-    dynamodb = boto3.resource("dynamodb")
-    return MeteringJob(
-        settings,
-        dynamodb.Table(settings.metering_table),
-        dynamodb.Table(settings.subscribers_table),
-        boto3.client("meteringmarketplace", config=CLIENT_CONFIG),
-    )
+from marketplace_saas.wiring import lifecycle, metering_job
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -32,7 +18,9 @@ def job() -> MeteringJob:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedule sends {}; a cancellation asks for {"flush": ["<customer AWS account id>", ...]}.
     flush = frozenset(str(account) for account in event.get("flush", []) if isinstance(account, str))
-    report = job().run(flush_customers=flush)
+    report = metering_job().run(flush_customers=flush)
+    # Subscriptions whose final hour of usage has passed (and was sent above) are now cancelled.
+    closed = lifecycle().close_ended()
     metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
     metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
     metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))
@@ -43,5 +31,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(
             name="OldestPendingUsageAgeHours", unit=MetricUnit.Count, value=round(age_hours, 2)
         )
-    logger.info("metering run finished", extra=report.view())
-    return report.view()
+    logger.info("metering run finished", extra={**report.view(), "subscriptionsClosed": len(closed)})
+    return {**report.view(), "subscriptionsClosed": len(closed)}

@@ -28,6 +28,10 @@ MARKETPLACE_WINDOW_SECONDS = 6 * HOUR
 PENDING_INDEX = "pendingByHour"
 STATUS_INDEX = "byStatus"
 RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)
+# Usage is sent only for subscriptions AWS Marketplace confirmed (and, for an hour, those ending);
+# a subscription that failed or ended is never billed.
+BILLABLE_STATUSES = ("active", "cancel-pending")
+ENDED_STATUSES = frozenset({"failed", "cancelled"})
 # Errors that reject a whole call because of one of its records; retrying the same call cannot help.
 RECORD_ERRORS = frozenset(
     {
@@ -112,17 +116,62 @@ class MeteringJob:
         now = self._clock()
         current_hour = hour_of(now)
         self._add_zero_records(current_hour - HOUR, report)
+        items = self._pending_before(current_hour + (HOUR if flush_customers else 0), report)
+        self._send_items(items, now, flush_customers, report)
+        self._measure_backlog(report)
+        return report
+
+    def flush(self, accounts: frozenset[str]) -> RunReport:
+        """Send everything these customers have pending now, the current hour included.
+
+        The subscription lifecycle calls this the moment a subscription starts ending: Marketplace accepts a
+        leaving customer's usage for about an hour only. Reads each customer's own recent records (their
+        partition, the last six hours), not the whole backlog.
+        """
+        report = RunReport()
+        now = self._clock()
+        since = iso_hour(hour_of(now) - MARKETPLACE_WINDOW_SECONDS)
+        for account in sorted(accounts):
+            request: dict[str, Any] = {
+                "KeyConditionExpression": "customerAWSAccountId = :a AND usageKey >= :since",
+                "FilterExpression": "attribute_exists(pendingPartition)",
+                "ExpressionAttributeValues": {":a": account, ":since": since},
+                "ConsistentRead": True,
+            }
+            items: list[dict[str, Any]] = []
+            while True:
+                page = self._usage.query(**request)
+                report.pages_read += 1
+                items += page["Items"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            self._send_items(iter(items), now, frozenset({account}), report)
+        return report
+
+    def _send_items(
+        self, items: Iterator[dict[str, Any]], now: float, flush_customers: frozenset[str], report: RunReport
+    ) -> None:
+        current_hour = hour_of(now)
+        subscription_of = self._subscription_statuses()
         batch: list[Sealed] = []
-        for item in self._pending_before(current_hour + (HOUR if flush_customers else 0), report):
-            if (
-                item["usageHour"] >= iso_hour(current_hour)
-                and item["customerAWSAccountId"] not in flush_customers
-            ):
+        for item in items:
+            account = item["customerAWSAccountId"]
+            if item["usageHour"] >= iso_hour(current_hour) and account not in flush_customers:
                 continue  # the current hour of a customer who is not leaving: still accumulating
             hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
             if now - hour > MARKETPLACE_WINDOW_SECONDS:
                 # Marketplace would reject the whole batch; this record can never be billed now.
                 self._finish(item_key(item), "failed", report, reason="TooOld")
+                continue
+            status = subscription_of(account)
+            if status not in BILLABLE_STATUSES and "sealedQuantity" not in item:
+                # A sealed record may already have reached Marketplace: it is sent again, identically.
+                if status in ENDED_STATUSES:
+                    reason = "SubscriptionFailed" if status == "failed" else "SubscriptionEnded"
+                    self._finish(item_key(item), "failed", report, reason=reason)
+                else:
+                    report.still_pending += 1  # AWS Marketplace has not confirmed the subscription yet
                 continue
             batch.append(self._seal(item, hour))
             if len(batch) == BATCH_SIZE:
@@ -130,8 +179,28 @@ class MeteringJob:
                 batch = []
         if batch:
             self._send(batch, report)
-        self._measure_backlog(report)
-        return report
+
+    def _subscription_statuses(self) -> Callable[[str], str]:
+        """Each customer's subscription status: the billable ones from the status index, others on demand."""
+        known: dict[str, str] = {}
+        for status in BILLABLE_STATUSES:
+            for subscriber in self._subscribers_with(status):
+                known[subscriber["customerAWSAccountId"]] = status
+
+        def status_of(account: str) -> str:
+            if account not in known:
+                items = self._subscribers.query(
+                    KeyConditionExpression="customerAWSAccountId = :a",
+                    ExpressionAttributeValues={":a": account},
+                    ConsistentRead=True,
+                )["Items"]
+                statuses = [str(item.get("status", "pending")) for item in items]
+                # A customer with several subscriptions to this listing is billable if any of them is.
+                billable = [status for status in statuses if status in BILLABLE_STATUSES]
+                known[account] = (billable or statuses or ["pending"])[0]
+            return known[account]
+
+        return status_of
 
     def _measure_backlog(self, report: RunReport) -> None:
         """What is still waiting (including the current hour), and since when: for metrics and alarms."""
@@ -173,12 +242,12 @@ class MeteringJob:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _active_subscribers(self) -> Iterator[dict[str, Any]]:
+    def _subscribers_with(self, status: str) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": "#status = :active",
+            "KeyConditionExpression": "#status = :status",
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":active": "active"},
+            "ExpressionAttributeValues": {":status": status},
         }
         while True:
             page = self._subscribers.query(**request)
@@ -192,7 +261,7 @@ class MeteringJob:
     def _add_zero_records(self, hour: int, report: RunReport) -> None:
         """Marketplace expects a record every hour for every active customer, quantity 0 when quiet."""
         dimension = min(self._settings.dimensions)
-        for subscriber in self._active_subscribers():
+        for subscriber in self._subscribers_with("active"):
             account = subscriber["customerAWSAccountId"]
             existing = self._usage.query(
                 KeyConditionExpression="customerAWSAccountId = :a AND begins_with(usageKey, :hour)",

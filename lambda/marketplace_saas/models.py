@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -43,6 +44,41 @@ class RegistrationRequest(BaseModel):
 
 
 SubscriberStatus = Literal["pending", "active", "cancel-pending", "cancelled", "failed"]
+# The lifecycle fact each status is derived from (see lifecycle.py); on equal times the later stage wins.
+FACTS: dict[SubscriberStatus, str] = {
+    "active": "activatedAt",
+    "cancel-pending": "cancelRequestedAt",
+    "failed": "failedAt",
+    "cancelled": "cancelledAt",
+}
+_RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed": 2, "cancelled": 3}
+# Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
+# tells us their account), their lifecycle facts wait in an item under this partition.
+UNREGISTERED_PREFIX = "customer-identifier#"
+_LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
+
+
+def status_of(item: Mapping[str, Any]) -> SubscriberStatus:
+    """The latest lifecycle fact wins; on equal times the later stage does. No fact yet: pending."""
+    recorded = [(int(item[fact]), _RANK[status], status) for status, fact in FACTS.items() if fact in item]
+    return max(recorded)[2] if recorded else "pending"
+
+
+def license_id(license_arn: str) -> str:
+    """`l-…`, the part of a license ARN every source writes the same way.
+
+    ResolveCustomer returns `arn:aws:license-manager::<account>:license:l-…`; the documented EventBridge
+    examples print `aws:license-manager:us-east-1:<account>:l-…`. Keyed on the id, both find one subscriber.
+    """
+    match = _LICENSE_ID.search(license_arn)
+    return match.group(1) if match else license_arn
+
+
+def unregistered_key(customer_identifier: str, product_code: str) -> dict[str, str]:
+    return {
+        "customerAWSAccountId": f"{UNREGISTERED_PREFIX}{customer_identifier}",
+        "subscriptionKey": product_code,
+    }
 
 
 @dataclass(frozen=True)
@@ -55,10 +91,10 @@ class BuyerIdentity:
     customer_identifier: str | None
 
     def subscription_key(self, legacy: bool) -> str:
-        """The subscriber's sort key: LicenseArn, or the product code for legacy listings."""
+        """The subscriber's sort key: the license id, or the product code for legacy listings."""
         if legacy or not self.license_arn:
             return self.product_code
-        return self.license_arn
+        return license_id(self.license_arn)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ class ListingSettings:
     registrations_table: str
     metering_table: str = ""
     dimensions: frozenset[str] = frozenset()
+    # Where state changes are published for the seller's product (the listing's own EventBridge bus).
+    seller_bus: str = ""
+    seller_event_source: str = ""
 
     @property
     def has_entitlements(self) -> bool:
@@ -49,4 +52,6 @@ def listing_settings() -> ListingSettings:
         registrations_table=_required("REGISTRATIONS_TABLE"),
         metering_table=_required("METERING_TABLE"),
         dimensions=frozenset(_required("DIMENSIONS").split(",")),
+        seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
+        seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
     )

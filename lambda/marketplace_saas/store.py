@@ -13,7 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from marketplace_saas.models import BuyerIdentity, PendingRegistration, Subscriber
+from marketplace_saas.models import (
+    FACTS,
+    BuyerIdentity,
+    PendingRegistration,
+    Subscriber,
+    status_of,
+    unregistered_key,
+)
 
 # 32 random bytes → 43 URL-safe characters: 256 bits, far above the 128 the session id needs.
 REGISTRATION_ID_BYTES = 32
@@ -114,6 +121,7 @@ class Subscribers:
         before the buyer registered, and that status must survive.
         """
         identity = subscriber.identity
+        early = self._early_facts(identity)
         values: dict[str, Any] = {
             ":companyName": subscriber.company_name,
             ":contactPerson": subscriber.contact_person,
@@ -136,6 +144,18 @@ class Subscribers:
             "entitlements = :entitlements",
             "freeTrial = :freeTrial",
         ]
+        if early:
+            # Subscription events came before the buyer registered: their facts, and the status they give.
+            for name, value in early.items():
+                if name == "freeTrial":
+                    values[":freeTrial"] = bool(value) or values[":freeTrial"]
+                    continue
+                values[f":{name}"] = value
+                assignments.append(f"{name} = :{name}")
+            values[":pending"] = status_of(early)
+            assignments[assignments.index("#status = if_not_exists(#status, :pending)")] = (
+                "#status = :pending"
+            )
         optional = {
             "licenseArn": identity.license_arn,
             "customerIdentifier": identity.customer_identifier,
@@ -158,7 +178,26 @@ class Subscribers:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        if early and identity.customer_identifier:
+            self._table.delete_item(Key=unregistered_key(identity.customer_identifier, identity.product_code))
         return _subscriber(identity, result["Attributes"])
+
+    def _early_facts(self, identity: BuyerIdentity) -> dict[str, Any]:
+        """Lifecycle facts that legacy SNS notifications recorded before this buyer registered."""
+        if not (self._legacy and identity.customer_identifier):
+            return {}
+        try:
+            item = self._table.get_item(
+                Key=unregistered_key(identity.customer_identifier, identity.product_code), ConsistentRead=True
+            ).get("Item")
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        if not item:
+            return {}
+        early = {fact: item[fact] for fact in FACTS.values() if fact in item}
+        if "freeTrial" in item:
+            early["freeTrial"] = item["freeTrial"]
+        return early
 
 
 def _subscriber(identity: BuyerIdentity, item: dict[str, Any]) -> Subscriber:

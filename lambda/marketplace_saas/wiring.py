@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import boto3
 
-from marketplace_saas.marketplace import MarketplaceClient
+from marketplace_saas.lifecycle import Lifecycle, SellerEvents
+from marketplace_saas.marketplace import CLIENT_CONFIG, MarketplaceClient
+from marketplace_saas.metering import MeteringJob
 from marketplace_saas.onboarding import Onboarding
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
@@ -16,6 +18,7 @@ from marketplace_saas.usage import UsageRecorder
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
+_lifecycle: Lifecycle | None = None
 
 
 def onboarding() -> Onboarding:
@@ -43,8 +46,39 @@ def usage_recorder() -> UsageRecorder:
     return _usage_recorder
 
 
+def metering_job() -> MeteringJob:
+    settings = listing_settings()
+    dynamodb = boto3.resource("dynamodb")
+    return MeteringJob(
+        settings,
+        dynamodb.Table(settings.metering_table),
+        dynamodb.Table(settings.subscribers_table),
+        boto3.client("meteringmarketplace", config=CLIENT_CONFIG),
+    )
+
+
+def lifecycle() -> Lifecycle:
+    global _lifecycle
+    if _lifecycle is None:
+        settings = listing_settings()
+        job = metering_job()
+
+        def flush(account: str) -> None:
+            job.flush(frozenset({account}))
+
+        _lifecycle = Lifecycle(
+            settings,
+            boto3.resource("dynamodb").Table(settings.subscribers_table),
+            MarketplaceClient.from_environment(),
+            SellerEvents(boto3.client("events"), settings.seller_bus, settings.seller_event_source),
+            flush=flush,
+        )
+    return _lifecycle
+
+
 def use(service: Onboarding | None) -> None:
     """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
-    global _onboarding, _usage_recorder
+    global _onboarding, _usage_recorder, _lifecycle
     _onboarding = service
     _usage_recorder = None
+    _lifecycle = None

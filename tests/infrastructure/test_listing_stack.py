@@ -367,7 +367,11 @@ def test_fulfillment_role_may_resolve_buyers_and_write_pending_registrations_onl
 
 
 def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Synthesized) -> None:
-    (rule,) = two_listings.resources(AI, "AWS::Events::Rule").values()
+    (rule,) = [
+        rule
+        for rule in two_listings.resources(AI, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in rule["Properties"]
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "cron(5 * * * ? *)"
     (target,) = rule["Properties"]["Targets"]
     job_id = next(
@@ -396,13 +400,18 @@ def test_an_alarm_watches_usage_that_will_never_be_billed(two_listings: Synthesi
     assert properties["TreatMissingData"] == "notBreaching"
 
 
-def test_the_metering_job_may_read_pending_usage_and_meter_nothing_else(two_listings: Synthesized) -> None:
+def test_the_metering_job_may_meter_pending_usage_and_close_ended_subscriptions(
+    two_listings: Synthesized,
+) -> None:
     grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-MeteringJob"))
     usage = _table_id(two_listings, AI, "codio-marketplace-metering-ai-skills")
     subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
     usage_arn = json.dumps({"Fn::GetAtt": [usage, "Arn"]})
     assert grants["aws-marketplace:BatchMeterUsage"] == {'"*"'}
-    assert grants["dynamodb:UpdateItem"] == {usage_arn}
+    subscribers_arn = json.dumps({"Fn::GetAtt": [subscribers, "Arn"]})
+    # Usage records are sealed; subscribers whose cancellation has taken effect are closed, nothing else.
+    assert grants["dynamodb:UpdateItem"] == {usage_arn, subscribers_arn}
+    assert "dynamodb:PutItem" not in grants and "dynamodb:DeleteItem" not in grants
     assert "dynamodb:Scan" not in grants
     assert any("pendingByHour" in resource for resource in grants["dynamodb:Query"])
     assert any("byStatus" in resource and subscribers in resource for resource in grants["dynamodb:Query"])

@@ -15,6 +15,7 @@ from moto import mock_aws
 from local.marketplace_emulator import EmulatorServer
 from local.stack_template import ListingTemplate
 from marketplace_saas.metering import MeteringJob, RunReport
+from marketplace_saas.models import license_id
 from marketplace_saas.settings import ListingSettings, listing_settings
 from marketplace_saas.usage import UsageRecord, UsageRecorder
 from tests.integration.conftest import PRODUCT
@@ -79,7 +80,7 @@ class Harness:
         minted = self.emulator.subscribe(PRODUCT, customerAWSAccountId=account)
         item = {
             "customerAWSAccountId": account,
-            "subscriptionKey": minted["licenseArn"],
+            "subscriptionKey": PRODUCT if legacy else license_id(minted["licenseArn"]),
             "licenseArn": minted["licenseArn"],
             "productCode": PRODUCT,
             "registrationDate": "2026-11-23T00:00:00+00:00",

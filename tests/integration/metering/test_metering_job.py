@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
+from marketplace_saas.models import license_id
 from marketplace_saas.usage import UsageAllocation
 from tests.integration.metering.conftest import DIMENSIONS, Crash, CrashingProxy, Harness
 
@@ -282,11 +283,21 @@ def test_ten_thousand_records_over_400_customers_take_ceil_n_over_25_calls(harne
     customers = [f"4000000{n:05d}" for n in range(400)]
     marketplace = harness.emulator.server.marketplace
     licenses = {}
-    for account in customers:
-        subscription, _ = marketplace.subscribe(
-            {"productCode": "PROD_ONBOARD", "customerAWSAccountId": account}
-        )
-        licenses[account] = subscription.license_arn
+    with harness.subscribers_table.batch_writer() as subscribers:
+        for account in customers:
+            subscription, _ = marketplace.subscribe(
+                {"productCode": "PROD_ONBOARD", "customerAWSAccountId": account}
+            )
+            licenses[account] = subscription.license_arn
+            subscribers.put_item(
+                Item={
+                    "customerAWSAccountId": account,
+                    "subscriptionKey": license_id(subscription.license_arn),
+                    "licenseArn": subscription.license_arn,
+                    "productCode": "PROD_ONBOARD",
+                    "status": "active",
+                }
+            )
     seeded = 0
     with harness.usage_table.batch_writer() as writer:
         for hours_ago in (1, 2, 3, 4, 5):

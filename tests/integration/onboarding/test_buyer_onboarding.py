@@ -13,6 +13,7 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from handlers import fulfillment, registration
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
+from marketplace_saas.models import license_id
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS
 from tests.integration.conftest import CONTRACT_PRODUCT
 from tests.integration.onboarding.conftest import Listing
@@ -96,7 +97,8 @@ def test_registration_stores_one_subscriber_with_the_seed_attribute_names(onboar
     assert body(response)["subscriber"]["companyName"] == "Acme Learning Ltd"
     (item,) = onboard.subscribers
     assert item["customerAWSAccountId"] == "111122223333"
-    assert item["subscriptionKey"] == item["licenseArn"]
+    # The sort key is the license id: events about the license (which name it) find the subscriber.
+    assert item["subscriptionKey"] == license_id(item["licenseArn"]) == item["licenseArn"].rsplit(":", 1)[1]
     assert item["productCode"] == "PROD_ONBOARD"
     assert {key: item[key] for key in DETAILS} == DETAILS
     assert datetime.fromisoformat(item["registrationDate"]).utcoffset() is not None

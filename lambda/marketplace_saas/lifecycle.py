@@ -1,0 +1,539 @@
+"""Subscription lifecycle: AWS Marketplace's notifications move each subscriber between statuses.
+
+    pending ──▶ active ──▶ cancel-pending ──▶ cancelled          pending ──▶ failed
+
+Two channels bring the notifications, both onto the listing's queue:
+- EventBridge, source `aws.agreement-marketplace`, in us-east-1
+  (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html).
+  `License Updated` → active (and fresh entitlements for contracts); `License Deprovisioned` → cancel-pending,
+  with the customer's usage sent at once: Marketplace accepts it for one more hour only. Agreement events
+  name no product, so they count only for an agreement a license event already tied to this listing.
+- SNS, for listings that still use it: `subscribe-success` → active, `subscribe-fail` → failed,
+  `unsubscribe-pending` → cancel-pending, `unsubscribe-success` → cancelled, `entitlement-updated` →
+  fresh entitlements (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html).
+
+Events can come twice, late, out of order, or before the buyer registers (MARKETPLACE.md). So an event does
+not set the status: it records a fact with the time AWS gives it (`activatedAt`, `cancelRequestedAt`,
+`cancelledAt`, `failedAt`: the latest of each kind wins), and the status is a pure function of those facts.
+Any order of the same events ends in the same status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from marketplace_saas.marketplace import MarketplaceClient
+from marketplace_saas.models import (
+    FACTS,
+    UNREGISTERED_PREFIX,
+    BuyerIdentity,
+    SubscriberStatus,
+    status_of,
+    unregistered_key,
+)
+from marketplace_saas.settings import ListingSettings
+from marketplace_saas.store import StoreUnavailable
+
+AGREEMENT_SOURCE = "aws.agreement-marketplace"
+# After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
+FINAL_USAGE_WINDOW_MS = 3600 * 1000
+
+EVENTBRIDGE_STATUS: dict[str, SubscriberStatus] = {
+    "License Updated": "active",
+    "License Deprovisioned": "cancel-pending",
+    "Purchase Agreement Created": "active",
+    "Purchase Agreement Amended": "active",
+    "Purchase Agreement Ended": "cancel-pending",
+}
+SNS_STATUS: dict[str, SubscriberStatus | None] = {
+    "subscribe-success": "active",
+    "subscribe-fail": "failed",
+    "unsubscribe-pending": "cancel-pending",
+    "unsubscribe-success": "cancelled",
+    "entitlement-updated": None,
+}
+SELLER_EVENTS: dict[SubscriberStatus, str] = {
+    "active": "subscriber.activated",
+    "cancel-pending": "subscriber.cancel-pending",
+    "cancelled": "subscriber.deactivated",
+    "failed": "subscriber.failed",
+}
+ENTITLEMENTS_EVENT = "entitlements.updated"
+CONTACT_FIELDS = ("companyName", "contactPerson", "contactEmail", "contactPhone", "registrationDate")
+
+
+class UnreadableMessage(ValueError):
+    """Not a notification this function understands; after the queue's retries it goes to the DLQ."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One lifecycle notification, whichever channel brought it."""
+
+    status: SubscriberStatus | None  # None: only the entitlements changed
+    at_ms: int  # when AWS says it happened, epoch milliseconds
+    refresh_entitlements: bool
+    channel: Literal["eventbridge", "sns"]
+    name: str  # the detail-type or SNS action, for logs
+    product_code: str | None = None
+    account: str | None = None
+    license_arn: str | None = None
+    customer_identifier: str | None = None
+    agreement_id: str | None = None
+    free_trial: bool | None = None
+
+
+# --- parsing -------------------------------------------------------------------------------------------
+
+
+def parse(body: str, sent_at_ms: int | None = None) -> Notice | None:
+    """The notice in an SQS message body, or None for a kind of event this listing does not act on.
+
+    Bodies are EventBridge events, SNS envelopes (`Type: Notification`) or raw SNS messages.
+    """
+    try:
+        message = json.loads(body)
+    except (TypeError, ValueError):
+        raise UnreadableMessage("the message body is not JSON") from None
+    if not isinstance(message, dict):
+        raise UnreadableMessage("the message body is not a JSON object")
+    if "detail-type" in message:
+        return _eventbridge(message)
+    if message.get("Type") == "Notification":
+        inner = message.get("Message")
+        try:
+            payload = json.loads(inner) if isinstance(inner, str) else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise UnreadableMessage("the SNS notification's Message is not a JSON object")
+        return _sns(payload, _time_ms(message.get("Timestamp"), "Timestamp"))
+    if "action" in message:
+        if sent_at_ms is None:
+            raise UnreadableMessage("a raw SNS message without the queue's SentTimestamp")
+        return _sns(message, sent_at_ms)
+    raise UnreadableMessage("neither an EventBridge event nor an SNS notification")
+
+
+def _eventbridge(event: Mapping[str, Any]) -> Notice | None:
+    if event.get("source") != AGREEMENT_SOURCE:
+        raise UnreadableMessage(f"source: expected {AGREEMENT_SOURCE}, got {event.get('source')!r}")
+    detail_type = str(event["detail-type"])
+    # "License Updated - Manufacturer", "Purchase Agreement Ended - Proposer": the role does not matter.
+    kind = detail_type.rsplit(" - ", 1)[0]
+    if kind not in EVENTBRIDGE_STATUS:
+        return None  # e.g. "Purchase Agreement Ending": nothing changes yet
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise UnreadableMessage(f"{detail_type}: detail is not an object")
+    account = _path(detail, "acceptor", "accountId")
+    if not account:
+        raise UnreadableMessage(f"{detail_type}: detail.acceptor.accountId is missing")
+    is_license_event = kind.startswith("License")
+    license_arn = _path(detail, "license", "arn")
+    product_code = _path(detail, "product", "code")
+    if is_license_event and not (license_arn and product_code):
+        raise UnreadableMessage(f"{detail_type}: detail.license.arn and detail.product.code are required")
+    return Notice(
+        status=EVENTBRIDGE_STATUS[kind],
+        at_ms=_time_ms(event.get("time"), "time"),
+        refresh_entitlements=kind == "License Updated",
+        channel="eventbridge",
+        name=detail_type,
+        product_code=product_code,
+        account=account,
+        license_arn=license_arn,
+        agreement_id=_path(detail, "agreement", "id"),
+    )
+
+
+def _sns(message: Mapping[str, Any], at_ms: int) -> Notice:
+    action = message.get("action")
+    if action not in SNS_STATUS:
+        raise UnreadableMessage(f"action: {action!r} is not a Marketplace SNS action")
+    customer, product = message.get("customer-identifier"), message.get("product-code")
+    if not isinstance(customer, str) or not customer or not isinstance(product, str) or not product:
+        raise UnreadableMessage(f"{action}: customer-identifier and product-code are required")
+    trial = message.get("isFreeTrialTermPresent")
+    return Notice(
+        status=SNS_STATUS[action],
+        at_ms=at_ms,
+        refresh_entitlements=action == "entitlement-updated",
+        channel="sns",
+        name=str(action),
+        product_code=product,
+        customer_identifier=customer,
+        free_trial=str(trial).lower() == "true" if trial is not None else None,
+    )
+
+
+def _path(data: Mapping[str, Any], *keys: str) -> str | None:
+    value: Any = data
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _time_ms(value: Any, name: str) -> int:
+    if not isinstance(value, str):
+        raise UnreadableMessage(f"{name}: an ISO 8601 time is required")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnreadableMessage(f"{name}: {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+# --- telling the seller's product ----------------------------------------------------------------------
+
+
+class SellerEvents:
+    """Publishes `subscriber.*` and `entitlements.updated` on the listing's own EventBridge bus."""
+
+    def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
+        self._events = events_client
+        self._bus = bus_name
+        self._source = source
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        entry = {
+            "EventBusName": self._bus,
+            "Source": self._source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail, default=str),
+        }
+        try:
+            result = self._events.put_events(Entries=[entry])
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"PutEvents failed: {type(error).__name__}") from None
+        if result.get("FailedEntryCount"):
+            code = result.get("Entries", [{}])[0].get("ErrorCode", "unknown")
+            raise StoreUnavailable(f"PutEvents failed: {code}")
+
+
+# --- applying a notice -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one notice did, for the log line and the tests."""
+
+    action: Literal["applied", "ignored"]
+    reason: str = ""
+    status: SubscriberStatus | None = None
+    previous: SubscriberStatus | None = None
+    published: list[str] = field(default_factory=list)
+    flushed: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "status": self.status,
+            "previousStatus": self.previous,
+            "published": self.published,
+            "flushed": self.flushed,
+        }
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        settings: ListingSettings,
+        subscribers_table: Any,
+        marketplace: MarketplaceClient,
+        seller_events: SellerEvents,
+        flush: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._table = subscribers_table
+        self._marketplace = marketplace
+        self._seller = seller_events
+        self._flush = flush
+        self._clock = clock
+
+    def handle(self, notice: Notice) -> Outcome:
+        if notice.product_code and notice.product_code != self._settings.product_code:
+            return Outcome("ignored", f"product {notice.product_code} is another listing's")
+        key = self._key(notice)
+        if key is None:
+            return Outcome("ignored", "an agreement this listing has no license for")
+        outcome = Outcome("applied")
+        item = self._record(key, notice)
+        outcome.previous = item.get("status")
+        item = self._converge(key, item, notice, outcome)
+        outcome.status = item.get("status")
+        if outcome.status == "cancel-pending" and not key["customerAWSAccountId"].startswith(
+            UNREGISTERED_PREFIX
+        ):
+            # Every time, not only on the change: a retry after a crash must still send the usage.
+            self._flush(key["customerAWSAccountId"])
+            outcome.flushed = True
+        if notice.refresh_entitlements and self._settings.has_entitlements:
+            self._refresh_entitlements(key, item, notice, outcome)
+        return outcome
+
+    def close_ended(self) -> list[str]:
+        """Cancel-pending subscriptions whose final hour is over become cancelled (run by the metering job).
+
+        The EventBridge channel sends nothing when the final hour ends; SNS's `unsubscribe-success` may come
+        first, and then this finds nothing to do.
+        """
+        closed = []
+        now_ms = int(self._clock() * 1000)
+        request: dict[str, Any] = {
+            "IndexName": "byStatus",
+            "KeyConditionExpression": "#status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":status": "cancel-pending"},
+        }
+        keys = []
+        while True:
+            page = self._query(**request)
+            keys += [
+                {"customerAWSAccountId": i["customerAWSAccountId"], "subscriptionKey": i["subscriptionKey"]}
+                for i in page["Items"]
+            ]
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for key in keys:
+            item = self._get(key)
+            if item is None or status_of(item) != "cancel-pending":
+                continue
+            ends_ms = int(item["cancelRequestedAt"]) + FINAL_USAGE_WINDOW_MS
+            if ends_ms > now_ms:
+                continue
+            notice = Notice("cancelled", ends_ms, False, "eventbridge", "final usage window closed")
+            outcome = Outcome("applied", previous=item.get("status"))
+            self._converge(key, self._record(key, notice), notice, outcome)
+            closed.append(key["customerAWSAccountId"])
+        return closed
+
+    # --- finding the subscriber --------------------------------------------------------------------
+
+    def _key(self, notice: Notice) -> dict[str, str] | None:
+        legacy = self._settings.legacy_identity
+        if notice.account and notice.license_arn:
+            identity = BuyerIdentity(notice.account, self._settings.product_code, notice.license_arn, None)
+            return {
+                "customerAWSAccountId": notice.account,
+                "subscriptionKey": identity.subscription_key(legacy),
+            }
+        if notice.account and notice.agreement_id:
+            for item in self._items_of(notice.account):
+                if item.get("agreementId") == notice.agreement_id:
+                    return {
+                        "customerAWSAccountId": item["customerAWSAccountId"],
+                        "subscriptionKey": item["subscriptionKey"],
+                    }
+            return None
+        if notice.customer_identifier:
+            found = self._query(
+                IndexName="byCustomerIdentifier",
+                KeyConditionExpression="customerIdentifier = :c",
+                ExpressionAttributeValues={":c": notice.customer_identifier},
+            )["Items"]
+            registered = [i for i in found if not i["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX)]
+            if registered:
+                return {
+                    "customerAWSAccountId": registered[0]["customerAWSAccountId"],
+                    "subscriptionKey": registered[0]["subscriptionKey"],
+                }
+            return unregistered_key(notice.customer_identifier, self._settings.product_code)
+        raise UnreadableMessage(f"{notice.name}: no customer named")
+
+    def _items_of(self, account: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._query(
+            KeyConditionExpression="customerAWSAccountId = :a",
+            ExpressionAttributeValues={":a": account},
+            ConsistentRead=True,
+        )["Items"]
+        return items
+
+    # --- recording the fact, then the status -----------------------------------------------------------
+
+    def _record(self, key: dict[str, str], notice: Notice) -> dict[str, Any]:
+        """Store the notice's fact unless a later one of its kind is stored; returns the item after."""
+        values: dict[str, Any] = {":product": self._settings.product_code}
+        assignments = ["productCode = if_not_exists(productCode, :product)"]
+        names: dict[str, str] = {}
+        condition = None
+        if notice.status is not None:
+            names["#fact"] = FACTS[notice.status]
+            values[":at"] = notice.at_ms
+            assignments.append("#fact = :at")
+            condition = "attribute_not_exists(#fact) OR #fact < :at"
+        optional = {
+            "licenseArn": notice.license_arn,
+            "customerIdentifier": notice.customer_identifier,
+            "agreementId": notice.agreement_id,
+        }
+        for name, value in optional.items():
+            if value:
+                values[f":{name}"] = value
+                assignments.append(f"{name} = if_not_exists({name}, :{name})")
+        if notice.free_trial is not None:
+            values[":freeTrial"] = notice.free_trial
+            assignments.append("freeTrial = :freeTrial")
+        request: dict[str, Any] = {
+            "Key": key,
+            "UpdateExpression": "SET " + ", ".join(assignments),
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if condition:
+            request["ConditionExpression"] = condition
+        try:
+            attributes: dict[str, Any] = self._table.update_item(**request)["Attributes"]
+            return attributes
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        # A later (or the same) event of this kind is already recorded: only the status may need catching up.
+        item = self._get(key)
+        if item is None:
+            raise StoreUnavailable("the subscriber disappeared while its event was recorded")
+        return item
+
+    def _converge(
+        self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
+    ) -> dict[str, Any]:
+        """Bring the stored status in line with the facts; tell the seller's product about each change."""
+        if key["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX):
+            return item  # facts only: the status is set when the buyer registers
+        for _ in range(5):
+            wanted = status_of(item)
+            current = item.get("status")
+            if current == wanted:
+                return item
+            # Publish first: a crash before the write publishes again on retry (at least once, same id).
+            self._seller.publish(SELLER_EVENTS[wanted], self._event_detail(item, wanted, current))
+            outcome.published.append(SELLER_EVENTS[wanted])
+            try:
+                item = self._write_status(key, item, wanted)
+                return item
+            except _FactsChanged:
+                latest = self._get(key)
+                if latest is None:
+                    raise StoreUnavailable(
+                        "the subscriber disappeared while its status was written"
+                    ) from None
+                item = latest
+        raise StoreUnavailable("the subscriber's events kept changing; the message will be retried")
+
+    def _write_status(self, key: dict[str, str], item: dict[str, Any], wanted: str) -> dict[str, Any]:
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":wanted": wanted, ":now": int(self._clock() * 1000)}
+        conditions = []
+        for index, fact in enumerate(FACTS.values()):
+            names[f"#f{index}"] = fact
+            if fact in item:
+                values[f":f{index}"] = item[fact]
+                conditions.append(f"#f{index} = :f{index}")
+            else:
+                conditions.append(f"attribute_not_exists(#f{index})")
+        if "status" in item:
+            values[":current"] = item["status"]
+            conditions.append("#status = :current")
+        else:
+            conditions.append("attribute_not_exists(#status)")
+        try:
+            attributes: dict[str, Any] = self._table.update_item(
+                Key=key,
+                UpdateExpression="SET #status = :wanted, statusChangedAt = :now",
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            return attributes
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise _FactsChanged from None
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+
+    # --- entitlements ------------------------------------------------------------------------------
+
+    def _refresh_entitlements(
+        self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
+    ) -> None:
+        account = key["customerAWSAccountId"]
+        if account.startswith(UNREGISTERED_PREFIX):
+            return  # fetched when the buyer registers
+        identity = BuyerIdentity(
+            account, self._settings.product_code, item.get("licenseArn"), item.get("customerIdentifier")
+        )
+        entitlements = self._marketplace.entitlements(identity, legacy=self._settings.legacy_identity)
+        try:
+            updated = self._table.update_item(
+                Key=key,
+                UpdateExpression="SET entitlements = :e, entitlementsAt = :at",
+                ConditionExpression="attribute_not_exists(entitlementsAt) OR entitlementsAt <= :at",
+                ExpressionAttributeValues={":e": entitlements, ":at": notice.at_ms},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return  # a later notice already stored what is current
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        detail = self._event_detail(updated, updated.get("status", "pending"), updated.get("status"))
+        detail["entitlements"] = entitlements
+        self._seller.publish(ENTITLEMENTS_EVENT, detail)
+        outcome.published.append(ENTITLEMENTS_EVENT)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _event_detail(self, item: Mapping[str, Any], status: str, previous: Any) -> dict[str, Any]:
+        fact_time = item.get(FACTS.get(status, ""), 0)  # type: ignore[call-overload]
+        identity = f"{item['customerAWSAccountId']}|{item['subscriptionKey']}|{status}|{fact_time}"
+        detail: dict[str, Any] = {
+            # The same change always has the same id, so a consumer can drop repeats.
+            "eventId": hashlib.sha256(identity.encode()).hexdigest()[:32],
+            "listing": self._settings.listing_path,
+            "productCode": self._settings.product_code,
+            "customerAWSAccountId": item["customerAWSAccountId"],
+            "licenseArn": item.get("licenseArn"),
+            "customerIdentifier": item.get("customerIdentifier"),
+            "status": status,
+            "previousStatus": previous or "pending",
+            "freeTrial": bool(item.get("freeTrial", False)),
+            "registered": "registrationDate" in item,
+        }
+        if fact_time:
+            detail["effectiveAt"] = datetime.fromtimestamp(int(fact_time) / 1000, UTC).isoformat()
+        for name in CONTACT_FIELDS:
+            if name in item:
+                detail[name] = item[name]
+        return detail
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            item: dict[str, Any] | None = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+            return item
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+
+    def _query(self, **request: Any) -> dict[str, Any]:
+        try:
+            page: dict[str, Any] = self._table.query(**request)
+            return page
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+
+
+class _FactsChanged(Exception):
+    """Another event changed the subscriber between reading it and writing its status."""
