@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.stack_template import FunctionSpec, ListingTemplate, Route, load
+from local.stack_template import EventSourceSpec, FunctionSpec, ListingTemplate, Route, load
 
 # API Gateway's own limit on a request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -120,7 +120,12 @@ class Gateway:
         self.template = template
         self.routes = {(route.method, route.path): route for route in template.routes}
         self._handlers: dict[str, Handler] = {}
-        functions = [route.function for route in template.routes] + template.scheduled
+        self._import_lock = threading.Lock()
+        functions = (
+            [route.function for route in template.routes]
+            + template.scheduled
+            + [source.function for source in template.event_sources]
+        )
         environments = {function.logical_id: function.environment for function in functions}
         merged: dict[str, str] = {}
         for environment in environments.values():
@@ -133,11 +138,13 @@ class Gateway:
 
     def handler(self, function: FunctionSpec) -> Handler:
         name = function.handler
-        if name not in self._handlers:
-            module_name, _, attribute = name.rpartition(".")
-            module = importlib.import_module(module_name)
-            self._handlers[name] = getattr(module, attribute)
-        return self._handlers[name]
+        # One import at a time: request threads, schedules and event sources may all start cold at once.
+        with self._import_lock:
+            if name not in self._handlers:
+                module_name, _, attribute = name.rpartition(".")
+                module = importlib.import_module(module_name)
+                self._handlers[name] = getattr(module, attribute)
+            return self._handlers[name]
 
     def proxy_event(
         self, route: Route, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
@@ -192,6 +199,71 @@ class Gateway:
                     self.handler(function)(event, context)
                 except Exception:
                     traceback.print_exc()
+
+    def run_event_source(self, source: EventSourceSpec, stop: threading.Event) -> None:
+        """Plays one SQS event source mapping: poll, invoke with a batch, delete what succeeded.
+
+        As in Lambda, a message the function reports in `batchItemFailures` (or every message of a batch
+        whose invocation raised) stays in the queue, comes back after its visibility timeout, and goes to
+        the dead-letter queue after the queue's maxReceiveCount.
+        """
+        import boto3  # the gateway's AWS environment is set by now
+
+        sqs = boto3.client("sqs")
+        queue = self.template.queues[source.queue]
+        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(source.batch_size, 10),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:  # the local services are stopping, or hiccupped: try again shortly
+                if stop.wait(1):
+                    return
+                continue
+            if not messages:
+                continue
+            event = {"Records": [_sqs_record(message, arn) for message in messages]}
+            context = LambdaContext.for_function(source.function, str(uuid.uuid4()))
+            try:
+                result = self.handler(source.function)(event, context) or {}
+            except Exception:
+                traceback.print_exc()
+                continue  # every message comes back after its visibility timeout
+            failed = (
+                {item.get("itemIdentifier") for item in result.get("batchItemFailures", [])}
+                if source.report_failures
+                else set()
+            )
+            done = [m for m in messages if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]}
+                        for index, m in enumerate(done)
+                    ],
+                )
+
+
+def _sqs_record(message: Any, queue_arn: str) -> dict[str, Any]:
+    """The record Lambda's SQS event source hands a function for one message."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    }
 
 
 def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
@@ -328,6 +400,8 @@ def serve(spec: GatewaySpec) -> None:
     server.daemon_threads = True
     stop_schedules = threading.Event()
     threading.Thread(target=gateway.run_schedules, args=(stop_schedules,), daemon=True).start()
+    for source in gateway.template.event_sources:
+        threading.Thread(target=gateway.run_event_source, args=(source, stop_schedules), daemon=True).start()
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

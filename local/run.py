@@ -1,7 +1,8 @@
 """`./deploy-marketplace.sh --local`: every enabled listing's stack on this machine, no AWS account.
 
     synthesize (the same templates a deploy uses) → moto's server (DynamoDB and the other AWS services)
-    → the Marketplace emulator, seeded from the config → tables created from the templates
+    → the Marketplace emulator, seeded from the config → tables, queues, buses and rules created from
+    the templates
     → one gateway process per listing (CloudFront + API Gateway + Lambda) → URLs and .local/endpoints.json
 
 Everything binds to 127.0.0.1. Ctrl-C or SIGTERM stops every process this started.
@@ -47,6 +48,8 @@ LOCAL_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "local",
 }
 MOTO_SERVICES = ("DYNAMODB", "SQS", "EVENTBRIDGE", "SNS", "S3", "STS", "CLOUDWATCH", "SCHEDULER")
+# AWS Marketplace sends its EventBridge events and SNS notifications in this region.
+MARKETPLACE_REGION = "us-east-1"
 MARKETPLACE_SERVICES = ("MARKETPLACE_METERING", "MARKETPLACE_ENTITLEMENT_SERVICE")
 
 
@@ -193,13 +196,7 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
 
 
 def create_tables(templates: dict[str, ListingTemplate], aws_env: dict[str, str]) -> None:
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name=aws_env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-    )
+    dynamodb = _client("dynamodb", aws_env)
     for template in templates.values():
         for table in template.tables:
             dynamodb.create_table(**table.create_request)
@@ -208,6 +205,63 @@ def create_tables(templates: dict[str, ListingTemplate], aws_env: dict[str, str]
                     TableName=table.create_request["TableName"],
                     TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
                 )
+
+
+def _client(service: str, aws_env: dict[str, str], region: str | None = None) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        # The variable is named after the service id: `events` is EventBridge.
+        endpoint_url=aws_env[f"AWS_ENDPOINT_URL_{'EVENTBRIDGE' if service == 'events' else service.upper()}"],
+        region_name=region or aws_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def create_messaging(templates: dict[str, ListingTemplate], aws_env: dict[str, str]) -> None:
+    """Queues (with their dead-letter queues), event buses, rules and SNS subscriptions, as templated.
+
+    Rules on the default bus are created in us-east-1, where AWS Marketplace sends its events (a listing in
+    another region receives them through its forwarding stack in the cloud).
+    """
+    sqs = _client("sqs", aws_env)
+    listing_events = _client("events", aws_env)
+    marketplace_events = _client("events", aws_env, MARKETPLACE_REGION)
+    sns = _client("sns", aws_env, MARKETPLACE_REGION)
+    for template in templates.values():
+        arns: dict[str, str] = {}
+        # Dead-letter queues first: the queues that use them name their ARNs.
+        for queue in sorted(template.queues.values(), key=lambda q: q.dead_letter_queue is not None):
+            attributes = dict(queue.attributes)
+            if queue.dead_letter_queue:
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": arns[queue.dead_letter_queue],
+                        "maxReceiveCount": queue.max_receive_count,
+                    }
+                )
+            url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+            arns[queue.logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        for bus in template.event_buses:
+            listing_events.create_event_bus(Name=bus)
+        for rule in template.rules:
+            client = marketplace_events if rule.event_bus == "default" else listing_events
+            name = f"{template.stack_name}-{rule.name}"[:64]
+            client.put_rule(Name=name, EventBusName=rule.event_bus, EventPattern=json.dumps(rule.pattern))
+            client.put_targets(
+                Rule=name, EventBusName=rule.event_bus, Targets=[{"Id": "queue", "Arn": arns[rule.queue]}]
+            )
+        for subscription in template.topic_subscriptions:
+            # Locally the topic lives in the local account under its own name; the emulator publishes to it.
+            topic = sns.create_topic(Name=subscription.topic_arn.rsplit(":", 1)[1])["TopicArn"]
+            sns.subscribe(
+                TopicArn=topic,
+                Protocol="sqs",
+                Endpoint=arns[subscription.queue],
+                Attributes={"RawMessageDelivery": str(subscription.raw).lower()},
+            )
 
 
 def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[str]) -> None:
@@ -291,8 +345,9 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
             wait_until_up(f"{moto_url}/moto-api/", "moto", processes)
             wait_until_up(f"{emulator_url}/_emulator/health", "the Marketplace emulator", processes)
             aws_env = local_aws_environment(region, moto_url, emulator_url)
-            say("Creating the tables from the templates")
+            say("Creating the tables, queues, event buses and rules from the templates")
             create_tables(templates, aws_env)
+            create_messaging(templates, aws_env)
             seed_emulator(emulator_url, config, paths)
 
             endpoints: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """Reads what local mode needs out of a synthesized listing template, so local and cloud cannot drift.
 
-Tables, functions (handler and environment), API routes and the response security headers all come from
-`<stack>.template.json`; nothing here restates them.
+Tables, functions (handler and environment), API routes, the response security headers, queues, event
+buses, event rules, SNS subscriptions and event source mappings all come from `<stack>.template.json`;
+nothing here restates them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,42 @@ class Route:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    name: str  # CloudFormation names the queue at deploy time; locally it is `<stack>-<logical id>`
+    attributes: dict[str, str]  # CreateQueue attributes, without the redrive policy
+    dead_letter_queue: str | None = None  # logical id
+    max_receive_count: int = 0
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An EventBridge rule that sends matching events to one of the stack's queues."""
+
+    name: str
+    event_bus: str  # "default" or the bus's name
+    pattern: Json
+    queue: str  # logical id
+
+
+@dataclass(frozen=True)
+class EventSourceSpec:
+    """A queue → function event source mapping."""
+
+    queue: str  # logical id
+    function: FunctionSpec
+    batch_size: int
+    report_failures: bool
+
+
+@dataclass(frozen=True)
+class TopicSubscriptionSpec:
+    topic_arn: str
+    queue: str  # logical id
+    raw: bool
+
+
+@dataclass(frozen=True)
 class ListingTemplate:
     stack_name: str
     tables: list[TableSpec]
@@ -52,6 +89,11 @@ class ListingTemplate:
     scheduled: list[FunctionSpec] = field(default_factory=list)
     security_headers: dict[str, str] = field(default_factory=dict)
     table_outputs: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, QueueSpec] = field(default_factory=dict)
+    event_buses: list[str] = field(default_factory=list)
+    rules: list[RuleSpec] = field(default_factory=list)
+    event_sources: list[EventSourceSpec] = field(default_factory=list)
+    topic_subscriptions: list[TopicSubscriptionSpec] = field(default_factory=list)
 
     def table_name(self, output_key: str) -> str:
         """The table a stack output such as `SubscribersTableName` names."""
@@ -79,8 +121,10 @@ def load(path: Path) -> ListingTemplate:
         and "Handler" in resource["Properties"]
         and not logical_id.startswith("CustomCDKBucketDeployment")
     }
+    stack_name = path.name.removesuffix(".template.json")
+    queues = _queues(stack_name, resources)
     return ListingTemplate(
-        stack_name=path.name.removesuffix(".template.json"),
+        stack_name=stack_name,
         tables=tables,
         functions=functions,
         routes=_routes(resources, functions),
@@ -91,6 +135,11 @@ def load(path: Path) -> ListingTemplate:
             for key, output in template.get("Outputs", {}).items()
             if key.endswith("TableName")
         },
+        queues=queues,
+        event_buses=[str(bus["Properties"]["Name"]) for bus in _of_type(resources, "AWS::Events::EventBus")],
+        rules=_queue_rules(resources, queues),
+        event_sources=_event_sources(resources, queues, functions),
+        topic_subscriptions=_topic_subscriptions(resources, queues),
     )
 
 
@@ -208,3 +257,89 @@ def _security_headers(resources: Json) -> dict[str, str]:
     for custom in config.get("CustomHeadersConfig", {}).get("Items", []):
         headers[custom["Header"]] = custom["Value"]
     return headers
+
+
+def _attribute_of(value: Any, known: Json) -> str | None:
+    """The logical id in `{"Fn::GetAtt": [id, "Arn"]}` or `{"Ref": id}`, if it is one of `known`."""
+    if isinstance(value, dict):
+        reference = value.get("Fn::GetAtt", [value.get("Ref")])
+        logical_id = reference[0] if isinstance(reference, list) and reference else None
+        if logical_id in known:
+            return str(logical_id)
+    return None
+
+
+def _queues(stack_name: str, resources: Json) -> dict[str, QueueSpec]:
+    queues = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::SQS::Queue":
+            continue
+        properties = resource.get("Properties", {})
+        attributes = {
+            name: str(properties[name])
+            for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if name in properties
+        }
+        redrive = properties.get("RedrivePolicy") or {}
+        queues[logical_id] = QueueSpec(
+            logical_id=logical_id,
+            name=str(properties.get("QueueName") or f"{stack_name}-{logical_id}")[:80],
+            attributes=attributes,
+            dead_letter_queue=_attribute_of(redrive.get("deadLetterTargetArn"), resources),
+            max_receive_count=int(redrive.get("maxReceiveCount", 0)),
+        )
+    return queues
+
+
+def _queue_rules(resources: Json, queues: dict[str, QueueSpec]) -> list[RuleSpec]:
+    """Event-pattern rules whose target is one of the stack's queues (a rule's other targets, such as the
+    seller's e-mail topic, have nothing to reach locally)."""
+    rules = []
+    for logical_id, rule in resources.items():
+        if rule["Type"] != "AWS::Events::Rule" or "EventPattern" not in rule["Properties"]:
+            continue
+        properties = rule["Properties"]
+        bus = properties.get("EventBusName", "default")
+        bus_id = _attribute_of(bus, resources)
+        if bus_id is not None:
+            bus = resources[bus_id]["Properties"]["Name"]
+        if not isinstance(bus, str):
+            raise TemplateError(f"rule {logical_id}: local mode cannot resolve its bus {json.dumps(bus)}")
+        for target in properties.get("Targets", []):
+            queue = _attribute_of(target.get("Arn"), queues)
+            if queue is not None:
+                rules.append(RuleSpec(logical_id, bus, properties["EventPattern"], queue))
+    return rules
+
+
+def _event_sources(
+    resources: Json, queues: dict[str, QueueSpec], functions: dict[str, FunctionSpec]
+) -> list[EventSourceSpec]:
+    found = []
+    for mapping in _of_type(resources, "AWS::Lambda::EventSourceMapping"):
+        properties = mapping["Properties"]
+        queue = _attribute_of(properties.get("EventSourceArn"), queues)
+        function = _attribute_of(properties.get("FunctionName"), functions)
+        if queue is None or function is None:
+            raise TemplateError("an event source mapping that is not one of the stack's queues → functions")
+        found.append(
+            EventSourceSpec(
+                queue=queue,
+                function=functions[function],
+                batch_size=int(properties.get("BatchSize", 10)),
+                report_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            )
+        )
+    return found
+
+
+def _topic_subscriptions(resources: Json, queues: dict[str, QueueSpec]) -> list[TopicSubscriptionSpec]:
+    found = []
+    for subscription in _of_type(resources, "AWS::SNS::Subscription"):
+        properties = subscription["Properties"]
+        queue = _attribute_of(properties.get("Endpoint"), queues)
+        topic = properties.get("TopicArn")
+        if properties.get("Protocol") != "sqs" or queue is None or not isinstance(topic, str):
+            continue  # e.g. the seller's e-mail subscription
+        found.append(TopicSubscriptionSpec(topic, queue, bool(properties.get("RawMessageDelivery", False))))
+    return found

@@ -6,8 +6,9 @@ Two channels bring the notifications, both onto the listing's queue:
 - EventBridge, source `aws.agreement-marketplace`, in us-east-1
   (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html).
   `License Updated` → active (and fresh entitlements for contracts); `License Deprovisioned` → cancel-pending,
-  with the customer's usage sent at once: Marketplace accepts it for one more hour only. Agreement events
-  name no product, so they count only for an agreement a license event already tied to this listing.
+  with the customer's usage sent at once: Marketplace accepts it for one more hour only; `Purchase Agreement
+  Ended` → cancelled. Agreement events name no product, so they count only for an agreement a license event
+  already tied to this listing. A license that ends before it was ever active (a failed payment) → failed.
 - SNS, for listings that still use it: `subscribe-success` → active, `subscribe-fail` → failed,
   `unsubscribe-pending` → cancel-pending, `unsubscribe-success` → cancelled, `entitlement-updated` →
   fresh entitlements (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html).
@@ -51,7 +52,9 @@ EVENTBRIDGE_STATUS: dict[str, SubscriberStatus] = {
     "License Deprovisioned": "cancel-pending",
     "Purchase Agreement Created": "active",
     "Purchase Agreement Amended": "active",
-    "Purchase Agreement Ended": "cancel-pending",
+    # The agreement is over (Marketplace sends License Deprovisioned with or before it, and the usage
+    # was sent then): no more metering.
+    "Purchase Agreement Ended": "cancelled",
 }
 SNS_STATUS: dict[str, SubscriberStatus | None] = {
     "subscribe-success": "active",

@@ -259,10 +259,16 @@ class MeteringJob:
     # --- zero records -------------------------------------------------------------------------------
 
     def _add_zero_records(self, hour: int, report: RunReport) -> None:
-        """Marketplace expects a record every hour for every active customer, quantity 0 when quiet."""
+        """Marketplace expects a record every hour for every active customer, quantity 0 when quiet.
+
+        Only for hours the customer was active in: an hour that ended before AWS Marketplace activated the
+        subscription is not billed, and a zero record would close it to usage reported late for it.
+        """
         dimension = min(self._settings.dimensions)
         for subscriber in self._subscribers_with("active"):
             account = subscriber["customerAWSAccountId"]
+            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000:
+                continue
             existing = self._usage.query(
                 KeyConditionExpression="customerAWSAccountId = :a AND begins_with(usageKey, :hour)",
                 ExpressionAttributeValues={":a": account, ":hour": iso_hour(hour)},

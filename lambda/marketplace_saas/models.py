@@ -59,9 +59,18 @@ _LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
 
 
 def status_of(item: Mapping[str, Any]) -> SubscriberStatus:
-    """The latest lifecycle fact wins; on equal times the later stage does. No fact yet: pending."""
+    """The latest lifecycle fact wins; on equal times the later stage does. No fact yet: pending.
+
+    A subscription that ends without ever having been active failed: it is never provisioned nor metered
+    (a failed payment ends the license before Marketplace activates it).
+    """
     recorded = [(int(item[fact]), _RANK[status], status) for status, fact in FACTS.items() if fact in item]
-    return max(recorded)[2] if recorded else "pending"
+    if not recorded:
+        return "pending"
+    latest: SubscriberStatus = max(recorded)[2]
+    if latest in ("cancel-pending", "cancelled") and FACTS["active"] not in item:
+        return "failed"
+    return latest
 
 
 def license_id(license_arn: str) -> str:

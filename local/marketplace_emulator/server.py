@@ -128,7 +128,7 @@ class EmulatorServer:
             }
         if route == ("POST", "/_emulator/subscriptions"):
             subscription, token = marketplace.subscribe(body)
-            answer = {
+            answer: dict[str, Any] = {
                 "token": token,
                 "customerAWSAccountId": subscription.customer_aws_account_id,
                 "licenseArn": subscription.license_arn,
@@ -137,6 +137,9 @@ class EmulatorServer:
             }
             if marketplace.products[subscription.product_code].legacy:
                 answer["customerIdentifier"] = subscription.customer_identifier
+            if subscription.status == "active":
+                # Marketplace tells the seller as the buyer is sent to the fulfillment URL.
+                answer["deliveries"] = self._notify("subscribe-success", subscription)
             return 201, answer
         if route == ("GET", "/_emulator/subscriptions"):
             code = _first(query, "productCode")
@@ -195,16 +198,20 @@ class EmulatorServer:
             if status
             else self._subscription(code, account)
         )
-        product = self.marketplace.products[code]
+        return 200, {"status": subscription.status, "deliveries": self._notify(kind, subscription)}
+
+    def _notify(self, kind: str, subscription: Subscription) -> list[dict[str, Any]]:
+        product = self.marketplace.products[subscription.product_code]
         deliveries = self.notifier.deliver(kind, subscription, product, self.marketplace.now())
-        record = {
-            "type": kind,
-            "productCode": code,
-            "customerAWSAccountId": account,
-            "deliveries": deliveries,
-        }
-        self.marketplace.events.append(record)
-        return 200, {"status": subscription.status, "deliveries": deliveries}
+        self.marketplace.events.append(
+            {
+                "type": kind,
+                "productCode": subscription.product_code,
+                "customerAWSAccountId": subscription.customer_aws_account_id,
+                "deliveries": deliveries,
+            }
+        )
+        return deliveries
 
     def _subscription(self, code: str, account: str) -> Subscription:
         subscription = self.marketplace.subscriptions.get((code, account))

@@ -60,7 +60,8 @@ class ListingTables(Construct):
                     partition_key=_string("status"),
                     sort_key=_string(SUBSCRIBER_PARTITION_KEY),
                     projection_type=dynamodb.ProjectionType.INCLUDE,
-                    non_key_attributes=["licenseArn", SUBSCRIBER_CUSTOMER_IDENTIFIER],
+                    # The metering job reads these: who to bill, and since when they are active.
+                    non_key_attributes=["licenseArn", SUBSCRIBER_CUSTOMER_IDENTIFIER, "activatedAt"],
                 ),
             ],
         )

@@ -171,13 +171,37 @@ def test_events_change_the_subscription_and_are_delivered(emulator: Emulator) ->
     )
     assert status == 200 and body["status"] == "cancel-pending"
     (notification,) = delivered
-    assert notification["eventbridge"]["Source"] == "aws.agreement-marketplace"
-    assert notification["eventbridge"]["DetailType"] == DETAIL_TYPES["unsubscribe-pending"]
+    (event,) = notification["eventbridge"]
+    assert event["Source"] == "aws.agreement-marketplace"
+    assert [event["DetailType"]] == DETAIL_TYPES["unsubscribe-pending"]
+    detail = json.loads(event["Detail"])
+    assert detail["license"]["arn"] == buyer["licenseArn"]
+    assert detail["product"]["code"] == "LEG"
+    assert detail["acceptor"]["accountId"] == buyer["customerAWSAccountId"]
+    assert "action" not in detail  # Marketplace's events say what happened by their detail-type only
     topic, message = notification["sns"]
     assert topic.endswith(":aws-mp-subscription-notification-LEG")
     assert message["action"] == "unsubscribe-pending"
     assert message["customer-identifier"] == buyer["customerIdentifier"]
-    assert emulator.admin("GET", "/_emulator/events")[1]["events"][0]["type"] == "unsubscribe-pending"
+    kinds = [event["type"] for event in emulator.admin("GET", "/_emulator/events")[1]["events"]]
+    assert kinds == ["subscribe-success", "unsubscribe-pending"]
+
+
+def test_an_active_subscription_is_announced_as_aws_announces_it(emulator: Emulator) -> None:
+    emulator.product("ANN")
+    delivered: list[dict[str, Any]] = []
+    emulator.server.notifier.callbacks.append(delivered.append)
+    buyer = emulator.subscribe("ANN")
+    (notification,) = delivered
+    assert notification["sns"] is None  # not a legacy product
+    created, updated = notification["eventbridge"]
+    assert created["DetailType"] == "Purchase Agreement Created - Manufacturer"
+    assert updated["DetailType"] == "License Updated - Manufacturer"
+    agreement = json.loads(created["Detail"])
+    license_event = json.loads(updated["Detail"])
+    assert "product" not in agreement and "license" not in agreement
+    assert agreement["agreement"]["id"] == license_event["agreement"]["id"]
+    assert license_event["license"]["arn"] == buyer["licenseArn"]
 
 
 @pytest.mark.parametrize(
