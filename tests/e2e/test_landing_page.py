@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import mint_token
+from tests.e2e.conftest import mint_token, post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,8 @@ def test_a_buyer_from_marketplace_registers_through_the_page(
     local_mode: dict[str, Any], tab: Page, artifacts: Path
 ) -> None:
     listing = local_mode["listings"]["ai-skills"]
-    minted = mint_token(local_mode, listing["productCode"])
+    # Marketplace has not confirmed the subscription yet when the buyer arrives.
+    minted = mint_token(local_mode, listing["productCode"], status="pending")
 
     tab.arrive_from_marketplace(listing["fulfillmentUrl"], minted["token"])
     page = tab.page
@@ -82,9 +83,22 @@ def test_a_buyer_from_marketplace_registers_through_the_page(
     assert "Waiting for AWS Marketplace to confirm" in page.inner_text("#subscription-status")
     page.screenshot(path=str(artifacts / "2-registered.png"), full_page=True)
 
-    page.reload()
-    page.wait_for_selector("#state-registered:not([hidden])")
+    # AWS Marketplace confirms: its events reach the lifecycle function through the listing's queue.
+    confirm = {
+        "type": "subscribe-success",
+        "productCode": listing["productCode"],
+        "customerAWSAccountId": minted["customerAWSAccountId"],
+    }
+    assert post_json(f"{local_mode['emulator']['url']}/_emulator/events", confirm)[0] == 200
+    page.wait_for_timeout(200)
+    for _ in range(50):
+        page.reload()
+        page.wait_for_selector("#state-registered:not([hidden])")
+        if "active" in page.inner_text("#subscription-status"):
+            break
+        page.wait_for_timeout(200)
     assert page.inner_text("#registered-title") == "You are already registered"
+    assert page.inner_text("#subscription-status") == "Your subscription is active."
 
 
 def test_invalid_fields_are_announced_next_to_each_field(
