@@ -85,7 +85,12 @@ class Console:
     def dashboard(self) -> str:
         sections = []
         for path, listing in self.endpoints["listings"].items():
-            subscribers = self.dynamodb.Table(listing["tables"]["subscribers"]).scan()["Items"]
+            subscribers = [
+                item
+                for item in self.dynamodb.Table(listing["tables"]["subscribers"]).scan()["Items"]
+                # Early lifecycle facts waiting for their buyer or license are not subscribers.
+                if not str(item["customerAWSAccountId"]).startswith(("agreement#", "customer-identifier#"))
+            ]
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
             query = f"productCode={listing['productCode']}"
             billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]

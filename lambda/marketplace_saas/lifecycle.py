@@ -33,10 +33,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.marketplace import MarketplaceClient
 from marketplace_saas.models import (
+    AGREEMENT_PREFIX,
     FACTS,
-    UNREGISTERED_PREFIX,
     BuyerIdentity,
     SubscriberStatus,
+    agreement_key,
+    is_placeholder,
     status_of,
     unregistered_key,
 )
@@ -46,6 +48,8 @@ from marketplace_saas.store import StoreUnavailable
 AGREEMENT_SOURCE = "aws.agreement-marketplace"
 # After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
 FINAL_USAGE_WINDOW_MS = 3600 * 1000
+# An agreement event no license event ever claims (another product's) is forgotten after this long.
+UNCLAIMED_AGREEMENT_SECONDS = 30 * 24 * 3600
 
 EVENTBRIDGE_STATUS: dict[str, SubscriberStatus] = {
     "License Updated": "active",
@@ -271,15 +275,15 @@ class Lifecycle:
             return Outcome("ignored", f"product {notice.product_code} is another listing's")
         key = self._key(notice)
         if key is None:
-            return Outcome("ignored", "an agreement this listing has no license for")
+            return self._hold_agreement(notice)
         outcome = Outcome("applied")
         item = self._record(key, notice)
+        if notice.license_arn and notice.agreement_id:
+            item = self._claim_agreement(key, notice.agreement_id) or item
         outcome.previous = item.get("status")
         item = self._converge(key, item, notice, outcome)
         outcome.status = item.get("status")
-        if outcome.status == "cancel-pending" and not key["customerAWSAccountId"].startswith(
-            UNREGISTERED_PREFIX
-        ):
+        if outcome.status == "cancel-pending" and not is_placeholder(key["customerAWSAccountId"]):
             # Every time, not only on the change: a retry after a crash must still send the usage.
             self._flush(key["customerAWSAccountId"])
             outcome.flushed = True
@@ -324,6 +328,37 @@ class Lifecycle:
             closed.append(key["customerAWSAccountId"])
         return closed
 
+    # --- agreement events that come before their license event --------------------------------------
+
+    def _hold_agreement(self, notice: Notice) -> Outcome:
+        """Keep an agreement event no subscriber claims yet; the license event naming its agreement will.
+
+        Written first, then looked for again: a license event that tied the agreement meanwhile has
+        either seen this placeholder or is seen now, so the event is never lost between the two.
+        """
+        assert notice.agreement_id is not None and notice.account is not None
+        self._record(agreement_key(notice.agreement_id, self._settings.product_code), notice)
+        key = self._agreement_subscriber(notice.account, notice.agreement_id)
+        if key is None:
+            return Outcome("ignored", "held until a license event names this agreement")
+        outcome = Outcome("applied")
+        item = self._record(key, notice)
+        outcome.previous = item.get("status")
+        outcome.status = self._converge(key, item, notice, outcome).get("status")
+        return outcome
+
+    def _claim_agreement(self, key: dict[str, str], agreement_id: str) -> dict[str, Any] | None:
+        """Apply the facts of agreement events that came before this license event; the item after."""
+        held = self._get(agreement_key(agreement_id, self._settings.product_code))
+        if not held:
+            return None
+        item = None
+        for status, fact in FACTS.items():
+            if fact in held:
+                early = Notice(status, int(held[fact]), False, "eventbridge", "held agreement event")
+                item = self._record(key, early)
+        return item
+
     # --- finding the subscriber --------------------------------------------------------------------
 
     def _key(self, notice: Notice) -> dict[str, str] | None:
@@ -335,20 +370,14 @@ class Lifecycle:
                 "subscriptionKey": identity.subscription_key(legacy),
             }
         if notice.account and notice.agreement_id:
-            for item in self._items_of(notice.account):
-                if item.get("agreementId") == notice.agreement_id:
-                    return {
-                        "customerAWSAccountId": item["customerAWSAccountId"],
-                        "subscriptionKey": item["subscriptionKey"],
-                    }
-            return None
+            return self._agreement_subscriber(notice.account, notice.agreement_id)
         if notice.customer_identifier:
             found = self._query(
                 IndexName="byCustomerIdentifier",
                 KeyConditionExpression="customerIdentifier = :c",
                 ExpressionAttributeValues={":c": notice.customer_identifier},
             )["Items"]
-            registered = [i for i in found if not i["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX)]
+            registered = [i for i in found if not is_placeholder(i["customerAWSAccountId"])]
             if registered:
                 return {
                     "customerAWSAccountId": registered[0]["customerAWSAccountId"],
@@ -356,6 +385,15 @@ class Lifecycle:
                 }
             return unregistered_key(notice.customer_identifier, self._settings.product_code)
         raise UnreadableMessage(f"{notice.name}: no customer named")
+
+    def _agreement_subscriber(self, account: str, agreement_id: str) -> dict[str, str] | None:
+        for item in self._items_of(account):
+            if item.get("agreementId") == agreement_id:
+                return {
+                    "customerAWSAccountId": item["customerAWSAccountId"],
+                    "subscriptionKey": item["subscriptionKey"],
+                }
+        return None
 
     def _items_of(self, account: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self._query(
@@ -390,6 +428,9 @@ class Lifecycle:
         if notice.free_trial is not None:
             values[":freeTrial"] = notice.free_trial
             assignments.append("freeTrial = :freeTrial")
+        if key["customerAWSAccountId"].startswith(AGREEMENT_PREFIX):
+            values[":expires"] = int(self._clock()) + UNCLAIMED_AGREEMENT_SECONDS
+            assignments.append("expiresAt = :expires")
         request: dict[str, Any] = {
             "Key": key,
             "UpdateExpression": "SET " + ", ".join(assignments),
@@ -416,8 +457,8 @@ class Lifecycle:
         self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
     ) -> dict[str, Any]:
         """Bring the stored status in line with the facts; tell the seller's product about each change."""
-        if key["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX):
-            return item  # facts only: the status is set when the buyer registers
+        if is_placeholder(key["customerAWSAccountId"]):
+            return item  # facts only: the status is set when the buyer registers or the license is named
         for _ in range(5):
             wanted = status_of(item)
             current = item.get("status")
@@ -475,7 +516,7 @@ class Lifecycle:
         self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
     ) -> None:
         account = key["customerAWSAccountId"]
-        if account.startswith(UNREGISTERED_PREFIX):
+        if is_placeholder(account):
             return  # fetched when the buyer registers
         identity = BuyerIdentity(
             account, self._settings.product_code, item.get("licenseArn"), item.get("customerIdentifier")

@@ -55,6 +55,10 @@ _RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed"
 # Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
 # tells us their account), their lifecycle facts wait in an item under this partition.
 UNREGISTERED_PREFIX = "customer-identifier#"
+# Agreement events name no product or license. One that arrives before the license event that ties its
+# agreement to a subscriber waits under this partition until that license event comes.
+AGREEMENT_PREFIX = "agreement#"
+PLACEHOLDER_PREFIXES = (UNREGISTERED_PREFIX, AGREEMENT_PREFIX)
 _LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
 
 
@@ -81,6 +85,15 @@ def license_id(license_arn: str) -> str:
     """
     match = _LICENSE_ID.search(license_arn)
     return match.group(1) if match else license_arn
+
+
+def is_placeholder(account: str) -> bool:
+    """Whether a subscribers-table partition holds early lifecycle facts rather than a subscriber."""
+    return account.startswith(PLACEHOLDER_PREFIXES)
+
+
+def agreement_key(agreement_id: str, product_code: str) -> dict[str, str]:
+    return {"customerAWSAccountId": f"{AGREEMENT_PREFIX}{agreement_id}", "subscriptionKey": product_code}
 
 
 def unregistered_key(customer_identifier: str, product_code: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Parsing the lifecycle queue's messages: EventBridge events and SNS notifications, shaped as AWS documents them.
+"""Parsing the lifecycle queue's messages: EventBridge events and SNS notifications as AWS documents them.
 
 Samples follow the AWS Marketplace seller guide ("Managing SaaS subscription events with Amazon EventBridge"
 and "Amazon SNS notifications for SaaS products"); identifiers are made up.

@@ -1,0 +1,144 @@
+"""Property: any arrival order of a customer's events, with repeats, ends in the status their times give.
+
+Marketplace's events can come twice, late, out of order, and before or after the buyer registers. Whatever
+the order, each customer ends in the status the rules give for their story, the seller's product is told
+about that status, and a customer who was never active is never metered.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from marketplace_saas.lifecycle import parse
+from tests.integration.lifecycle.conftest import World
+
+HOUR_MS = 3600 * 1000
+
+# Each story: the events AWS Marketplace sends for one customer (in the order they happened), and the
+# status the customer must end in.
+STORIES: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "subscribes": ([("license", "Updated")], "active"),
+    "subscribes through an agreement": ([("agreement", "Created"), ("license", "Updated")], "active"),
+    "starts cancelling": ([("license", "Updated"), ("license", "Deprovisioned")], "cancel-pending"),
+    "cancels": (
+        [("license", "Updated"), ("license", "Deprovisioned"), ("agreement", "Ended")],
+        "cancelled",
+    ),
+    "payment fails": ([("license", "Deprovisioned"), ("agreement", "Ended")], "failed"),
+    "comes back": (
+        [("license", "Updated"), ("license", "Deprovisioned"), ("license", "Updated")],
+        "active",
+    ),
+    "never hears back": ([], "pending"),
+}
+SELLER_EVENT = {
+    "active": "subscriber.activated",
+    "cancel-pending": "subscriber.cancel-pending",
+    "cancelled": "subscriber.deactivated",
+    "failed": "subscriber.failed",
+}
+accounts = itertools.count(100_000_000_000)
+
+
+@dataclass
+class Recorder:
+    """A metering client that remembers whom each BatchMeterUsage call billed."""
+
+    target: Any
+    customers: list[str]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+    def batch_meter_usage(self, **request: Any) -> Any:
+        self.customers += [record["CustomerAWSAccountId"] for record in request["UsageRecords"]]
+        return self.target.batch_meter_usage(**request)
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[str], list[tuple[str, int]]]:
+    """Three customers' stories, and an arrival order: every event at least once, some twice, any order,
+    with each buyer's registration somewhere among them (index -1)."""
+    stories = [draw(st.sampled_from(sorted(STORIES))) for _ in range(3)]
+    steps = [
+        (customer, index) for customer, story in enumerate(stories) for index in range(len(STORIES[story][0]))
+    ]
+    repeats = draw(st.lists(st.sampled_from(steps), max_size=4)) if steps else []
+    registrations = [(customer, -1) for customer in range(3)]
+    order = draw(st.permutations(steps + repeats + registrations))
+    return stories, [(str(customer), index) for customer, index in order]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=deliveries())
+def test_any_order_of_events_converges_and_the_never_active_are_never_metered(
+    world: World, plan: tuple[list[str], list[tuple[str, int]]]
+) -> None:
+    stories, order = plan
+    harness = world.harness
+    customers = [f"{next(accounts):012d}" for _ in stories]
+    started_ms = world.now_ms - 2 * HOUR_MS  # the events happened over the last two hours
+    for account in customers:
+        world.subscribe(account)
+        world.marketplace_says(account, "subscribe-success")  # Marketplace itself would bill anyone sent
+    # Usage of the last hour for everyone, as the seller's product would report it.
+    hour = harness.now[0] // 3600 * 3600 - 3600
+    for account in customers:
+        harness.usage_table.put_item(Item=_usage(account, world.licenses[account], int(hour)))
+
+    lifecycle = world.lifecycle()
+    for customer, step in order:
+        account, story = customers[int(customer)], stories[int(customer)]
+        if step == -1:
+            world.register(account)
+            continue
+        kind, change = STORIES[story][0][step]
+        at_ms = started_ms + (step + 1) * 60_000
+        body = (
+            world.license_event(account, change, at_ms)
+            if kind == "license"
+            else world.agreement_event(account, change, at_ms)
+        )
+        notice = parse(body)
+        assert notice is not None
+        lifecycle.handle(notice)
+
+    published: dict[str, set[str]] = {}
+    for event in world.seller_events():
+        published.setdefault(event["detail"]["customerAWSAccountId"], set()).add(event["detail-type"])
+    sent: list[str] = []
+    harness.job(client=Recorder(boto3.client("meteringmarketplace"), sent)).run()
+    for account, story in zip(customers, stories, strict=True):
+        events, expected = STORIES[story]
+        assert world.subscriber(account)["status"] == expected, (story, order)
+        if expected != "pending":
+            assert SELLER_EVENT[expected] in published[account], (story, order)
+        ever_active = ("license", "Updated") in events
+        if not ever_active:
+            assert account not in sent, (story, order)
+            assert "subscriber.activated" not in published.get(account, set())
+    # Nobody's usage was sent twice, and the active customers' usage was sent (now or at their flush).
+    assert len(sent) == len(set(sent))
+
+
+def _usage(account: str, license_arn: str, hour: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    iso_hour = datetime.fromtimestamp(hour, UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "customerAWSAccountId": account,
+        "usageKey": f"{iso_hour}#users",
+        "usageHour": iso_hour,
+        "dimension": "users",
+        "quantity": 4,
+        "productCode": "PROD_ONBOARD",
+        "licenseArn": license_arn,
+        "pendingPartition": "pending",
+        "meteringStatus": "pending",
+        "allocated": False,
+    }

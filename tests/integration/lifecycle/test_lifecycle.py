@@ -1,0 +1,170 @@
+"""The lifecycle function: Marketplace's events move subscribers, tell the seller's product, flush usage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handlers import lifecycle as lifecycle_handler
+from marketplace_saas.lifecycle import parse
+from marketplace_saas.usage import UsageRejected
+from tests.integration.lifecycle.conftest import World
+from tests.integration.metering.conftest import DIMENSIONS
+
+HOUR_MS = 3600 * 1000
+
+
+class Context:
+    function_name = "CodioMarketplace-test-Lifecycle"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:CodioMarketplace-test-Lifecycle"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_events_move_a_registered_subscriber_through_every_state(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account, company="Acme Learning")
+    assert world.subscriber(account)["status"] == "pending"
+    lifecycle, t = world.lifecycle(), world.now_ms - 10_000
+
+    lifecycle.handle(parse(world.license_event(account, "Updated", t)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "active"
+    (activated,) = world.seller_events()
+    assert activated["detail-type"] == "subscriber.activated"
+    assert activated["source"] == world.harness.settings.seller_event_source
+    detail = activated["detail"]
+    assert (detail["customerAWSAccountId"], detail["licenseArn"]) == (account, world.licenses[account])
+    assert (detail["companyName"], detail["contactEmail"]) == ("Acme Learning", "jane@example.com")
+    assert (detail["status"], detail["previousStatus"], detail["registered"]) == ("active", "pending", True)
+
+    outcome = lifecycle.handle(parse(world.license_event(account, "Deprovisioned", t + 1000)))  # type: ignore[arg-type]
+    assert outcome.flushed
+    assert world.subscriber(account)["status"] == "cancel-pending"
+    assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.cancel-pending"]
+
+    lifecycle.handle(parse(world.agreement_event(account, "Ended", t + 2000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancelled"
+    (deactivated,) = world.seller_events()
+    assert deactivated["detail-type"] == "subscriber.deactivated"
+    assert deactivated["detail"]["previousStatus"] == "cancel-pending"
+
+    failing = "444455556666"
+    world.subscribe(failing)
+    world.register(failing)
+    lifecycle.handle(parse(world.license_event(failing, "Deprovisioned", t)))  # type: ignore[arg-type]
+    assert world.subscriber(failing)["status"] == "failed"  # ended before it was ever active
+    assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.failed"]
+
+
+def test_the_same_event_twice_changes_and_announces_once(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    lifecycle, body = world.lifecycle(), world.license_event("111122223333", "Updated", world.now_ms)
+    first, second = lifecycle.handle(parse(body)), lifecycle.handle(parse(body))  # type: ignore[arg-type]
+    assert first.published == ["subscriber.activated"] and second.published == []
+    assert len(world.seller_events()) == 1
+
+
+def test_an_event_before_registration_keeps_its_status_when_the_buyer_registers(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.lifecycle().handle(parse(world.license_event(account, "Updated", world.now_ms)))  # type: ignore[arg-type]
+    assert world.register(account) is not None
+    item = world.subscriber(account)
+    assert (item["status"], item["companyName"]) == ("active", "Acme")
+
+
+def test_an_agreement_event_before_its_license_event_waits_for_it(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    lifecycle = world.lifecycle()
+    early = lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms)))  # type: ignore[arg-type]
+    assert (early.action, world.subscriber(account)["status"]) == ("ignored", "pending")
+    # The (earlier) license event ties the agreement to this subscriber, and the held end then counts.
+    lifecycle.handle(parse(world.license_event(account, "Updated", world.now_ms - 5000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancelled"
+    assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.deactivated"]
+
+
+def test_an_agreement_no_license_event_claims_is_forgotten_in_time(world: World) -> None:
+    world.subscribe("111122223333")
+    world.lifecycle().handle(parse(world.agreement_event("111122223333", "Created", world.now_ms)))  # type: ignore[arg-type]
+    (held,) = [
+        item
+        for item in world.harness.subscribers_table.scan()["Items"]
+        if item["customerAWSAccountId"].startswith("agreement#")
+    ]
+    assert held["expiresAt"] > world.harness.now[0] + 7 * 24 * 3600  # removed by the table's TTL
+    assert "status" not in held  # not a subscriber: never listed, metered or announced
+
+
+def test_another_products_license_event_is_ignored(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    event = json.loads(world.license_event(account, "Updated", world.now_ms))
+    event["detail"]["product"]["code"] = "SOMEONE_ELSES"
+    outcome = world.lifecycle().handle(parse(json.dumps(event)))  # type: ignore[arg-type]
+    assert outcome.action == "ignored" and "another listing" in outcome.reason
+
+
+def test_a_poison_message_is_reported_and_the_rest_of_the_batch_is_processed(world: World) -> None:
+    first, second = "111122223333", "444455556666"
+    for account in (first, second):
+        world.subscribe(account)
+        world.register(account)
+    event = world.sqs_event(
+        world.license_event(first, "Updated", world.now_ms),
+        '{"detail-type": "License Updated - Manufacturer", "source": "aws.agreement-marketplace"',
+        world.license_event(second, "Updated", world.now_ms),
+    )
+    response = lifecycle_handler.handler(event, Context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert world.subscriber(first)["status"] == world.subscriber(second)["status"] == "active"
+
+
+def test_a_cancellation_bills_the_pending_usage_at_once_and_nothing_after(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    harness, lifecycle = world.harness, world.lifecycle()
+    world.marketplace_says(account, "subscribe-success")
+    lifecycle.handle(parse(world.license_event(account, "Updated", world.now_ms - 2 * HOUR_MS)))  # type: ignore[arg-type]
+    harness.record(account, 5, hours_ago=1)
+    harness.record(account, 7, hours_ago=0)  # the current hour: normally sent after it ends
+    assert harness.billed() == {}
+
+    world.marketplace_says(account, "unsubscribe-pending")
+    outcome = lifecycle.handle(parse(world.license_event(account, "Deprovisioned", world.now_ms)))  # type: ignore[arg-type]
+    assert outcome.flushed
+    billed = harness.billed()
+    assert sorted(billed.values()) == [5, 7]  # both hours, inside the final hour Marketplace allows
+    assert {customer for customer, _, _ in billed} == {account}
+
+    lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms + 1000)))  # type: ignore[arg-type]
+    with pytest.raises(UsageRejected, match="cancelled"):  # no more usage is taken
+        harness.record(account, 3, hours_ago=0, dimension=DIMENSIONS[1])
+    harness.advance(3 * 3600)
+    report = harness.run()
+    assert report.sent == 0 and harness.billed() == billed
+
+
+def test_the_final_hour_closes_a_cancel_pending_subscription(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    lifecycle = world.lifecycle()
+    lifecycle.handle(parse(world.license_event(account, "Updated", world.now_ms - HOUR_MS)))  # type: ignore[arg-type]
+    lifecycle.handle(parse(world.license_event(account, "Deprovisioned", world.now_ms)))  # type: ignore[arg-type]
+    world.seller_events()
+    assert lifecycle.close_ended() == []  # the final hour is not over yet
+    world.harness.advance(3601)
+    assert lifecycle.close_ended() == [account]
+    assert world.subscriber(account)["status"] == "cancelled"
+    assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.deactivated"]
