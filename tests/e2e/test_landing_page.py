@@ -4,13 +4,15 @@ the form, and the states a buyer can meet. Screenshots of each step go to tests/
 from __future__ import annotations
 
 import html
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import mint_token, post_json
+from tests.e2e.conftest import PROJECT_ROOT, billed_for, mint_token, post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -187,11 +189,43 @@ def test_the_console_plays_aws_marketplace_for_a_whole_journey(
     page.click("#submit")
     page.wait_for_selector("#state-registered:not([hidden])")
 
-    page.goto(local_mode["consoleUrl"])
+    def our_status() -> str:
+        """The Status column: what the listing's subscribers table says (On Marketplace is the next one)."""
+        page.goto(local_mode["consoleUrl"])
+        row = page.locator("tr", has_text="Console Buyer Ltd")
+        assert row.count() == 1
+        return row.locator("td").nth(3).inner_text().strip()
+
+    def wait_for_status(wanted: str) -> None:
+        for _ in range(60):
+            if our_status() == wanted:
+                return
+            page.wait_for_timeout(250)
+        assert our_status() == wanted
+
+    # Marketplace announced the subscription when it sent the buyer: the lifecycle function activated it.
+    wait_for_status("active")
     row = page.locator("tr", has_text="Console Buyer Ltd")
-    assert row.count() == 1
-    assert "pending" in row.inner_text()
+    account = row.locator("td").nth(2).inner_text().strip()
+
+    # The product reports usage in the current hour, which is normally sent only after the hour ends.
+    command = [sys.executable, "-m", "stacks.record_usage", "--local", "--listing", "data-analytics"]
+    command += ["--customer", account, "--dimension", "lab_hours", "--quantity", "6"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    assert result.returncode == 0, result.stderr
+
     with page.expect_navigation():
         row.locator("button", has_text="unsubscribe-pending").click()
-    page.screenshot(path=str(artifacts / "6-console-dashboard.png"), full_page=True)
-    assert "cancel-pending" in page.locator("tr", has_text="Console Buyer Ltd").inner_text()  # on Marketplace
+    wait_for_status("cancel-pending")
+    # The cancellation flushed the current hour at once: Marketplace billed it inside the final hour.
+    product = local_mode["listings"]["data-analytics"]["productCode"]
+    (billed,) = [r for r in billed_for(local_mode, product, account) if r["quantity"] == 6]
+    assert (billed["dimension"], billed["status"]) == ("lab_hours", "Success")
+    page.screenshot(path=str(artifacts / "6-console-cancel-pending.png"), full_page=True)
+
+    with page.expect_navigation():
+        page.locator("tr", has_text="Console Buyer Ltd").locator(
+            "button", has_text="unsubscribe-success"
+        ).click()
+    wait_for_status("cancelled")
+    page.screenshot(path=str(artifacts / "7-console-cancelled.png"), full_page=True)
