@@ -3,11 +3,20 @@ small stack there forwards the listing's events to the default bus of the listin
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Environment, Stack, aws_events as events, aws_events_targets as targets
+from aws_cdk import (
+    Aws,
+    Duration,
+    Environment,
+    Stack,
+    aws_events as events,
+    aws_events_targets as targets,
+    aws_sqs as sqs,
+)
 from constructs import Construct
 
 from stacks.config import Listing
 from stacks.constructs.subscription_lifecycle import MARKETPLACE_REGION, marketplace_event_patterns
+from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
 
@@ -28,6 +37,21 @@ class MarketplaceEventForwarder(Stack):
             "ListingRegionBus",
             f"arn:{Aws.PARTITION}:events:{region}:{Aws.ACCOUNT_ID}:event-bus/default",
         )
+        # Events EventBridge could not forward (after its retries) wait here, where the alarms see them.
+        undelivered = sqs.Queue(
+            self,
+            "Undelivered",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            dict.fromkeys(
+                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
+                "This queue is itself the dead-letter queue of the forwarding rules.",
+            ),
+        )
         for kind, pattern in zip(
             ("Licenses", "Agreements"), marketplace_event_patterns(listing.product_code), strict=True
         ):
@@ -36,5 +60,5 @@ class MarketplaceEventForwarder(Stack):
                 f"Forward{kind}",
                 description=f"AWS Marketplace {kind.lower()} events for {listing.path} → {region}",
                 event_pattern=pattern,
-                targets=[targets.EventBus(destination)],
+                targets=[targets.EventBus(destination, dead_letter_queue=undelivered)],
             )

@@ -150,7 +150,9 @@ class SubscriptionLifecycle(Construct):
         ]
         for index, topic_arn in enumerate(legacy_topic_arns(listing)):
             topic = sns.Topic.from_topic_arn(self, f"LegacyTopic{index}", topic_arn)
-            topic.add_subscription(subscriptions.SqsSubscription(self.queue))
+            topic.add_subscription(
+                subscriptions.SqsSubscription(self.queue, dead_letter_queue=self.dead_letters)
+            )
         if notifications is not None:
             self._email_changes(listing, notifications)
 

@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
+from stacks.app_builder import build_app
 from stacks.constructs.landing_site import CONTENT_SECURITY_POLICY
-from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.conftest import ACCOUNT, Synthesized, config_with, listing, new_app, synth
 
 AI = "codio-marketplace-ai-skills"
 DATA = "codio-marketplace-data-analytics"
@@ -463,3 +464,103 @@ def test_every_taggable_resource_carries_the_cost_allocation_tags(two_listings: 
         "CostCenter" not in json.dumps(resource.get("Properties", {}).get("Tags", []))
         for resource in data_tags.values()
     )
+
+
+# --- subscription lifecycle ----------------------------------------------------------------------------
+
+
+def _lifecycle_queue(synthesized: Synthesized, stack: str) -> tuple[str, dict[str, Any]]:
+    queues = synthesized.resources(stack, "AWS::SQS::Queue")
+    return only({key: q for key, q in queues.items() if "RedrivePolicy" in q["Properties"]})
+
+
+def test_marketplace_events_reach_one_encrypted_queue_with_a_dead_letter_queue(
+    two_listings: Synthesized,
+) -> None:
+    queue_id, queue = _lifecycle_queue(two_listings, AI)
+    properties = queue["Properties"]
+    assert properties["SqsManagedSseEnabled"] is True
+    dead_letters = properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert properties["RedrivePolicy"]["maxReceiveCount"] == 5
+    lifecycle = by_property(
+        two_listings.resources(AI, "AWS::Lambda::Function"),
+        "FunctionName",
+        "CodioMarketplace-ai-skills-Lifecycle",
+    )
+    assert properties["VisibilityTimeout"] >= 6 * lifecycle["Properties"]["Timeout"]
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in two_listings.resources(AI, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in p["Properties"]["Queues"]
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for statements in policies
+        for s in statements
+    )
+    rules = [
+        rule["Properties"]
+        for rule in two_listings.resources(AI, "AWS::Events::Rule").values()
+        if "EventPattern" in rule["Properties"] and "EventBusName" not in rule["Properties"]
+    ]
+    assert {r["EventPattern"]["source"][0] for r in rules} == {"aws.agreement-marketplace"}
+    (licenses,) = [r for r in rules if "License Updated - Manufacturer" in r["EventPattern"]["detail-type"]]
+    assert licenses["EventPattern"]["detail"] == {"product": {"code": ["PROD_AI"]}}  # only its own product
+    for rule in rules:
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dead_letters, "Arn"]}
+
+
+def test_the_lifecycle_function_reports_partial_batch_failures(two_listings: Synthesized) -> None:
+    queue_id, _ = _lifecycle_queue(two_listings, AI)
+    (mapping,) = two_listings.resources(AI, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == 10
+
+
+def test_subscriber_changes_are_published_on_the_listings_own_bus(two_listings: Synthesized) -> None:
+    bus_id, bus = only(two_listings.resources(AI, "AWS::Events::EventBus"))
+    assert bus["Properties"]["Name"] == "codio-marketplace-ai-skills-subscribers"
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-Lifecycle"))
+    assert grants["events:PutEvents"] == {json.dumps({"Fn::GetAtt": [bus_id, "Arn"]})}
+    subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
+    assert "dynamodb:DeleteItem" not in grants and "dynamodb:Scan" not in grants
+    assert json.dumps({"Fn::GetAtt": [subscribers, "Arn"]}) in grants["dynamodb:UpdateItem"]
+    lifecycle = by_property(
+        two_listings.resources(AI, "AWS::Lambda::Function"),
+        "FunctionName",
+        "CodioMarketplace-ai-skills-Lifecycle",
+    )
+    environment = lifecycle["Properties"]["Environment"]["Variables"]
+    assert environment["SELLER_EVENT_BUS"] == "codio-marketplace-ai-skills-subscribers"
+
+
+def test_a_legacy_listing_also_hears_its_sns_topics() -> None:
+    synthesized = Synthesized(synth(config_with(listing("old", "PROD_OLD", legacy=True))))
+    subscriptions = synthesized.resources("codio-marketplace-old", "AWS::SNS::Subscription").values()
+    topics = sorted(
+        s["Properties"]["TopicArn"] for s in subscriptions if s["Properties"]["Protocol"] == "sqs"
+    )
+    assert topics == [
+        "arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-PROD_OLD",
+        "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-PROD_OLD",
+    ]
+
+
+def test_a_listing_outside_us_east_1_gets_marketplace_events_forwarded_from_there() -> None:
+    config = config_with(listing("eu", "PROD_EU"), region="eu-west-1")
+    app, _ = build_app(config, account=ACCOUNT, app=new_app())
+    assembly = app.synth()
+    forwarder = assembly.get_stack_by_name("codio-marketplace-eu-events")
+    assert forwarder.environment.region == "us-east-1"
+    rules = [r for r in forwarder.template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    assert len(rules) == 2
+    for rule in rules:
+        (target,) = rule["Properties"]["Targets"]
+        assert ":events:eu-west-1:" in json.dumps(target["Arn"])
+        assert rule["Properties"]["EventPattern"]["source"] == ["aws.agreement-marketplace"]
+    listing_stack = assembly.get_stack_by_name("codio-marketplace-eu")
+    assert "codio-marketplace-eu-events" in listing_stack.dependencies[0].id
