@@ -14,6 +14,7 @@ from stacks.constructs.landing_site import LandingSite
 from stacks.constructs.listing_api import ListingApi
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import MeteringSchedule
+from stacks.constructs.monitoring import ListingMonitoring, Signals
 from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import ListingTables
@@ -137,6 +138,28 @@ class MarketplaceListingStack(Stack):
             custom_domain=listing.custom_domain,
             retain=retain,
         )
+        self.monitoring = ListingMonitoring(
+            self,
+            "Monitoring",
+            names=names,
+            signals=Signals(
+                functions={
+                    "fulfillment": self.fulfillment.function,
+                    "registration": self.registration.function,
+                    "usage": self.usage.function,
+                    "metering": self.metering.job.function,
+                    "lifecycle": self.lifecycle.function.function,
+                },
+                api=self.api.rest_api,
+                dead_letter_queues={
+                    "lifecycle": self.lifecycle.dead_letters,
+                    "metering": self.metering.dead_letters,
+                },
+                final_failures_alarm=self.metering.final_failures_alarm,
+                dimensions=[dimension.name for dimension in listing.dimensions],
+            ),
+            topic=self.notifications,
+        )
         self._tag(settings)
         self._outputs()
 
@@ -210,6 +233,7 @@ class MarketplaceListingStack(Stack):
                 ".deactivated, .failed and entitlements.updated",
             ),
             "LifecycleQueueUrl": (self.lifecycle.queue.queue_url, "AWS Marketplace events for this listing"),
+            "DashboardName": (self.monitoring.dashboard.dashboard_name, "The listing's CloudWatch dashboard"),
             "RegistrationsTableName": (
                 self.tables.pending_registrations.table_name,
                 "Buyers between the fulfillment redirect and the registration form (expire after an hour)",

@@ -34,6 +34,7 @@ app = APIGatewayRestResolver()
 
 def _failed(reason: str, status: HTTPStatus, title: str, *text: str, retry: bool = False) -> Response[str]:
     metrics.add_metric(name=f"FulfillmentRejected{reason}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="FulfillmentFailures", unit=MetricUnit.Count, value=1)  # what the alarm watches
     logger.info("fulfillment refused", extra={"reason": reason, "status": status.value})
     headers = {"Retry-After": "30"} if retry else None
     return html_response(status, pages.page(title, *text), headers)

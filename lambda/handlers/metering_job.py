@@ -25,6 +25,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
     metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))
     metrics.add_metric(name="PendingUsageRecords", unit=MetricUnit.Count, value=report.pending_after)
+    metrics.add_metric(name="ActiveSubscribers", unit=MetricUnit.Count, value=report.active_subscribers)
+    for dimension, quantity in sorted(report.billed_by_dimension.items()):
+        # One metric per listing dimension (a fixed set of at most 24), for the dashboard.
+        metrics.add_metric(name=f"UsageBilled_{dimension}", unit=MetricUnit.Count, value=quantity)
     if report.oldest_pending_hour:
         oldest = datetime.fromisoformat(report.oldest_pending_hour.replace("Z", "+00:00"))
         age_hours = (datetime.now(UTC) - oldest).total_seconds() / 3600

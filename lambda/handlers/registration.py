@@ -121,6 +121,7 @@ def register() -> Response[Any]:
         request = _validate(data)
         created, subscriber = onboarding().register(_session(), request)
     except BadRequest as problem:
+        metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
         metrics.add_metric(
             name=f"RegistrationRejected{problem.code.title().replace('_', '')}",
             unit=MetricUnit.Count,
@@ -160,6 +161,7 @@ def register() -> Response[Any]:
 
 @app.exception_handler(NoPendingRegistration)
 def no_registration(_: Exception) -> Response[dict[str, Any]]:
+    metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RegistrationRejectedNoSession", unit=MetricUnit.Count, value=1)
     return error_response(
         HTTPStatus.UNAUTHORIZED,
@@ -183,6 +185,7 @@ def registered_differently(_: Exception) -> Response[dict[str, Any]]:
 @app.exception_handler(StoreUnavailable)
 def unavailable(error: Exception) -> Response[dict[str, Any]]:
     logger.warning("registration unavailable", extra={"cause": str(error)})
+    metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RegistrationUnavailable", unit=MetricUnit.Count, value=1)
     response = error_response(
         HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "The service is busy; please try again in a minute."

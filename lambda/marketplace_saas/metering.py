@@ -63,6 +63,8 @@ class RunReport:
     pages_read: int = 0
     pending_after: int = 0
     oldest_pending_hour: str | None = None
+    active_subscribers: int = 0
+    billed_by_dimension: dict[str, int] = field(default_factory=dict)  # quantity AWS accepted, per dimension
 
     def fail(self, reason: str, count: int = 1) -> None:
         self.failed[reason] = self.failed.get(reason, 0) + count
@@ -78,6 +80,8 @@ class RunReport:
             "pagesRead": self.pages_read,
             "pendingAfter": self.pending_after,
             "oldestPendingHour": self.oldest_pending_hour,
+            "activeSubscribers": self.active_subscribers,
+            "billedByDimension": dict(self.billed_by_dimension),
         }
 
 
@@ -266,6 +270,7 @@ class MeteringJob:
         """
         dimension = min(self._settings.dimensions)
         for subscriber in self._subscribers_with("active"):
+            report.active_subscribers += 1
             account = subscriber["customerAWSAccountId"]
             if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000:
                 continue
@@ -387,6 +392,10 @@ class MeteringJob:
                 sealed = answered
                 if outcome["Status"] == "Success":
                     self._finish(sealed.key, "metered", report, record_id=outcome.get("MeteringRecordId"))
+                    dimension = sealed.usage_record["Dimension"]
+                    report.billed_by_dimension[dimension] = (
+                        report.billed_by_dimension.get(dimension, 0) + sealed.usage_record["Quantity"]
+                    )
                 else:
                     self._finish(sealed.key, "failed", report, reason=outcome["Status"])
             # Whatever is left was returned as UnprocessedRecords (or not answered): try again.

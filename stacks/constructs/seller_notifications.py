@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_sns as sns, aws_sns_subscriptions as subscriptions
+from aws_cdk import Duration, aws_sns as sns, aws_sns_subscriptions as subscriptions, aws_sqs as sqs
 from constructs import Construct
 
 from stacks.nag import acknowledge
@@ -20,7 +20,22 @@ class SellerNotifications(Construct):
             enforce_ssl=True,
         )
         # AWS sends a confirmation e-mail; nothing is delivered until the seller confirms it.
-        self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        # E-mails SNS could not deliver (a full mailbox, a bounce) wait here for two weeks.
+        undelivered = sqs.Queue(
+            self,
+            "Undelivered",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            dict.fromkeys(
+                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
+                "This queue is itself the dead-letter queue of the e-mail subscription.",
+            ),
+        )
+        self.topic.add_subscription(subscriptions.EmailSubscription(email, dead_letter_queue=undelivered))
         acknowledge(
             self.topic,
             {

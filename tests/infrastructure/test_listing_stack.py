@@ -387,18 +387,95 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
-def test_an_alarm_watches_usage_that_will_never_be_billed(two_listings: Synthesized) -> None:
-    (alarm,) = two_listings.resources(AI, "AWS::CloudWatch::Alarm").values()
-    properties = alarm["Properties"]
-    assert properties["AlarmName"] == f"{AI}-metering-final-failures"
-    assert (properties["Namespace"], properties["MetricName"]) == (
-        "MarketplaceListings",
-        "MeteringFinalFailures",
-    )
-    assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
-    assert properties["Threshold"] == 1
-    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert properties["TreatMissingData"] == "notBreaching"
+def _alarms(synthesized: Synthesized, stack: str) -> dict[str, dict[str, Any]]:
+    return {
+        alarm["Properties"]["AlarmName"].removeprefix(f"{stack}-"): alarm["Properties"]
+        for alarm in synthesized.resources(stack, "AWS::CloudWatch::Alarm").values()
+    }
+
+
+# signal → (namespace, metric, statistic, period in seconds, threshold, comparison)
+GE = "GreaterThanOrEqualToThreshold"
+EXPECTED_ALARMS = {
+    "fulfillment-failures": ("MarketplaceListings", "FulfillmentFailures", "Sum", 300, 5, GE),
+    "registration-failures": ("MarketplaceListings", "RegistrationFailures", "Sum", 300, 5, GE),
+    "api-5xx": ("AWS/ApiGateway", "5XXError", "Sum", 300, 1, GE),
+    "metering-final-failures": ("MarketplaceListings", "MeteringFinalFailures", "Sum", 3600, 1, GE),
+    "usage-pending-too-long": (
+        "MarketplaceListings", "OldestPendingUsageAgeHours", "Maximum", 3600, 2, "GreaterThanThreshold",
+    ),
+    "lifecycle-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    "metering-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    **{
+        f"{function}-{kind}": ("AWS/Lambda", metric, "Sum", 300, 1, GE)
+        for function in ("fulfillment", "registration", "usage", "metering", "lifecycle")
+        for kind, metric in (("errors", "Errors"), ("throttles", "Throttles"))
+    },
+}  # fmt: skip
+
+
+def test_every_alarm_watches_its_signal(two_listings: Synthesized) -> None:
+    alarms = _alarms(two_listings, AI)
+    assert set(alarms) == set(EXPECTED_ALARMS)
+    for signal, (namespace, metric, statistic, period, threshold, comparison) in EXPECTED_ALARMS.items():
+        properties = alarms[signal]
+        assert (properties["Namespace"], properties["MetricName"]) == (namespace, metric), signal
+        assert (properties["Statistic"], properties["Period"]) == (statistic, period), signal
+        assert (properties["Threshold"], properties["ComparisonOperator"]) == (threshold, comparison), signal
+        assert properties["EvaluationPeriods"] == 1 and properties["TreatMissingData"] == "notBreaching"
+        assert properties["AlarmDescription"]
+        if namespace == "MarketplaceListings":
+            assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
+        assert "AlarmActions" not in properties  # no notification e-mail in this config
+
+
+def test_each_alarm_watches_its_own_resource(two_listings: Synthesized) -> None:
+    alarms = _alarms(two_listings, AI)
+    functions = two_listings.resources(AI, "AWS::Lambda::Function")
+    for function in ("fulfillment", "registration", "usage", "metering", "lifecycle"):
+        for kind in ("errors", "throttles"):
+            (dimension,) = alarms[f"{function}-{kind}"]["Dimensions"]
+            watched = functions[dimension["Value"]["Ref"]]["Properties"]["FunctionName"]
+            role = {"metering": "MeteringJob", "lifecycle": "Lifecycle"}.get(
+                function, f"{function.capitalize()}Handler"
+            )
+            assert watched == f"CodioMarketplace-ai-skills-{role}"
+    _, queue = _lifecycle_queue(two_listings, AI)
+    (dimension,) = alarms["lifecycle-dead-letters"]["Dimensions"]
+    dead_letters = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert dimension["Value"] == {"Fn::GetAtt": [dead_letters, "QueueName"]}
+    api = {d["Name"]: d["Value"] for d in alarms["api-5xx"]["Dimensions"]}
+    assert api["ApiName"] == "codio-marketplace-ai-skills-api"
+
+
+def test_alarms_e_mail_the_seller_when_they_fire_and_recover() -> None:
+    config = config_with(listing("mail", "PROD_MAIL", notificationEmail="ops@example.com"))
+    synthesized = Synthesized(synth(config))
+    stack = "codio-marketplace-mail"
+    topic_id, _ = only(synthesized.resources(stack, "AWS::SNS::Topic"))
+    (subscription,) = [
+        s["Properties"]
+        for s in synthesized.resources(stack, "AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "email"
+    ]
+    assert subscription["Endpoint"] == "ops@example.com"
+    for signal, properties in _alarms(synthesized, stack).items():
+        assert properties["AlarmActions"] == [{"Ref": topic_id}], signal
+        assert properties["OKActions"] == [{"Ref": topic_id}], signal
+
+
+def test_the_dashboard_shows_health_and_business_signals(two_listings: Synthesized) -> None:
+    (dashboard,) = two_listings.resources(AI, "AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == AI
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (
+        "Registrations", "BuyersArrived", "ActiveSubscribers", "UsageBilled_users", "UsageRecordsMetered",
+        "PendingUsageRecords", "OldestPendingUsageAgeHours", "5XXError", "Errors", "Throttles",
+    ):  # fmt: skip
+        assert metric in body, metric
+    assert "alarm" in body  # the alarm status widget
+    outputs = two_listings[AI].to_json()["Outputs"]
+    assert "DashboardName" in outputs
 
 
 def test_the_metering_job_may_meter_pending_usage_and_close_ended_subscriptions(
