@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stacks import operations
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
 
@@ -42,6 +43,9 @@ EXIT_USAGE = 64
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS]
+./deploy-marketplace.sh --status [--local] [--listing PATH ...]
+./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
+./deploy-marketplace.sh --destroy-disabled [--yes]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL
@@ -50,6 +54,14 @@ USAGE = """\
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
                    --port N: listings on ports N, N+1, ... (default 8300)
                    --metering-interval S: run the metering job every S seconds (default 60)
+  --status         one table for every listing: stack status, Website URL, subscribers by status, usage
+                   records pending / metered / failed, alarms firing (add --local for a running --local)
+  --export-subscribers
+                   write one listing's subscribers (identity, contact details, status, registration date)
+                   as CSV (default) or JSON to --output FILE (default: standard output)
+  --destroy-disabled
+                   delete the deployed stacks of listings that are disabled or gone from the config, after
+                   listing them and asking (--yes: do not ask); says which retained tables and buckets remain
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -83,12 +95,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
     modes = parser.add_mutually_exclusive_group()
-    for mode in ("synth", "plan", "local", "status", "destroy-disabled"):
+    for mode in ("synth", "plan", "status", "export-subscribers", "destroy-disabled"):
         modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
+    # --local runs local mode, or with --status / --export-subscribers, reads a running one.
+    parser.add_argument("--local", action="store_true")
+    parser.add_argument("--format", default="csv")
+    parser.add_argument("--output", default=None)
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.local and args.mode in (None, "local"):
+        args.mode = "local"
+    elif args.local and args.mode not in ("status", "export-subscribers"):
+        parser.error(f"--local does not go with --{args.mode}")
+    return args
 
 
 def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
@@ -269,12 +290,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.help:
         print(USAGE)
         return 0
-    if args.mode in ("status", "destroy-disabled"):
-        print(f"error: --{args.mode} is not available in this version", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        if args.mode == "destroy-disabled":
+            operations.destroy_disabled(load_config(args.config), yes=args.yes)
+            return 0
+        if args.mode == "export-subscribers" and len(args.listing) != 1:
+            raise CliError(
+                "--export-subscribers: name the listing with exactly one --listing PATH", EXIT_USAGE
+            )
         selection = select(args.config, args.listing)
-        if args.mode == "synth":
+        if args.mode == "status":
+            operations.show_status(selection.config, selection.paths, local=args.local)
+        elif args.mode == "export-subscribers":
+            operations.export_subscribers(
+                selection.config, selection.paths[0], local=args.local, fmt=args.format, output=args.output
+            )
+        elif args.mode == "synth":
             synthesize(selection)
         elif args.mode == "plan":
             plan(selection)
@@ -288,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except operations.OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130

@@ -1,0 +1,432 @@
+"""Operating deployed (or `--local`) listings: `--status`, `--export-subscribers` and `--destroy-disabled`.
+
+All three read only what they need, page by page, and never change a listing's data. `--destroy-disabled`
+deletes stacks, and only after it has listed them and been told yes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stacks.config import MarketplaceConfig
+from stacks.naming import ListingNames
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
+MARKETPLACE_REGION = "us-east-1"
+STATUSES = ("pending", "active", "cancel-pending", "cancelled", "failed")
+# Partitions of the subscribers table that hold early lifecycle facts, not subscribers.
+PLACEHOLDER_PREFIXES = ("agreement#", "customer-identifier#")
+EXPORT_FIELDS = (
+    "customerAWSAccountId",
+    "licenseArn",
+    "customerIdentifier",
+    "productCode",
+    "status",
+    "companyName",
+    "contactPerson",
+    "contactEmail",
+    "contactPhone",
+    "registrationDate",
+    "offerType",
+    "freeTrial",
+)
+LIVE_STACK_STATUSES = [
+    "CREATE_COMPLETE", "CREATE_IN_PROGRESS", "CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED",
+    "ROLLBACK_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_ROLLBACK_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "DELETE_FAILED", "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS",
+]  # fmt: skip
+
+
+class OperationError(Exception):
+    """The command cannot do what was asked; the message says why and what to do."""
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+# --- where the listings run -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """The deployed account (credentials from the environment), or a running `--local`."""
+
+    region: str
+    local: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, config: MarketplaceConfig, local: bool) -> Target:
+        region = config.deployment_settings.region
+        if not local:
+            return cls(region)
+        if not ENDPOINTS.exists():
+            raise OperationError("local mode is not running: start it with ./deploy-marketplace.sh --local")
+        return cls(region, json.loads(ENDPOINTS.read_text(encoding="utf-8")))
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        if self.local is None:
+            return boto3.client(service, region_name=region or self.region)  # type: ignore[call-overload]
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=region or self.region,
+            endpoint_url=self.local["aws"]["url"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
+        )
+
+
+def _paginate(call: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        page = call(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _aws_error(error: Exception) -> OperationError:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        return OperationError(f"AWS refused: {code}: {error.response.get('Error', {}).get('Message', '')}")
+    return OperationError(f"AWS could not be reached: {error}")
+
+
+# --- --status -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ListingStatus:
+    path: str
+    stack_status: str
+    website_url: str
+    subscribers: dict[str, int]
+    usage: dict[str, int]
+    alarms_firing: list[str] | None  # None: not known (local mode creates no alarms)
+
+
+def listing_status(target: Target, config: MarketplaceConfig, path: str) -> ListingStatus:
+    names = ListingNames(config.deployment_settings.name_prefix, path)
+    dynamodb = target.client("dynamodb")
+    try:
+        if target.local is not None:
+            listing = target.local["listings"].get(path)
+            if listing is None:
+                raise OperationError(f"--listing {path}: not running in local mode (restart --local)")
+            stack_status, url, alarms = "running locally", str(listing["siteUrl"]), None
+        else:
+            stack_status, url = _stack(target, names.stack)
+            alarms = _alarms_firing(target, names.stack) if stack_status != "not deployed" else []
+        if stack_status == "not deployed":
+            return ListingStatus(path, stack_status, "", {}, {}, alarms)
+        subscribers = {
+            status: _count_status(dynamodb, names.subscribers_table, status) for status in STATUSES
+        }
+        usage = _usage_counts(dynamodb, names.metering_table)
+    except (ClientError, BotoCoreError) as error:
+        raise _aws_error(error) from None
+    return ListingStatus(path, stack_status, url, subscribers, usage, alarms)
+
+
+def _stack(target: Target, stack_name: str) -> tuple[str, str]:
+    try:
+        (stack,) = target.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in error.response.get("Error", {}).get("Message", ""):
+            return "not deployed", ""
+        raise
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    return str(stack["StackStatus"]), outputs.get("WebsiteUrl", "")
+
+
+def _alarms_firing(target: Target, stack_name: str) -> list[str]:
+    cloudwatch = target.client("cloudwatch")
+    firing = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=f"{stack_name}-", StateValue="ALARM"
+    ):
+        firing += [alarm["AlarmName"].removeprefix(f"{stack_name}-") for alarm in page["MetricAlarms"]]
+    return firing
+
+
+def _count_status(dynamodb: Any, table: str, status: str) -> int:
+    request = {
+        "TableName": table,
+        "IndexName": "byStatus",
+        "KeyConditionExpression": "#s = :s",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":s": {"S": status}},
+        "Select": "COUNT",
+    }
+    return sum(int(page["Count"]) for page in _paginate(dynamodb.query, request))
+
+
+def _usage_counts(dynamodb: Any, table: str) -> dict[str, int]:
+    counts = {"pending": 0, "metered": 0, "failed": 0}
+    request = {
+        "TableName": table,
+        "ProjectionExpression": "meteringStatus",
+    }
+    for page in _paginate(dynamodb.scan, request):
+        for item in page["Items"]:
+            status = item.get("meteringStatus", {}).get("S", "pending")
+            counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def status_table(statuses: Sequence[ListingStatus]) -> str:
+    header = ("Listing", "Stack", "Website", "Subscribers", "Usage records", "Alarms firing")
+    rows = [header]
+    for status in statuses:
+        subscribers = ", ".join(f"{count} {name}" for name, count in status.subscribers.items() if count)
+        usage = ", ".join(f"{count} {name}" for name, count in status.usage.items() if count)
+        firing = status.alarms_firing
+        alarms = "n/a locally" if firing is None else ", ".join(firing) or "none"
+        rows.append(
+            (
+                status.path,
+                status.stack_status,
+                status.website_url or "-",
+                subscribers or "none",
+                usage or "none",
+                alarms,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def show_status(config: MarketplaceConfig, paths: Sequence[str], local: bool) -> list[ListingStatus]:
+    target = Target.of(config, local)
+    say(f"Reading {len(paths)} listing{'s' if len(paths) != 1 else ''} {'locally' if local else 'in AWS'}")
+    statuses = [listing_status(target, config, path) for path in paths]
+    print(status_table(statuses))
+    return statuses
+
+
+# --- --export-subscribers -------------------------------------------------------------------------------
+
+
+def subscribers(target: Target, table: str) -> Iterator[dict[str, Any]]:
+    """Every registered or announced subscriber of the table, page by page (placeholders left out)."""
+    resource: Any = boto3.resource(
+        "dynamodb",
+        region_name=target.region,
+        **(
+            {
+                "endpoint_url": target.local["aws"]["url"],
+                "aws_access_key_id": "local",
+                "aws_secret_access_key": "local",
+            }
+            if target.local is not None
+            else {}
+        ),
+    ).Table(table)
+    try:
+        for page in _paginate(resource.scan, {}):
+            for item in page["Items"]:
+                if not str(item["customerAWSAccountId"]).startswith(PLACEHOLDER_PREFIXES):
+                    yield item
+    except (ClientError, BotoCoreError) as error:
+        raise _aws_error(error) from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def export_subscribers(
+    config: MarketplaceConfig, path: str, *, local: bool, fmt: str, output: str | None
+) -> int:
+    """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many."""
+    if fmt not in ("csv", "json"):
+        raise OperationError(f"--format {fmt}: csv or json")
+    target = Target.of(config, local)
+    names = ListingNames(config.deployment_settings.name_prefix, path)
+    rows = [
+        {field: _plain(item.get(field, "")) for field in EXPORT_FIELDS}
+        for item in subscribers(target, names.subscribers_table)
+    ]
+    rows.sort(key=lambda row: (str(row["registrationDate"]), str(row["customerAWSAccountId"])))
+    if fmt == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically(Path(output), text)
+        say(f"Wrote {len(rows)} subscriber{'s' if len(rows) != 1 else ''} of {path} to {output}")
+    return len(rows)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """All or nothing: a failed export never leaves a half-written file in place of a good one."""
+    if not path.parent.exists():
+        raise OperationError(f"--output {path}: the folder {path.parent} does not exist")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# --- --destroy-disabled ------------------------------------------------------------------------------
+
+
+@dataclass
+class RetiredStack:
+    name: str
+    region: str
+    listing: str
+    retained: list[tuple[str, str]]  # (resource type, physical id) that stay after deletion
+    protected: bool = False  # termination protection (listings with retainResources)
+
+
+def retired_stacks(target: Target, config: MarketplaceConfig) -> list[RetiredStack]:
+    """Deployed listing stacks (and their event forwarders) whose listing is disabled or gone."""
+    prefix = config.deployment_settings.name_prefix
+    enabled = {listing.path for listing in config.enabled_listings}
+    regions = list(dict.fromkeys([target.region, MARKETPLACE_REGION]))
+    found = []
+    for region in regions:
+        cloudformation = target.client("cloudformation", region)
+        for page in cloudformation.get_paginator("describe_stacks").paginate():
+            for stack in page["Stacks"]:
+                if stack["StackStatus"] not in LIVE_STACK_STATUSES:
+                    continue
+                tags = {tag["Key"]: tag["Value"] for tag in stack.get("Tags", [])}
+                listing = tags.get("Listing")
+                name = stack["StackName"]
+                ours = listing is not None and name in (
+                    ListingNames(prefix, listing).stack,
+                    f"{ListingNames(prefix, listing).stack}-events",
+                )
+                if ours and listing is not None and listing not in enabled:
+                    found.append(
+                        RetiredStack(
+                            name,
+                            region,
+                            listing,
+                            _retained(cloudformation, name),
+                            bool(stack.get("EnableTerminationProtection")),
+                        )
+                    )
+    return found
+
+
+def _retained(cloudformation: Any, stack_name: str) -> list[tuple[str, str]]:
+    body = cloudformation.get_template(StackName=stack_name)["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    retained_ids = {
+        logical_id
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate")
+    }
+    if not retained_ids:
+        return []
+    resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+    return sorted(
+        (resource["ResourceType"], resource.get("PhysicalResourceId", resource["LogicalResourceId"]))
+        for resource in resources
+        if resource["LogicalResourceId"] in retained_ids
+    )
+
+
+def _removal_hint(resource_type: str, physical_id: str) -> str:
+    if resource_type.startswith("AWS::DynamoDB::"):
+        return (
+            f"aws dynamodb update-table --table-name {physical_id} --no-deletion-protection-enabled && "
+            f"aws dynamodb delete-table --table-name {physical_id}"
+        )
+    if resource_type == "AWS::S3::Bucket":
+        return f"aws s3 rb s3://{physical_id} --force"
+    if resource_type == "AWS::Logs::LogGroup":
+        return f"aws logs delete-log-group --log-group-name {physical_id}"
+    return "delete it in the AWS console once you no longer need it"
+
+
+def destroy_disabled(
+    config: MarketplaceConfig, *, yes: bool, ask: Callable[[str], str] | None = None
+) -> list[str]:
+    """Delete the stacks of disabled or removed listings; returns the names deleted."""
+    target = Target.of(config, local=False)
+    say(f"Looking for stacks of disabled or removed listings in {target.region}")
+    try:
+        retired = retired_stacks(target, config)
+    except (ClientError, BotoCoreError) as error:
+        raise _aws_error(error) from None
+    if not retired:
+        print("No deployed stack belongs to a disabled or removed listing; nothing to delete.")
+        return []
+    print("These stacks belong to listings that are disabled or no longer in the config:")
+    for stack in retired:
+        print(f"  {stack.name}  ({stack.region}, listing {stack.listing})")
+    if not yes:
+        if ask is None:
+            if not sys.stdin.isatty():
+                raise OperationError("nothing deleted: confirm with --yes when there is no terminal to ask")
+            ask = input
+        answer = ask(
+            f"Delete {len(retired)} stack{'s' if len(retired) != 1 else ''}? Type 'delete' to go on: "
+        )
+        if answer.strip() != "delete":
+            raise OperationError("nothing deleted: not confirmed")
+    deleted: list[str] = []
+    for stack in retired:
+        cloudformation = target.client("cloudformation", stack.region)
+        say(f"Deleting {stack.name} ({stack.region})")
+        try:
+            if stack.protected:
+                # Listings with retainResources are protected from accidental deletion; this is intended.
+                cloudformation.update_termination_protection(
+                    StackName=stack.name, EnableTerminationProtection=False
+                )
+            cloudformation.delete_stack(StackName=stack.name)
+            cloudformation.get_waiter("stack_delete_complete").wait(
+                StackName=stack.name, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise OperationError(
+                f"{stack.name} was not deleted: {_aws_error(error)}; "
+                f"deleted so far: {', '.join(deleted) or 'none'}"
+            ) from None
+        deleted.append(stack.name)
+    retained = [(stack, kind, physical) for stack in retired for kind, physical in stack.retained]
+    print(f"Deleted {len(deleted)} stack{'s' if len(deleted) != 1 else ''}: {', '.join(deleted)}.")
+    if retained:
+        print("\nThese resources were kept (retainResources) and still exist, with their data:")
+        for stack, kind, physical in retained:
+            print(f"  {kind} {physical}  (from {stack.name})")
+            print(f"    remove with: {_removal_hint(kind, physical)}")
+    return deleted

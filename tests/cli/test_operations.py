@@ -1,0 +1,136 @@
+"""`--destroy-disabled` against moto's CloudFormation, and the operator commands' argument checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stacks import cli, operations
+from stacks.config import MarketplaceConfig
+from tests.infrastructure.conftest import config_with, listing
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
+
+
+def config() -> MarketplaceConfig:
+    return config_with(
+        listing("ai-skills", "PROD_AI"),
+        listing("retired", "PROD_OLD", enabled=False),
+    )
+
+
+def deploy_stack(name: str, tags: dict[str, str], *, retained_bucket: str | None = None) -> None:
+    resources: dict[str, Any] = {"Topic": {"Type": "AWS::SNS::Topic"}}
+    if retained_bucket:
+        resources["Data"] = {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "Properties": {"BucketName": retained_bucket},
+        }
+    boto3.client("cloudformation").create_stack(
+        StackName=name,
+        TemplateBody=json.dumps({"Resources": resources}),
+        Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+    )
+
+
+def live_stacks() -> set[str]:
+    stacks = boto3.client("cloudformation").describe_stacks()["Stacks"]
+    return {stack["StackName"] for stack in stacks if stack["StackStatus"] != "DELETE_COMPLETE"}
+
+
+@pytest.fixture
+def deployed(aws: None) -> None:
+    deploy_stack("codio-marketplace-ai-skills", {"Listing": "ai-skills"})
+    deploy_stack("codio-marketplace-retired", {"Listing": "retired"}, retained_bucket="retired-data-bucket")
+    deploy_stack("codio-marketplace-gone", {"Listing": "gone"})
+    deploy_stack("codio-marketplace-gone-events", {"Listing": "gone"})
+    deploy_stack("codio-marketplace-unrelated", {})  # our prefix, but not a listing stack
+    deploy_stack("someone-elses-stack", {"Listing": "gone"})  # a Listing tag, but not our name
+
+
+def test_only_stacks_of_disabled_or_removed_listings_are_deleted(
+    deployed: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deleted = operations.destroy_disabled(config(), yes=True)
+    assert sorted(deleted) == [
+        "codio-marketplace-gone",
+        "codio-marketplace-gone-events",
+        "codio-marketplace-retired",
+    ]
+    assert live_stacks() == {
+        "codio-marketplace-ai-skills",
+        "codio-marketplace-unrelated",
+        "someone-elses-stack",
+    }
+    out = capsys.readouterr().out
+    assert "AWS::S3::Bucket retired-data-bucket" in out
+    assert "aws s3 rb s3://retired-data-bucket --force" in out
+
+
+def test_nothing_is_deleted_without_confirmation(deployed: None) -> None:
+    with pytest.raises(operations.OperationError, match="not confirmed"):
+        operations.destroy_disabled(config(), yes=False, ask=lambda _prompt: "yes please")
+    assert "codio-marketplace-retired" in live_stacks()
+
+
+def test_without_a_terminal_it_asks_for_yes(
+    deployed: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    monkeypatch.setattr(cli, "load_config", lambda _path: config())
+    assert cli.main(["--destroy-disabled"]) == 1
+    assert "confirm with --yes" in capsys.readouterr().err
+    assert "codio-marketplace-gone" in live_stacks()
+
+
+def test_typing_delete_confirms(deployed: None) -> None:
+    deleted = operations.destroy_disabled(config(), yes=False, ask=lambda _prompt: "delete")
+    assert len(deleted) == 3
+
+
+def test_nothing_to_retire_says_so(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    deploy_stack("codio-marketplace-ai-skills", {"Listing": "ai-skills"})
+    assert operations.destroy_disabled(config(), yes=True) == []
+    assert "nothing to delete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--export-subscribers"], "exactly one --listing"),
+        (["--export-subscribers", "--listing", "ai-skills", "--listing", "data-analytics"], "exactly one"),
+        (["--export-subscribers", "--listing", "ai-skills", "--format", "xml"], "csv or json"),
+    ],
+)
+def test_export_arguments_are_checked(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) != 0
+    assert says in capsys.readouterr().err
+
+
+def test_local_goes_only_with_status_and_export(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--synth", "--local"])
+    assert "--local does not go with --synth" in capsys.readouterr().err
+
+
+def test_status_against_an_account_without_the_stacks_says_not_deployed(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statuses = operations.show_status(config(), ["ai-skills"], local=False)
+    assert statuses[0].stack_status == "not deployed"
+    assert "not deployed" in capsys.readouterr().out
