@@ -137,11 +137,11 @@ def artifacts() -> Path:
 
 
 def register_buyer(
-    local_mode: dict[str, Any], listing_path: str, company: str = "Gamma Ltd"
+    local_mode: dict[str, Any], listing_path: str, company: str = "Gamma Ltd", **mint: Any
 ) -> dict[str, Any]:
     """A buyer who came from AWS Marketplace and registered on the listing's page API."""
     listing = local_mode["listings"][listing_path]
-    minted = mint_token(local_mode, listing["productCode"])
+    minted = mint_token(local_mode, listing["productCode"], **mint)
     form = f"x-amzn-marketplace-token={minted['token']}".encode()
     headers = request(
         listing["fulfillmentUrl"], "POST", form, {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,0 +1,119 @@
+"""`--status` and `--export-subscribers` against a running `--local`, with subscribers in every state."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import PROJECT_ROOT, post_json, register_buyer
+
+LISTING = "data-analytics"
+STATES = ("pending", "active", "cancel-pending", "cancelled", "failed")
+# What AWS Marketplace says after the buyer registered, to put them in each state.
+EVENTS = {
+    "pending": [],
+    "active": [],
+    "cancel-pending": ["unsubscribe-pending"],
+    "cancelled": ["unsubscribe-pending", "unsubscribe-success"],
+    "failed": ["subscribe-fail"],
+}
+
+
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "stacks.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def export(fmt: str) -> str:
+    result = command("--export-subscribers", "--listing", LISTING, "--local", "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def status_counts() -> dict[str, int]:
+    """The subscriber counts `--status --local` prints for the listing."""
+    result = subprocess.run(  # noqa: S603 - the command a seller runs
+        [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--status", "--local", "--listing", LISTING],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["Listing", "Stack", "Website"]
+    (row,) = [line for line in lines if line.startswith(LISTING)]
+    assert "running locally" in row and "n/a locally" in row
+    columns = re.split(r"\s{2,}", row)
+    assert len(columns) == 6, row
+    counts = {}
+    for part in columns[3].split(", "):  # the Subscribers column, e.g. "2 active, 1 failed"
+        if part != "none":
+            count, state = part.split(" ", 1)
+            counts[state] = int(count)
+    return counts
+
+
+def test_status_and_export_show_subscribers_in_every_state(
+    local_mode: dict[str, Any], tmp_path: Path
+) -> None:
+    before = status_counts()
+    product = local_mode["listings"][LISTING]["productCode"]
+    accounts = {}
+    for state in STATES:
+        mint = {"status": "pending"} if state in ("pending", "failed") else {}
+        minted = register_buyer(local_mode, LISTING, company=f"Ops {state} Ltd", **mint)
+        accounts[state] = minted["customerAWSAccountId"]
+        for kind in EVENTS[state]:
+            body = {"type": kind, "productCode": product, "customerAWSAccountId": accounts[state]}
+            assert post_json(f"{local_mode['emulator']['url']}/_emulator/events", body)[0] == 200
+
+    # The lifecycle function works through the queue: wait until the export shows every state.
+    deadline = time.monotonic() + 30
+    while True:
+        rows = {row["customerAWSAccountId"]: row for row in json.loads(export("json"))}
+        seen = {state: rows.get(account, {}).get("status") for state, account in accounts.items()}
+        if seen == {state: state for state in STATES} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert seen == {state: state for state in STATES}
+    for state, account in accounts.items():
+        row = rows[account]
+        assert row["companyName"] == f"Ops {state} Ltd"
+        assert row["contactEmail"] == "alex@example.com"
+        assert row["productCode"] == product and row["licenseArn"].startswith("arn:aws:license-manager:")
+        assert row["registrationDate"]
+
+    after = status_counts()
+    for state in STATES:
+        assert after.get(state, 0) - before.get(state, 0) == 1, (state, before, after)
+
+    table = list(csv.DictReader(io.StringIO(export("csv"))))
+    assert {row["customerAWSAccountId"] for row in table} >= set(accounts.values())
+    assert list(table[0]) == [
+        "customerAWSAccountId", "licenseArn", "customerIdentifier", "productCode", "status", "companyName",
+        "contactPerson", "contactEmail", "contactPhone", "registrationDate", "offerType", "freeTrial",
+    ]  # fmt: skip
+
+    target = tmp_path / "subscribers.csv"
+    result = command("--export-subscribers", "--listing", LISTING, "--local", "--output", str(target))
+    assert result.returncode == 0, result.stderr
+    assert f"subscribers of {LISTING} to {target}" in result.stderr
+    assert len(list(csv.DictReader(target.open()))) == len(table)
+    missing = tmp_path / "no-such-folder" / "out.csv"
+    result = command("--export-subscribers", "--listing", LISTING, "--local", "--output", str(missing))
+    assert result.returncode == 1 and "does not exist" in result.stderr
