@@ -36,6 +36,7 @@ class World:
     harness: Harness
     seller_queue_url: str
     licenses: dict[str, str] = field(default_factory=dict)
+    customer_identifiers: dict[str, str] = field(default_factory=dict)
     agreements: dict[str, str] = field(default_factory=dict)
     message_ids: int = 0
 
@@ -59,6 +60,8 @@ class World:
         """The buyer subscribes in AWS Marketplace (their license exists; no event delivered yet)."""
         minted = self.harness.emulator.subscribe(PRODUCT, customerAWSAccountId=account, status="pending")
         self.licenses[account] = minted["licenseArn"]
+        if minted.get("customerIdentifier"):
+            self.customer_identifiers[account] = minted["customerIdentifier"]
         self.agreements[account] = f"agmt-{license_id(minted['licenseArn'])[2:26]}"
         return str(minted["licenseArn"])
 
@@ -73,7 +76,10 @@ class World:
 
     def register(self, account: str, company: str = "Acme") -> Subscriber | None:
         """The buyer fills in the landing page form (what the registration function stores)."""
-        identity = BuyerIdentity(account, PRODUCT, self.licenses[account], None)
+        legacy = self.harness.settings.legacy_identity
+        identity = BuyerIdentity(
+            account, PRODUCT, self.licenses[account], self.customer_identifiers.get(account)
+        )
         subscriber = Subscriber(
             identity=identity,
             company_name=company,
@@ -84,7 +90,7 @@ class World:
             status="pending",
             offer_type=None,
         )
-        return Subscribers(self.harness.subscribers_table, legacy=False).register(subscriber)
+        return Subscribers(self.harness.subscribers_table, legacy=legacy).register(subscriber)
 
     def license_event(self, account: str, detail_type: str, at_ms: int) -> str:
         """A `License Updated` / `License Deprovisioned` event as AWS Marketplace sends it."""
@@ -146,8 +152,27 @@ class World:
             )
         return {"Records": records}
 
+    def sns_notification(self, account: str, action: str, at_ms: int) -> str:
+        """A legacy SNS notification in its SNS envelope, as the queue receives it."""
+        message = {
+            "action": action,
+            "customer-identifier": self.customer_identifiers[account],
+            "product-code": PRODUCT,
+            "offer-identifier": "offer-1",
+            "isFreeTrialTermPresent": "false",
+        }
+        return json.dumps(
+            {
+                "Type": "Notification",
+                "MessageId": f"n-{at_ms}",
+                "Message": json.dumps(message),
+                "Timestamp": iso(at_ms),
+            }
+        )
+
     def subscriber(self, account: str) -> dict[str, Any]:
-        key = {"customerAWSAccountId": account, "subscriptionKey": license_id(self.licenses[account])}
+        sort_key = PRODUCT if self.harness.settings.legacy_identity else license_id(self.licenses[account])
+        key = {"customerAWSAccountId": account, "subscriptionKey": sort_key}
         item: dict[str, Any] = self.harness.subscribers_table.get_item(Key=key, ConsistentRead=True)["Item"]
         return item
 
@@ -188,5 +213,12 @@ def _world(harness: Harness) -> World:
 @pytest.fixture
 def world(templates: dict[str, ListingTemplate], monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     for harness in _harness(templates["onboard"], monkeypatch):
+        yield _world(harness)
+        wiring.use(None)
+
+
+@pytest.fixture
+def legacy_world(templates: dict[str, ListingTemplate], monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for harness in _harness(templates["onboard"], monkeypatch, legacy=True):
         yield _world(harness)
         wiring.use(None)

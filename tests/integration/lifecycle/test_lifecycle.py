@@ -168,3 +168,33 @@ def test_the_final_hour_closes_a_cancel_pending_subscription(world: World) -> No
     assert lifecycle.close_ended() == [account]
     assert world.subscriber(account)["status"] == "cancelled"
     assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.deactivated"]
+
+
+def test_legacy_sns_notifications_before_and_after_registration(legacy_world: World) -> None:
+    world, account, t = legacy_world, "111122223333", legacy_world.now_ms - 60_000
+    world.subscribe(account)
+    lifecycle = world.lifecycle()
+    early = lifecycle.handle(parse(world.sns_notification(account, "subscribe-success", t)))  # type: ignore[arg-type]
+    assert early.published == []  # nobody to tell yet: the buyer has not registered
+    assert world.register(account) is not None
+    item = world.subscriber(account)
+    assert (item["status"], item["activatedAt"]) == ("active", t)  # the early fact, folded in
+    held = [
+        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
+    ]
+    assert held == []  # the placeholder is gone
+
+    lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-pending", t + 1000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancel-pending"
+    lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-success", t + 2000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancelled"
+    assert [e["detail-type"] for e in world.seller_events()] == [
+        "subscriber.cancel-pending",
+        "subscriber.deactivated",
+    ]
+
+    failing = "444455556666"
+    world.subscribe(failing)
+    world.register(failing)
+    lifecycle.handle(parse(world.sns_notification(failing, "subscribe-fail", t)))  # type: ignore[arg-type]
+    assert world.subscriber(failing)["status"] == "failed"
