@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from aws_cdk import (
     Aws,
-    Duration,
     Environment,
     Stack,
     aws_events as events,
     aws_events_targets as targets,
-    aws_sqs as sqs,
 )
 from constructs import Construct
 
 from stacks.config import Listing
+from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.subscription_lifecycle import MARKETPLACE_REGION, marketplace_event_patterns
-from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
 
@@ -37,21 +35,8 @@ class MarketplaceEventForwarder(Stack):
             "ListingRegionBus",
             f"arn:{Aws.PARTITION}:events:{region}:{Aws.ACCOUNT_ID}:event-bus/default",
         )
-        # Events EventBridge could not forward (after its retries) wait here, where the alarms see them.
-        undelivered = sqs.Queue(
-            self,
-            "Undelivered",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            dict.fromkeys(
-                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
-                "This queue is itself the dead-letter queue of the forwarding rules.",
-            ),
-        )
+        # Events EventBridge could not forward (after its retries) wait here for two weeks.
+        undelivered = dead_letter_queue(self, "Undelivered", of="the forwarding rules")
         for kind, pattern in zip(
             ("Licenses", "Agreements"), marketplace_event_patterns(listing.product_code), strict=True
         ):

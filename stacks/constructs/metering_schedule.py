@@ -10,17 +10,16 @@ from aws_cdk import (
     aws_events as events,
     aws_events_targets as targets,
     aws_lambda,
-    aws_sqs as sqs,
 )
 from constructs import Construct
 
+from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import METRICS_NAMESPACE, ListingFunction
 from stacks.constructs.tables import (
     PENDING_USAGE_INDEX,
     SUBSCRIBER_BY_STATUS_INDEX,
     ListingTables,
 )
-from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
 JOB_TIMEOUT_SECONDS = 300
@@ -62,20 +61,7 @@ class MeteringSchedule(Construct):
         self.job.allow(["aws-marketplace:BatchMeterUsage"], ["*"])
         # A run EventBridge could not deliver lands here (an alarm watches it); the next hour's run still
         # sends everything that run would have sent.
-        self.dead_letters = sqs.Queue(
-            self,
-            "MissedRuns",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            dict.fromkeys(
-                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
-                "This queue is itself the dead-letter queue of the hourly schedule's target.",
-            ),
-        )
+        self.dead_letters = dead_letter_queue(self, "MissedRuns", of="the hourly schedule's target")
         self.rule = events.Rule(
             self,
             "Hourly",

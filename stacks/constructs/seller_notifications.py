@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_sns as sns, aws_sns_subscriptions as subscriptions, aws_sqs as sqs
+from aws_cdk import aws_sns as sns, aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
@@ -21,20 +22,7 @@ class SellerNotifications(Construct):
         )
         # AWS sends a confirmation e-mail; nothing is delivered until the seller confirms it.
         # E-mails SNS could not deliver (a full mailbox, a bounce) wait here for two weeks.
-        undelivered = sqs.Queue(
-            self,
-            "Undelivered",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            dict.fromkeys(
-                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
-                "This queue is itself the dead-letter queue of the e-mail subscription.",
-            ),
-        )
+        undelivered = dead_letter_queue(self, "Undelivered", of="the e-mail subscription")
         self.topic.add_subscription(subscriptions.EmailSubscription(email, dead_letter_queue=undelivered))
         acknowledge(
             self.topic,

@@ -18,6 +18,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from stacks.config import Listing
+from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.tables import (
     PENDING_USAGE_INDEX,
@@ -94,20 +95,7 @@ class SubscriptionLifecycle(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.seller_bus = seller_bus
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            dict.fromkeys(
-                ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"),
-                "This queue is itself the dead-letter queue of the subscription events queue.",
-            ),
-        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", of="the subscription events queue")
         self.queue = sqs.Queue(
             self,
             "Events",
