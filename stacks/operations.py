@@ -161,7 +161,11 @@ def _alarms_firing(target: Target, stack_name: str) -> list[str]:
     for page in cloudwatch.get_paginator("describe_alarms").paginate(
         AlarmNamePrefix=f"{stack_name}-", StateValue="ALARM"
     ):
-        firing += [alarm["AlarmName"].removeprefix(f"{stack_name}-") for alarm in page["MetricAlarms"]]
+        firing += [
+            alarm["AlarmName"].removeprefix(f"{stack_name}-")
+            for alarm in page["MetricAlarms"]
+            if alarm["StateValue"] == "ALARM"
+        ]
     return firing
 
 

@@ -10,9 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.stack_template import ListingTemplate
 from stacks import cli, operations
 from stacks.config import MarketplaceConfig
 from tests.infrastructure.conftest import config_with, listing
+from tests.integration.conftest import templates  # noqa: F401 - the synthesized tables, as a fixture
 
 
 @pytest.fixture
@@ -134,3 +136,65 @@ def test_status_against_an_account_without_the_stacks_says_not_deployed(
     statuses = operations.show_status(config(), ["ai-skills"], local=False)
     assert statuses[0].stack_status == "not deployed"
     assert "not deployed" in capsys.readouterr().out
+
+
+def test_status_of_a_deployed_listing(
+    aws: None,
+    templates: dict[str, ListingTemplate],  # noqa: F811 - the fixture imported above
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Against the account: stack status and URL from CloudFormation, counts from the tables, alarms."""
+    stack = "codio-marketplace-onboard"
+    boto3.client("cloudformation").create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"WebsiteUrl": {"Value": "https://d111.cloudfront.net/"}},
+            }
+        ),
+    )
+    dynamodb = boto3.client("dynamodb")
+    for table in templates["onboard"].tables:
+        dynamodb.create_table(**table.create_request)
+    subscribers = boto3.resource("dynamodb").Table("codio-marketplace-subscribers-onboard")
+    for number, status in enumerate(["active", "active", "failed", "cancel-pending"]):
+        subscribers.put_item(
+            Item={
+                "customerAWSAccountId": f"1111222233{number:02d}",
+                "subscriptionKey": "l-1",
+                "status": status,
+            }
+        )
+    subscribers.put_item(Item={"customerAWSAccountId": "agreement#agmt-1", "subscriptionKey": "PROD"})
+    usage = boto3.resource("dynamodb").Table("codio-marketplace-metering-onboard")
+    for number, status in enumerate(["pending", "metered", "metered", "failed"]):
+        usage.put_item(
+            Item={"customerAWSAccountId": "111122223300", "usageKey": f"h{number}", "meteringStatus": status}
+        )
+    cloudwatch = boto3.client("cloudwatch")
+    for signal in ("api-5xx", "usage-pending-too-long"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{stack}-{signal}",
+            MetricName="Errors",
+            Namespace="AWS/Lambda",
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    cloudwatch.set_alarm_state(AlarmName=f"{stack}-api-5xx", StateValue="ALARM", StateReason="test")
+
+    config = config_with(listing("onboard", "PROD_ONBOARD"))
+    (status,) = operations.show_status(config, ["onboard"], local=False)
+    assert (status.stack_status, status.website_url) == ("CREATE_COMPLETE", "https://d111.cloudfront.net/")
+    assert {k: v for k, v in status.subscribers.items() if v} == {
+        "active": 2,
+        "failed": 1,
+        "cancel-pending": 1,
+    }
+    assert status.usage == {"pending": 1, "metered": 2, "failed": 1}
+    assert status.alarms_firing == ["api-5xx"]
+    row = capsys.readouterr().out.splitlines()[2]
+    assert "2 active, 1 cancel-pending, 1 failed" in row and row.endswith("api-5xx")
