@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from tests.e2e.conftest import PROJECT_ROOT, post_json, register_buyer
 
 LISTING = "data-analytics"
@@ -68,11 +70,42 @@ def status_counts() -> dict[str, int]:
     return counts
 
 
+def _aws(local_mode: dict[str, Any], service: str) -> Any:
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=local_mode["aws"]["url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def listen_to_seller_bus(local_mode: dict[str, Any]) -> str:
+    """What a seller's product does: a rule on the listing's bus that sends every event to its queue."""
+    sqs, events = _aws(local_mode, "sqs"), _aws(local_mode, "events")
+    url: str = sqs.create_queue(QueueName="seller-product-test")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = f"codio-marketplace-{LISTING}-subscribers"
+    events.put_rule(Name="seller-product-test", EventBusName=bus, EventPattern='{"source": [{"prefix": ""}]}')
+    events.put_targets(Rule="seller-product-test", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def drain(local_mode: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    sqs, received = _aws(local_mode, "sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return received
+
+
 def test_status_and_export_show_subscribers_in_every_state(
     local_mode: dict[str, Any], tmp_path: Path
 ) -> None:
     before = status_counts()
     product = local_mode["listings"][LISTING]["productCode"]
+    seller_queue = listen_to_seller_bus(local_mode)
     accounts = {}
     for state in STATES:
         mint = {"status": "pending"} if state in ("pending", "failed") else {}
@@ -97,6 +130,16 @@ def test_status_and_export_show_subscribers_in_every_state(
         assert row["contactEmail"] == "alex@example.com"
         assert row["productCode"] == product and row["licenseArn"].startswith("arn:aws:license-manager:")
         assert row["registrationDate"]
+
+    # The seller's product heard of every change on the listing's bus.
+    heard: dict[str, set[str]] = {}
+    for event in drain(local_mode, seller_queue):
+        heard.setdefault(event["detail"]["customerAWSAccountId"], set()).add(event["detail-type"])
+    assert heard.get(accounts["pending"], set()) == set()
+    assert heard[accounts["active"]] == {"subscriber.activated"}
+    assert heard[accounts["cancel-pending"]] == {"subscriber.activated", "subscriber.cancel-pending"}
+    assert "subscriber.deactivated" in heard[accounts["cancelled"]]
+    assert heard[accounts["failed"]] == {"subscriber.failed"}
 
     after = status_counts()
     for state in STATES:
