@@ -32,6 +32,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.marketplace import MarketplaceClient
+from marketplace_saas.metering import BILLABLE_STATUSES, ENDED_STATUSES
 from marketplace_saas.models import (
     AGREEMENT_PREFIX,
     FACTS,
@@ -281,8 +282,7 @@ class Lifecycle:
         if notice.license_arn and notice.agreement_id:
             item = self._claim_agreement(key, notice.agreement_id) or item
         outcome.previous = item.get("status")
-        item = self._converge(key, item, notice, outcome)
-        outcome.status = item.get("status")
+        item = self._settle(key, item, notice, outcome)
         if outcome.status == "cancel-pending" and not is_placeholder(key["customerAWSAccountId"]):
             # Every time, not only on the change: a retry after a crash must still send the usage.
             self._flush(key["customerAWSAccountId"])
@@ -344,8 +344,24 @@ class Lifecycle:
         outcome = Outcome("applied")
         item = self._record(key, notice)
         outcome.previous = item.get("status")
-        outcome.status = self._converge(key, item, notice, outcome).get("status")
+        self._settle(key, item, notice, outcome)
         return outcome
+
+    def _settle(
+        self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
+    ) -> dict[str, Any]:
+        """Converge the status; a billable customer whose subscription ends has their usage sent first.
+
+        Sent while the stored status still allows it: once `cancelled`, nothing more is metered. A retry
+        after a crash between the two finds the status unchanged and sends (idempotently) again.
+        """
+        ending = status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES
+        if ending and not is_placeholder(key["customerAWSAccountId"]):
+            self._flush(key["customerAWSAccountId"])
+            outcome.flushed = True
+        item = self._converge(key, item, notice, outcome)
+        outcome.status = item.get("status")
+        return item
 
     def _claim_agreement(self, key: dict[str, str], agreement_id: str) -> dict[str, Any] | None:
         """Apply the facts of agreement events that came before this license event; the item after."""

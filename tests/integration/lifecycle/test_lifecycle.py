@@ -147,7 +147,12 @@ def test_a_cancellation_bills_the_pending_usage_at_once_and_nothing_after(world:
     assert sorted(billed.values()) == [5, 7]  # both hours, inside the final hour Marketplace allows
     assert {customer for customer, _, _ in billed} == {account}
 
-    lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms + 1000)))  # type: ignore[arg-type]
+    # Usage the product reports in the final hour is still taken, and sent when the agreement ends.
+    harness.record(account, 2, hours_ago=0, dimension=DIMENSIONS[2])
+    ended = lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms + 1000)))  # type: ignore[arg-type]
+    assert ended.flushed and ended.status == "cancelled"
+    billed = harness.billed()
+    assert sorted(billed.values()) == [2, 5, 7]
     with pytest.raises(UsageRejected, match="cancelled"):  # no more usage is taken
         harness.record(account, 3, hours_ago=0, dimension=DIMENSIONS[1])
     harness.advance(3 * 3600)
