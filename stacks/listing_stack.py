@@ -176,6 +176,8 @@ class MarketplaceListingStack(Stack):
         self.registration.allow(subscriber_actions, [tables.subscribers.table_arn])
         if self.listing.pricing_model.has_entitlements:
             self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
+        # subscriber.registered: who the buyer is, for the seller's product.
+        self.seller_bus.grant_put_events_to(self.registration.role)
 
     def _grant_closing_subscriptions(self) -> None:
         """The metering job turns cancel-pending subscribers into cancelled once their last hour is sent."""

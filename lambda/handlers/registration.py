@@ -21,13 +21,15 @@ from pydantic import ValidationError
 
 from marketplace_saas import pages
 from marketplace_saas.http import error_response, html_response, json_response, media_type
+from marketplace_saas.lifecycle import REGISTERED_EVENT, registered_detail
 from marketplace_saas.marketplace import MarketplaceUnavailable
 from marketplace_saas.models import RegistrationRequest, Subscriber
 from marketplace_saas.observability import logger, mask_email, metrics, tracer
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.session import registration_id_from
+from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.wiring import onboarding
+from marketplace_saas.wiring import onboarding, seller_events
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -113,6 +115,18 @@ def _validate(data: dict[str, Any]) -> RegistrationRequest:
         raise BadRequest(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fields", message, fields) from None
 
 
+def _announce(subscriber: Subscriber) -> None:
+    """Tell the seller's product who the buyer is. The registration is stored whatever happens here: a
+    buyer is never turned away because the event bus hiccupped (an alarm watches the metric instead)."""
+    if not listing_settings().seller_bus:
+        return
+    try:
+        seller_events().publish(REGISTERED_EVENT, registered_detail(listing_settings(), subscriber))
+    except StoreUnavailable as error:
+        metrics.add_metric(name="SellerEventsUnsent", unit=MetricUnit.Count, value=1)
+        logger.warning("subscriber.registered not published", extra={"reason": str(error)})
+
+
 @app.post("/api/register")
 def register() -> Response[Any]:
     as_form = False
@@ -147,6 +161,7 @@ def register() -> Response[Any]:
     if created:
         metrics.add_metric(name="Registrations", unit=MetricUnit.Count, value=1)
         logger.info("buyer registered", extra={"contactEmail": mask_email(subscriber.contact_email)})
+        _announce(subscriber)
     if as_form:
         return html_response(
             status,

@@ -37,6 +37,7 @@ from marketplace_saas.models import (
     AGREEMENT_PREFIX,
     FACTS,
     BuyerIdentity,
+    Subscriber,
     SubscriberStatus,
     agreement_key,
     is_placeholder,
@@ -75,6 +76,7 @@ SELLER_EVENTS: dict[SubscriberStatus, str] = {
     "failed": "subscriber.failed",
 }
 ENTITLEMENTS_EVENT = "entitlements.updated"
+REGISTERED_EVENT = "subscriber.registered"
 CONTACT_FIELDS = ("companyName", "contactPerson", "contactEmail", "contactPhone", "registrationDate")
 
 
@@ -227,6 +229,35 @@ class SellerEvents:
         if result.get("FailedEntryCount"):
             code = result.get("Entries", [{}])[0].get("ErrorCode", "unknown")
             raise StoreUnavailable(f"PutEvents failed: {code}")
+
+
+def registered_detail(settings: ListingSettings, subscriber: Subscriber) -> dict[str, Any]:
+    """`subscriber.registered`: the buyer filled in the form; their contact details and current status.
+
+    Marketplace usually activates a subscription before the buyer registers, so this is often the first
+    event that names who the buyer is.
+    """
+    identity = subscriber.identity
+    key = identity.subscription_key(settings.legacy_identity)
+    return {
+        "eventId": hashlib.sha256(
+            f"{identity.customer_aws_account_id}|{key}|registered".encode()
+        ).hexdigest()[:32],
+        "listing": settings.listing_path,
+        "productCode": settings.product_code,
+        "customerAWSAccountId": identity.customer_aws_account_id,
+        "licenseArn": identity.license_arn,
+        "customerIdentifier": identity.customer_identifier,
+        "status": subscriber.status,
+        "freeTrial": subscriber.offer_type == "free-trial",
+        "registered": True,
+        "companyName": subscriber.company_name,
+        "contactPerson": subscriber.contact_person,
+        "contactEmail": subscriber.contact_email,
+        "contactPhone": subscriber.contact_phone,
+        "registrationDate": subscriber.registration_date,
+        "entitlements": subscriber.entitlements,
+    }
 
 
 # --- applying a notice -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from marketplace_saas.usage import UsageRecorder
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
 _lifecycle: Lifecycle | None = None
+_seller_events: SellerEvents | None = None
 
 
 def onboarding() -> Onboarding:
@@ -57,6 +58,16 @@ def metering_job() -> MeteringJob:
     )
 
 
+def seller_events() -> SellerEvents:
+    global _seller_events
+    if _seller_events is None:
+        settings = listing_settings()
+        _seller_events = SellerEvents(
+            boto3.client("events"), settings.seller_bus, settings.seller_event_source
+        )
+    return _seller_events
+
+
 def lifecycle() -> Lifecycle:
     global _lifecycle
     if _lifecycle is None:
@@ -70,7 +81,7 @@ def lifecycle() -> Lifecycle:
             settings,
             boto3.resource("dynamodb").Table(settings.subscribers_table),
             MarketplaceClient.from_environment(),
-            SellerEvents(boto3.client("events"), settings.seller_bus, settings.seller_event_source),
+            seller_events(),
             flush=flush,
         )
     return _lifecycle
@@ -78,7 +89,8 @@ def lifecycle() -> Lifecycle:
 
 def use(service: Onboarding | None) -> None:
     """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
-    global _onboarding, _usage_recorder, _lifecycle
+    global _onboarding, _usage_recorder, _lifecycle, _seller_events
     _onboarding = service
     _usage_recorder = None
     _lifecycle = None
+    _seller_events = None

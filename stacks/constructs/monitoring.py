@@ -70,6 +70,12 @@ class ListingMonitoring(Construct):
                 f"{ONBOARDING_FAILURES_THRESHOLD} or more buyers turned away in 5 minutes; "
                 "see the function's log",
             )
+        self._alarm(
+            "seller-events-unsent",
+            self._metric("SellerEventsUnsent"),
+            1,
+            "A subscriber.registered event could not be published; the buyer is in the subscribers table",
+        )
         api_errors = signals.api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
         self._alarm("api-5xx", api_errors, 1, "The API answered with a server error (5xx)")
         for name, function in signals.functions.items():

@@ -344,7 +344,10 @@ def test_registration_role_may_only_touch_its_own_tables(two_listings: Synthesiz
     assert not {"dynamodb:PutItem", "dynamodb:Scan", "dynamodb:DeleteItem"} & grants.keys()
     # a subscription listing has no entitlements to fetch
     assert "aws-marketplace:GetEntitlements" not in grants
-    assert {action.split(":")[0] for action in grants} == {"dynamodb", "logs", "xray"}
+    assert {action.split(":")[0] for action in grants} == {"dynamodb", "logs", "xray", "events"}
+    # subscriber.registered goes to the listing's own bus only
+    bus_id, _ = only(two_listings.resources(AI, "AWS::Events::EventBus"))
+    assert grants["events:PutEvents"] == {json.dumps({"Fn::GetAtt": [bus_id, "Arn"]})}
 
 
 def test_contract_listing_may_fetch_entitlements(two_listings: Synthesized) -> None:
@@ -399,6 +402,7 @@ GE = "GreaterThanOrEqualToThreshold"
 EXPECTED_ALARMS = {
     "fulfillment-failures": ("MarketplaceListings", "FulfillmentFailures", "Sum", 300, 5, GE),
     "registration-failures": ("MarketplaceListings", "RegistrationFailures", "Sum", 300, 5, GE),
+    "seller-events-unsent": ("MarketplaceListings", "SellerEventsUnsent", "Sum", 300, 1, GE),
     "api-5xx": ("AWS/ApiGateway", "5XXError", "Sum", 300, 1, GE),
     "metering-final-failures": ("MarketplaceListings", "MeteringFinalFailures", "Sum", 3600, 1, GE),
     "usage-pending-too-long": (

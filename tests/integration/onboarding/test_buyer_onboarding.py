@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import boto3
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
@@ -15,6 +16,7 @@ from handlers import fulfillment, registration
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
 from marketplace_saas.models import license_id
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS
+from marketplace_saas.settings import listing_settings
 from tests.integration.conftest import CONTRACT_PRODUCT
 from tests.integration.onboarding.conftest import Listing
 from tests.support.events import (
@@ -208,3 +210,44 @@ def test_a_session_expires_after_an_hour(onboard: Listing) -> None:
     assert response["statusCode"] == 401
     assert "Start again from AWS Marketplace" in body(response)["message"]
     assert onboard.subscribers == []
+
+
+def _listen_to_seller_bus() -> str:
+    """The seller's product: a rule on the listing's bus that copies every event to its queue."""
+    settings = listing_settings()
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name=settings.seller_bus)
+    url: str = sqs.create_queue(QueueName="seller-product")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = json.dumps({"source": [settings.seller_event_source]})
+    events.put_rule(Name="product", EventBusName=settings.seller_bus, EventPattern=pattern)
+    events.put_targets(Rule="product", EventBusName=settings.seller_bus, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def test_registration_tells_the_sellers_product_who_the_buyer_is(onboard: Listing) -> None:
+    queue = _listen_to_seller_bus()
+    cookie = arrive(onboard, "tok-announce", account="444455556666")
+    assert registration.handler(register_post(DETAILS, cookie), CONTEXT)["statusCode"] == 201
+    assert registration.handler(register_post(DETAILS, cookie), CONTEXT)["statusCode"] == 200  # a repeat
+
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    (event,) = [json.loads(message["Body"]) for message in messages]  # once, not for the repeat
+    assert event["detail-type"] == "subscriber.registered"
+    detail = event["detail"]
+    assert detail["customerAWSAccountId"] == "444455556666"
+    assert {key: detail[key] for key in DETAILS} == DETAILS
+    assert (detail["status"], detail["registered"]) == ("pending", True)
+    assert "tok-announce" not in json.dumps(event)
+
+
+def test_a_bus_failure_never_turns_the_buyer_away(
+    onboard: Listing, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # No bus exists here: PutEvents fails.
+    cookie = arrive(onboard)
+    response = registration.handler(register_post(DETAILS, cookie), CONTEXT)
+    assert response["statusCode"] == 201
+    assert len(onboard.subscribers) == 1
+    assert "subscriber.registered not published" in caplog.messages
+    assert '"SellerEventsUnsent":[1.0]' in capsys.readouterr().out  # the metric the alarm watches
