@@ -27,7 +27,6 @@ from marketplace_saas.models import RegistrationRequest, Subscriber
 from marketplace_saas.observability import logger, mask_email, metrics, tracer
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.session import registration_id_from
-from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events
 
@@ -118,10 +117,11 @@ def _validate(data: dict[str, Any]) -> RegistrationRequest:
 def _announce(subscriber: Subscriber) -> None:
     """Tell the seller's product who the buyer is. The registration is stored whatever happens here: a
     buyer is never turned away because the event bus hiccupped (an alarm watches the metric instead)."""
-    if not listing_settings().seller_bus:
+    settings = onboarding().settings
+    if not settings.seller_bus:
         return
     try:
-        seller_events().publish(REGISTERED_EVENT, registered_detail(listing_settings(), subscriber))
+        seller_events().publish(REGISTERED_EVENT, registered_detail(settings, subscriber))
     except StoreUnavailable as error:
         metrics.add_metric(name="SellerEventsUnsent", unit=MetricUnit.Count, value=1)
         logger.warning("subscriber.registered not published", extra={"reason": str(error)})

@@ -89,6 +89,10 @@ class Onboarding:
         subscriber = self._subscribers.get(pending.identity)
         return RegistrationState("registered" if subscriber else "unregistered", pending, subscriber)
 
+    @property
+    def settings(self) -> ListingSettings:
+        return self._settings
+
     def register(self, registration_id: str | None, request: RegistrationRequest) -> tuple[bool, Subscriber]:
         """Register the buyer; `(True, s)` the first time, `(False, s)` for a repeat of the same details."""
         pending = self.pending(registration_id)
