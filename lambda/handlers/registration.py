@@ -21,11 +21,11 @@ from pydantic import ValidationError
 
 from marketplace_saas import pages
 from marketplace_saas.http import error_response, html_response, json_response, media_type
-from marketplace_saas.lifecycle import REGISTERED_EVENT, registered_detail
 from marketplace_saas.marketplace import MarketplaceUnavailable
 from marketplace_saas.models import RegistrationRequest, Subscriber
 from marketplace_saas.observability import logger, mask_email, metrics, tracer
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
+from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events

@@ -21,7 +21,6 @@ Any order of the same events ends in the same status.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -29,23 +28,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from marketplace_saas.marketplace import MarketplaceClient
-from marketplace_saas.metering import BILLABLE_STATUSES, ENDED_STATUSES
 from marketplace_saas.models import (
     AGREEMENT_PREFIX,
+    BILLABLE_STATUSES,
+    ENDED_STATUSES,
     FACTS,
     BuyerIdentity,
-    Subscriber,
     SubscriberStatus,
     agreement_key,
     is_placeholder,
     status_of,
     unregistered_key,
 )
+from marketplace_saas.seller_events import SellerEvents, subscriber_detail
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.store import StoreUnavailable, pages
 
 AGREEMENT_SOURCE = "aws.agreement-marketplace"
 # After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
@@ -76,8 +76,6 @@ SELLER_EVENTS: dict[SubscriberStatus, str] = {
     "failed": "subscriber.failed",
 }
 ENTITLEMENTS_EVENT = "entitlements.updated"
-REGISTERED_EVENT = "subscriber.registered"
-CONTACT_FIELDS = ("companyName", "contactPerson", "contactEmail", "contactPhone", "registrationDate")
 
 
 class UnreadableMessage(ValueError):
@@ -204,62 +202,6 @@ def _time_ms(value: Any, name: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-# --- telling the seller's product ----------------------------------------------------------------------
-
-
-class SellerEvents:
-    """Publishes `subscriber.*` and `entitlements.updated` on the listing's own EventBridge bus."""
-
-    def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
-        self._events = events_client
-        self._bus = bus_name
-        self._source = source
-
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        entry = {
-            "EventBusName": self._bus,
-            "Source": self._source,
-            "DetailType": detail_type,
-            "Detail": json.dumps(detail, default=str),
-        }
-        try:
-            result = self._events.put_events(Entries=[entry])
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"PutEvents failed: {type(error).__name__}") from None
-        if result.get("FailedEntryCount"):
-            code = result.get("Entries", [{}])[0].get("ErrorCode", "unknown")
-            raise StoreUnavailable(f"PutEvents failed: {code}")
-
-
-def registered_detail(settings: ListingSettings, subscriber: Subscriber) -> dict[str, Any]:
-    """`subscriber.registered`: the buyer filled in the form; their contact details and current status.
-
-    Marketplace usually activates a subscription before the buyer registers, so this is often the first
-    event that names who the buyer is.
-    """
-    identity = subscriber.identity
-    key = identity.subscription_key(settings.legacy_identity)
-    return {
-        "eventId": hashlib.sha256(
-            f"{identity.customer_aws_account_id}|{key}|registered".encode()
-        ).hexdigest()[:32],
-        "listing": settings.listing_path,
-        "productCode": settings.product_code,
-        "customerAWSAccountId": identity.customer_aws_account_id,
-        "licenseArn": identity.license_arn,
-        "customerIdentifier": identity.customer_identifier,
-        "status": subscriber.status,
-        "freeTrial": subscriber.offer_type == "free-trial",
-        "registered": True,
-        "companyName": subscriber.company_name,
-        "contactPerson": subscriber.contact_person,
-        "contactEmail": subscriber.contact_email,
-        "contactPhone": subscriber.contact_phone,
-        "registrationDate": subscriber.registration_date,
-        "entitlements": subscriber.entitlements,
-    }
-
-
 # --- applying a notice -----------------------------------------------------------------------------
 
 
@@ -305,16 +247,23 @@ class Lifecycle:
     def handle(self, notice: Notice) -> Outcome:
         if notice.product_code and notice.product_code != self._settings.product_code:
             return Outcome("ignored", f"product {notice.product_code} is another listing's")
-        key = self._key(notice)
+        key = self._key(notice) or self._hold_agreement(notice)
         if key is None:
-            return self._hold_agreement(notice)
+            return Outcome("ignored", "held until a license event names this agreement")
         outcome = Outcome("applied")
         item = self._record(key, notice)
         if notice.license_arn and notice.agreement_id:
             item = self._claim_agreement(key, notice.agreement_id) or item
         outcome.previous = item.get("status")
-        item = self._settle(key, item, notice, outcome)
-        if outcome.status == "cancel-pending" and not is_placeholder(key["customerAWSAccountId"]):
+        registered = not is_placeholder(key["customerAWSAccountId"])
+        if registered and status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES:
+            # A billable subscription is ending: send its usage while the stored status still allows it
+            # (once `cancelled`, nothing more is metered). A retry after a crash sends it again, idempotently.
+            self._flush(key["customerAWSAccountId"])
+            outcome.flushed = True
+        item = self._converge(key, item, notice, outcome)
+        outcome.status = item.get("status")
+        if registered and outcome.status == "cancel-pending":
             # Every time, not only on the change: a retry after a crash must still send the usage.
             self._flush(key["customerAWSAccountId"])
             outcome.flushed = True
@@ -330,22 +279,17 @@ class Lifecycle:
         """
         closed = []
         now_ms = int(self._clock() * 1000)
-        request: dict[str, Any] = {
+        request = {
             "IndexName": "byStatus",
             "KeyConditionExpression": "#status = :status",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":status": "cancel-pending"},
         }
-        keys = []
-        while True:
-            page = self._query(**request)
-            keys += [
-                {"customerAWSAccountId": i["customerAWSAccountId"], "subscriptionKey": i["subscriptionKey"]}
-                for i in page["Items"]
-            ]
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        keys = [
+            {"customerAWSAccountId": i["customerAWSAccountId"], "subscriptionKey": i["subscriptionKey"]}
+            for page in pages(self._query, request)
+            for i in page["Items"]
+        ]
         for key in keys:
             item = self._get(key)
             if item is None or status_of(item) != "cancel-pending":
@@ -361,38 +305,16 @@ class Lifecycle:
 
     # --- agreement events that come before their license event --------------------------------------
 
-    def _hold_agreement(self, notice: Notice) -> Outcome:
+    def _hold_agreement(self, notice: Notice) -> dict[str, str] | None:
         """Keep an agreement event no subscriber claims yet; the license event naming its agreement will.
 
         Written first, then looked for again: a license event that tied the agreement meanwhile has
-        either seen this placeholder or is seen now, so the event is never lost between the two.
+        either seen this placeholder or is seen now, so the event is never lost between the two. Returns
+        the subscriber's key if one claims the agreement now.
         """
         assert notice.agreement_id is not None and notice.account is not None
         self._record(agreement_key(notice.agreement_id, self._settings.product_code), notice)
-        key = self._agreement_subscriber(notice.account, notice.agreement_id)
-        if key is None:
-            return Outcome("ignored", "held until a license event names this agreement")
-        outcome = Outcome("applied")
-        item = self._record(key, notice)
-        outcome.previous = item.get("status")
-        self._settle(key, item, notice, outcome)
-        return outcome
-
-    def _settle(
-        self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
-    ) -> dict[str, Any]:
-        """Converge the status; a billable customer whose subscription ends has their usage sent first.
-
-        Sent while the stored status still allows it: once `cancelled`, nothing more is metered. A retry
-        after a crash between the two finds the status unchanged and sends (idempotently) again.
-        """
-        ending = status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES
-        if ending and not is_placeholder(key["customerAWSAccountId"]):
-            self._flush(key["customerAWSAccountId"])
-            outcome.flushed = True
-        item = self._converge(key, item, notice, outcome)
-        outcome.status = item.get("status")
-        return item
+        return self._agreement_subscriber(notice.account, notice.agreement_id)
 
     def _claim_agreement(self, key: dict[str, str], agreement_id: str) -> dict[str, Any] | None:
         """Apply the facts of agreement events that came before this license event; the item after."""
@@ -590,25 +512,10 @@ class Lifecycle:
 
     def _event_detail(self, item: Mapping[str, Any], status: str, previous: Any) -> dict[str, Any]:
         fact_time = item.get(FACTS.get(status, ""), 0)  # type: ignore[call-overload]
-        identity = f"{item['customerAWSAccountId']}|{item['subscriptionKey']}|{status}|{fact_time}"
-        detail: dict[str, Any] = {
-            # The same change always has the same id, so a consumer can drop repeats.
-            "eventId": hashlib.sha256(identity.encode()).hexdigest()[:32],
-            "listing": self._settings.listing_path,
-            "productCode": self._settings.product_code,
-            "customerAWSAccountId": item["customerAWSAccountId"],
-            "licenseArn": item.get("licenseArn"),
-            "customerIdentifier": item.get("customerIdentifier"),
-            "status": status,
-            "previousStatus": previous or "pending",
-            "freeTrial": bool(item.get("freeTrial", False)),
-            "registered": "registrationDate" in item,
-        }
+        detail = subscriber_detail(self._settings, item, status=status, change=f"{status}|{fact_time}")
+        detail["previousStatus"] = previous or "pending"
         if fact_time:
             detail["effectiveAt"] = datetime.fromtimestamp(int(fact_time) / 1000, UTC).isoformat()
-        for name in CONTACT_FIELDS:
-            if name in item:
-                detail[name] = item[name]
         return detail
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:

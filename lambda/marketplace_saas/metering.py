@@ -20,7 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from marketplace_saas.models import BILLABLE_STATUSES, ENDED_STATUSES
 from marketplace_saas.settings import ListingSettings
+from marketplace_saas.store import pages
 from marketplace_saas.usage import HOUR, PENDING, allocations_of, hour_of, iso_hour, usage_key
 
 BATCH_SIZE = 25  # BatchMeterUsage's limit
@@ -28,10 +30,6 @@ MARKETPLACE_WINDOW_SECONDS = 6 * HOUR
 PENDING_INDEX = "pendingByHour"
 STATUS_INDEX = "byStatus"
 RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)
-# Usage is sent only for subscriptions AWS Marketplace confirmed (and, for an hour, those ending);
-# a subscription that failed or ended is never billed.
-BILLABLE_STATUSES = ("active", "cancel-pending")
-ENDED_STATUSES = frozenset({"failed", "cancelled"})
 # Errors that reject a whole call because of one of its records; retrying the same call cannot help.
 RECORD_ERRORS = frozenset(
     {
@@ -143,13 +141,9 @@ class MeteringJob:
                 "ConsistentRead": True,
             }
             items: list[dict[str, Any]] = []
-            while True:
-                page = self._usage.query(**request)
+            for page in pages(self._usage.query, request):
                 report.pages_read += 1
                 items += page["Items"]
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
             self._send_items(iter(items), now, frozenset({account}), report)
         return report
 
@@ -214,12 +208,7 @@ class MeteringJob:
             "ExpressionAttributeValues": {":pending": PENDING},
             "Select": "COUNT",
         }
-        while True:
-            page = self._usage.query(**request)
-            report.pending_after += int(page["Count"])
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        report.pending_after += sum(int(page["Count"]) for page in pages(self._usage.query, request))
         if report.pending_after:
             oldest = self._usage.query(
                 IndexName=PENDING_INDEX,
@@ -238,13 +227,9 @@ class MeteringJob:
             "KeyConditionExpression": "pendingPartition = :pending AND usageHour < :hour",
             "ExpressionAttributeValues": {":pending": PENDING, ":hour": iso_hour(hour)},
         }
-        while True:
-            page = self._usage.query(**request)
+        for page in pages(self._usage.query, request):
             report.pages_read += 1
             yield from page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _subscribers_with(self, status: str) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
@@ -253,12 +238,8 @@ class MeteringJob:
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":status": status},
         }
-        while True:
-            page = self._subscribers.query(**request)
+        for page in pages(self._subscribers.query, request):
             yield from page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- zero records -------------------------------------------------------------------------------
 

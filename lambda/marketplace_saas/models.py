@@ -51,6 +51,10 @@ FACTS: dict[SubscriberStatus, str] = {
     "failed": "failedAt",
     "cancelled": "cancelledAt",
 }
+# Usage is sent only for subscriptions AWS Marketplace confirmed (and, for an hour, those ending);
+# a subscription that failed or ended is never billed.
+BILLABLE_STATUSES: tuple[SubscriberStatus, ...] = ("active", "cancel-pending")
+ENDED_STATUSES: frozenset[SubscriberStatus] = frozenset({"failed", "cancelled"})
 _RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed": 2, "cancelled": 3}
 # Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
 # tells us their account), their lifecycle facts wait in an item under this partition.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,17 @@ _REGISTRATION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 class StoreUnavailable(Exception):
     """DynamoDB failed after the SDK's retries."""
+
+
+def pages(call: Callable[..., Mapping[str, Any]], request: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every page of a DynamoDB Query or Scan, `request` first, then following `LastEvaluatedKey`."""
+    request = dict(request)
+    while True:
+        page = call(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _registration_key(registration_id: str) -> str:

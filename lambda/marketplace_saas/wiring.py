@@ -6,15 +6,20 @@ Tests replace the whole service with `use(...)`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import boto3
 
-from marketplace_saas.lifecycle import Lifecycle, SellerEvents
 from marketplace_saas.marketplace import CLIENT_CONFIG, MarketplaceClient
-from marketplace_saas.metering import MeteringJob
 from marketplace_saas.onboarding import Onboarding
+from marketplace_saas.seller_events import SellerEvents
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
 from marketplace_saas.usage import UsageRecorder
+
+if TYPE_CHECKING:  # imported where they are built: only the metering and lifecycle functions load them
+    from marketplace_saas.lifecycle import Lifecycle
+    from marketplace_saas.metering import MeteringJob
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
@@ -48,6 +53,8 @@ def usage_recorder() -> UsageRecorder:
 
 
 def metering_job() -> MeteringJob:
+    from marketplace_saas.metering import MeteringJob
+
     settings = listing_settings()
     dynamodb = boto3.resource("dynamodb")
     return MeteringJob(
@@ -70,6 +77,8 @@ def seller_events() -> SellerEvents:
 
 def lifecycle() -> Lifecycle:
     global _lifecycle
+    from marketplace_saas.lifecycle import Lifecycle
+
     if _lifecycle is None:
         settings = listing_settings()
         job = metering_job()

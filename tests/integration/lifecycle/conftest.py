@@ -17,9 +17,10 @@ import pytest
 
 from local.stack_template import ListingTemplate
 from marketplace_saas import wiring
-from marketplace_saas.lifecycle import Lifecycle, SellerEvents
+from marketplace_saas.lifecycle import Lifecycle
 from marketplace_saas.marketplace import MarketplaceClient
 from marketplace_saas.models import BuyerIdentity, Subscriber, license_id
+from marketplace_saas.seller_events import SellerEvents
 from marketplace_saas.store import Subscribers
 from tests.integration.conftest import PRODUCT
 from tests.integration.metering.conftest import Harness, _harness
