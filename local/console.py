@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
+from stacks import operations
 
 EVENTS = (
     "subscribe-success",
@@ -63,13 +63,8 @@ def _table(headings: list[str], rows: list[list[str]], empty: str) -> str:
 class Console:
     def __init__(self, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> None:
         self.endpoints = endpoints
-        self.dynamodb = boto3.resource(
-            "dynamodb",
-            endpoint_url=aws_environment["AWS_ENDPOINT_URL_DYNAMODB"],
-            region_name=aws_environment["AWS_DEFAULT_REGION"],
-            aws_access_key_id=aws_environment["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=aws_environment["AWS_SECRET_ACCESS_KEY"],
-        )
+        self.target = operations.Target(aws_environment["AWS_DEFAULT_REGION"], local=endpoints)
+        self.dynamodb = self.target.resource("dynamodb")
 
     @property
     def emulator(self) -> str:
@@ -85,12 +80,7 @@ class Console:
     def dashboard(self) -> str:
         sections = []
         for path, listing in self.endpoints["listings"].items():
-            subscribers = [
-                item
-                for item in self.dynamodb.Table(listing["tables"]["subscribers"]).scan()["Items"]
-                # Early lifecycle facts waiting for their buyer or license are not subscribers.
-                if not str(item["customerAWSAccountId"]).startswith(("agreement#", "customer-identifier#"))
-            ]
+            subscribers = list(operations.subscribers(self.target, listing["tables"]["subscribers"]))
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
             query = f"productCode={listing['productCode']}"
             billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,11 +25,16 @@ from stacks.config import MarketplaceConfig
 from stacks.naming import ListingNames
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The runtime package the Lambda functions use lives in lambda/ (a Python keyword, so not a package name):
+# its data model says what a subscriber item is.
+sys.path.insert(0, str(PROJECT_ROOT / "lambda"))
+
+from marketplace_saas.models import SubscriberStatus, is_placeholder  # noqa: E402
+from marketplace_saas.store import pages  # noqa: E402
+
 ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
 MARKETPLACE_REGION = "us-east-1"
-STATUSES = ("pending", "active", "cancel-pending", "cancelled", "failed")
-# Partitions of the subscribers table that hold early lifecycle facts, not subscribers.
-PLACEHOLDER_PREFIXES = ("agreement#", "customer-identifier#")
+STATUSES: tuple[str, ...] = get_args(SubscriberStatus)
 EXPORT_FIELDS = (
     "customerAWSAccountId",
     "licenseArn",
@@ -80,25 +85,19 @@ class Target:
             raise OperationError("local mode is not running: start it with ./deploy-marketplace.sh --local")
         return cls(region, json.loads(ENDPOINTS.read_text(encoding="utf-8")))
 
+    def _connection(self, region: str | None) -> dict[str, Any]:
+        connection: dict[str, Any] = {"region_name": region or self.region}
+        if self.local is not None:
+            connection["endpoint_url"] = self.local["aws"]["url"]
+            connection["aws_access_key_id"] = "local"
+            connection["aws_secret_access_key"] = "local"  # noqa: S105 - local mode accepts any
+        return connection
+
     def client(self, service: str, region: str | None = None) -> Any:
-        if self.local is None:
-            return boto3.client(service, region_name=region or self.region)  # type: ignore[call-overload]
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            region_name=region or self.region,
-            endpoint_url=self.local["aws"]["url"],
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
-        )
+        return boto3.client(service, **self._connection(region))  # type: ignore[call-overload]
 
-
-def _paginate(call: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    while True:
-        page = call(**request)
-        yield page
-        if "LastEvaluatedKey" not in page:
-            return
-        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+    def resource(self, service: str) -> Any:
+        return boto3.resource(service, **self._connection(None))  # type: ignore[call-overload]
 
 
 def _aws_error(error: Exception) -> OperationError:
@@ -178,7 +177,7 @@ def _count_status(dynamodb: Any, table: str, status: str) -> int:
         "ExpressionAttributeValues": {":s": {"S": status}},
         "Select": "COUNT",
     }
-    return sum(int(page["Count"]) for page in _paginate(dynamodb.query, request))
+    return sum(int(page["Count"]) for page in pages(dynamodb.query, request))
 
 
 def _usage_counts(dynamodb: Any, table: str) -> dict[str, int]:
@@ -187,7 +186,7 @@ def _usage_counts(dynamodb: Any, table: str) -> dict[str, int]:
         "TableName": table,
         "ProjectionExpression": "meteringStatus",
     }
-    for page in _paginate(dynamodb.scan, request):
+    for page in pages(dynamodb.scan, request):
         for item in page["Items"]:
             status = item.get("meteringStatus", {}).get("S", "pending")
             counts[status] = counts.get(status, 0) + 1
@@ -234,23 +233,10 @@ def show_status(config: MarketplaceConfig, paths: Sequence[str], local: bool) ->
 
 def subscribers(target: Target, table: str) -> Iterator[dict[str, Any]]:
     """Every registered or announced subscriber of the table, page by page (placeholders left out)."""
-    resource: Any = boto3.resource(
-        "dynamodb",
-        region_name=target.region,
-        **(
-            {
-                "endpoint_url": target.local["aws"]["url"],
-                "aws_access_key_id": "local",
-                "aws_secret_access_key": "local",
-            }
-            if target.local is not None
-            else {}
-        ),
-    ).Table(table)
     try:
-        for page in _paginate(resource.scan, {}):
+        for page in pages(target.resource("dynamodb").Table(table).scan, {}):
             for item in page["Items"]:
-                if not str(item["customerAWSAccountId"]).startswith(PLACEHOLDER_PREFIXES):
+                if not is_placeholder(str(item["customerAWSAccountId"])):
                     yield item
     except (ClientError, BotoCoreError) as error:
         raise _aws_error(error) from None

@@ -22,11 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 from pydantic import ValidationError
 
-from stacks.config import ConfigError, load_config
+from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
+from stacks.operations import OperationError, Target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The runtime package the Lambda functions use lives in lambda/ (a Python keyword, so not a package name).
@@ -36,26 +36,16 @@ from marketplace_saas.settings import ListingSettings  # noqa: E402
 from marketplace_saas.store import StoreUnavailable  # noqa: E402
 from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected  # noqa: E402
 
-ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
-
 
 class RecordingError(Exception):
     """The usage was not recorded; the message says why."""
 
 
-def _resource(local: bool, region: str) -> Any:
-    if not local:
-        return boto3.resource("dynamodb", region_name=region)
-    if not ENDPOINTS.exists():
-        raise RecordingError("local mode is not running: start it with ./deploy-marketplace.sh --local")
-    url = json.loads(ENDPOINTS.read_text())["aws"]["url"]
-    return boto3.resource(
-        "dynamodb",
-        endpoint_url=url,
-        region_name=region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
-    )
+def _resource(config: MarketplaceConfig, local: bool) -> Any:
+    try:
+        return Target.of(config, local).resource("dynamodb")
+    except OperationError as error:
+        raise RecordingError(str(error)) from None
 
 
 def record_usage(
@@ -99,7 +89,7 @@ def record_usage(
         raise RecordingError(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         ) from None
-    dynamodb = _resource(local, config.deployment_settings.region)
+    dynamodb = _resource(config, local)
     recorder = UsageRecorder(
         settings, dynamodb.Table(names.subscribers_table), dynamodb.Table(names.metering_table)
     )
