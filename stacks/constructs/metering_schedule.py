@@ -25,6 +25,16 @@ from stacks.naming import ListingNames
 JOB_TIMEOUT_SECONDS = 300
 
 
+def allow_metering(function: ListingFunction, tables: ListingTables) -> None:
+    """What sending usage needs (the hourly job, and the lifecycle when a customer leaves): read pending
+    usage, seal and settle it, read who is billable, and call BatchMeterUsage."""
+    usage, subscribers = tables.usage_records, tables.subscribers
+    function.allow(["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}", usage.table_arn])
+    function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
+    function.allow(["dynamodb:Query"], [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}"])
+    function.allow(["aws-marketplace:BatchMeterUsage"], ["*"])
+
+
 class MeteringSchedule(Construct):
     def __init__(
         self,
@@ -52,13 +62,7 @@ class MeteringSchedule(Construct):
             timeout_seconds=JOB_TIMEOUT_SECONDS,
         )
         # One run at a time is the normal case; overlapping runs are safe (sealed records) but wasteful.
-        usage, subscribers = tables.usage_records, tables.subscribers
-        self.job.allow(
-            ["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}", usage.table_arn]
-        )
-        self.job.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
-        self.job.allow(["dynamodb:Query"], [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}"])
-        self.job.allow(["aws-marketplace:BatchMeterUsage"], ["*"])
+        allow_metering(self.job, tables)
         # A run EventBridge could not deliver lands here (an alarm watches it); the next hour's run still
         # sends everything that run would have sent.
         self.dead_letters = dead_letter_queue(self, "MissedRuns", of="the hourly schedule's target")

@@ -20,10 +20,9 @@ from constructs import Construct
 from stacks.config import Listing
 from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import ListingFunction
+from stacks.constructs.metering_schedule import allow_metering
 from stacks.constructs.tables import (
-    PENDING_USAGE_INDEX,
     SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
-    SUBSCRIBER_BY_STATUS_INDEX,
     ListingTables,
 )
 from stacks.nag import acknowledge
@@ -163,19 +162,15 @@ class SubscriptionLifecycle(Construct):
             retain=False,
             timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         )
-        subscribers, usage = tables.subscribers, tables.usage_records
+        subscribers = tables.subscribers
         function.allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"], [subscribers.table_arn])
         function.allow(
             ["dynamodb:Query"],
-            [
-                f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX}",
-                f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}",
-            ],
+            [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX}"],
         )
-        # Sending a leaving customer's usage at once: the metering job's own reads and writes.
-        function.allow(["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
-        function.allow(["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}"])
-        function.allow(["aws-marketplace:BatchMeterUsage", "aws-marketplace:GetEntitlements"], ["*"])
+        # Sending a leaving customer's usage at once, as the metering job does.
+        allow_metering(function, tables)
+        function.allow(["aws-marketplace:GetEntitlements"], ["*"])
         self.seller_bus.grant_put_events_to(function.role)
         return function
 
