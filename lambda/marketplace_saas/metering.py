@@ -117,9 +117,14 @@ class MeteringJob:
         report = RunReport()
         now = self._clock()
         current_hour = hour_of(now)
-        self._add_zero_records(current_hour - HOUR, report)
+        # The billable subscribers, read once: the active ones get zero records, all of them are billed.
+        billable = {status: list(self._subscribers_with(status)) for status in BILLABLE_STATUSES}
+        self._add_zero_records(current_hour - HOUR, billable["active"], report)
+        known: dict[str, str] = {
+            item["customerAWSAccountId"]: status for status, group in billable.items() for item in group
+        }
         items = self._pending_before(current_hour + (HOUR if flush_customers else 0), report)
-        self._send_items(items, now, flush_customers, report)
+        self._send_items(items, now, flush_customers, report, self._subscription_statuses(known))
         self._measure_backlog(report)
         return report
 
@@ -144,14 +149,20 @@ class MeteringJob:
             for page in pages(self._usage.query, request):
                 report.pages_read += 1
                 items += page["Items"]
-            self._send_items(iter(items), now, frozenset({account}), report)
+            # Only this customer's status is needed: looked up on its own, not the whole status index.
+            statuses = self._subscription_statuses({})
+            self._send_items(iter(items), now, frozenset({account}), report, statuses)
         return report
 
     def _send_items(
-        self, items: Iterator[dict[str, Any]], now: float, flush_customers: frozenset[str], report: RunReport
+        self,
+        items: Iterator[dict[str, Any]],
+        now: float,
+        flush_customers: frozenset[str],
+        report: RunReport,
+        subscription_of: Callable[[str], str],
     ) -> None:
         current_hour = hour_of(now)
-        subscription_of = self._subscription_statuses()
         batch: list[Sealed] = []
         for item in items:
             account = item["customerAWSAccountId"]
@@ -178,12 +189,8 @@ class MeteringJob:
         if batch:
             self._send(batch, report)
 
-    def _subscription_statuses(self) -> Callable[[str], str]:
-        """Each customer's subscription status: the billable ones from the status index, others on demand."""
-        known: dict[str, str] = {}
-        for status in BILLABLE_STATUSES:
-            for subscriber in self._subscribers_with(status):
-                known[subscriber["customerAWSAccountId"]] = status
+    def _subscription_statuses(self, known: dict[str, str]) -> Callable[[str], str]:
+        """Each customer's subscription status: from `known` (account → status), others read on demand."""
 
         def status_of(account: str) -> str:
             if account not in known:
@@ -243,14 +250,14 @@ class MeteringJob:
 
     # --- zero records -------------------------------------------------------------------------------
 
-    def _add_zero_records(self, hour: int, report: RunReport) -> None:
+    def _add_zero_records(self, hour: int, active: list[dict[str, Any]], report: RunReport) -> None:
         """Marketplace expects a record every hour for every active customer, quantity 0 when quiet.
 
         Only for hours the customer was active in: an hour that ended before AWS Marketplace activated the
         subscription is not billed, and a zero record would close it to usage reported late for it.
         """
         dimension = min(self._settings.dimensions)
-        for subscriber in self._subscribers_with("active"):
+        for subscriber in active:
             report.active_subscribers += 1
             account = subscriber["customerAWSAccountId"]
             if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where they are built: only the metering and lifecy
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
 _lifecycle: Lifecycle | None = None
+_metering_job: MeteringJob | None = None
 _seller_events: SellerEvents | None = None
 
 
@@ -53,16 +54,19 @@ def usage_recorder() -> UsageRecorder:
 
 
 def metering_job() -> MeteringJob:
+    global _metering_job
     from marketplace_saas.metering import MeteringJob
 
-    settings = listing_settings()
-    dynamodb = boto3.resource("dynamodb")
-    return MeteringJob(
-        settings,
-        dynamodb.Table(settings.metering_table),
-        dynamodb.Table(settings.subscribers_table),
-        boto3.client("meteringmarketplace", config=CLIENT_CONFIG),
-    )
+    if _metering_job is None:
+        settings = listing_settings()
+        dynamodb = boto3.resource("dynamodb")
+        _metering_job = MeteringJob(
+            settings,
+            dynamodb.Table(settings.metering_table),
+            dynamodb.Table(settings.subscribers_table),
+            boto3.client("meteringmarketplace", config=CLIENT_CONFIG),
+        )
+    return _metering_job
 
 
 def seller_events() -> SellerEvents:
@@ -98,8 +102,9 @@ def lifecycle() -> Lifecycle:
 
 def use(service: Onboarding | None) -> None:
     """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
-    global _onboarding, _usage_recorder, _lifecycle, _seller_events
+    global _onboarding, _usage_recorder, _lifecycle, _seller_events, _metering_job
     _onboarding = service
     _usage_recorder = None
     _lifecycle = None
+    _metering_job = None
     _seller_events = None
