@@ -113,8 +113,8 @@ def create_tables() -> tuple[Any, Any]:
     return dynamodb.Table("metering"), dynamodb.Table("subscribers")
 
 
-def seed(emulator: EmulatorServer, usage: Any, count: int, now: float) -> None:
-    """`count` pending records over customers x dimensions x the last 4 completed hours."""
+def seed(emulator: EmulatorServer, usage: Any, subscribers: Any, count: int, now: float) -> None:
+    """`count` pending records over active customers x dimensions x the last 4 completed hours."""
     customers = max(1, count * CUSTOMERS_PER_1000 // 1000)
     dimensions = [f"d{n}" for n in range(math.ceil(count / (customers * 4)))]
     emulator.marketplace.put_product({"productCode": PRODUCT, "dimensions": dimensions})
@@ -124,6 +124,19 @@ def seed(emulator: EmulatorServer, usage: Any, count: int, now: float) -> None:
             {"productCode": PRODUCT, "customerAWSAccountId": f"{index:012d}"}
         )
         licenses.append(subscription.license_arn)
+    # Only subscriptions AWS Marketplace confirmed are billed: every customer here has been active for hours.
+    with subscribers.batch_writer() as writer:
+        for index, license_arn in enumerate(licenses):
+            writer.put_item(
+                Item={
+                    "customerAWSAccountId": f"{index:012d}",
+                    "subscriptionKey": license_arn.rsplit(":", 1)[1],
+                    "licenseArn": license_arn,
+                    "productCode": PRODUCT,
+                    "status": "active",
+                    "activatedAt": int((now - 6 * HOUR) * 1000),
+                }
+            )
     current = hour_of(now)
     written = 0
     with usage.batch_writer() as writer:
@@ -210,7 +223,7 @@ def measure(count: int) -> None:
             action()
             return time.perf_counter() - started
 
-        seed(emulator, usage, count, now)
+        seed(emulator, usage, subscribers, count, now)
         metering = Counting(boto3.client("meteringmarketplace"))
         counted_usage = Counting(usage)
         job = MeteringJob(
@@ -224,7 +237,7 @@ def measure(count: int) -> None:
             usage.delete_item(
                 Key={"customerAWSAccountId": item["customerAWSAccountId"], "usageKey": item["usageKey"]}
             )
-        seed(emulator, usage, count, now)
+        seed(emulator, usage, subscribers, count, now)
         floor_client = boto3.client("meteringmarketplace")
         floor_seconds = timed(lambda: floor(usage, floor_client, now))
 
