@@ -257,10 +257,29 @@ class MeteringJob:
         subscription is not billed, and a zero record would close it to usage reported late for it.
         """
         dimension = min(self._settings.dimensions)
+        # Customers with usage waiting for this hour need no zero record: one read of the hour's pending
+        # records, rather than a query per customer (those are left for the customers without).
+        with_usage = (
+            {
+                item["customerAWSAccountId"]
+                for page in pages(
+                    self._usage.query,
+                    {
+                        "IndexName": PENDING_INDEX,
+                        "KeyConditionExpression": "pendingPartition = :pending AND usageHour = :hour",
+                        "ExpressionAttributeValues": {":pending": PENDING, ":hour": iso_hour(hour)},
+                        "ProjectionExpression": "customerAWSAccountId",
+                    },
+                )
+                for item in page["Items"]
+            }
+            if active
+            else set()
+        )
         for subscriber in active:
             report.active_subscribers += 1
             account = subscriber["customerAWSAccountId"]
-            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000:
+            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000 or account in with_usage:
                 continue
             existing = self._usage.query(
                 KeyConditionExpression="customerAWSAccountId = :a AND begins_with(usageKey, :hour)",
