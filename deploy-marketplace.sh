@@ -6,6 +6,6 @@ set -euo pipefail
 # shellcheck source=scripts/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/setup.sh"
 
-setup_project cdk local
+setup_project deploy
 cd "$PROJECT_DIR"
 exec "$VENV/bin/python" -m stacks.cli "$@"

@@ -1,7 +1,7 @@
 # Set-up shared by deploy-marketplace.sh and run-tests.sh; source it, then call `setup_project GROUPS...`.
 # Idempotent and quick when nothing changed: each step is skipped when its stamp matches its inputs.
 # Installs what is missing: Debian packages (python3-venv, nodejs, npm, chromium), the virtual environment
-# with the given dependency groups from pyproject.toml, and the CDK CLI from package-lock.json.
+# with the exact versions of a lock in requirements/, and the CDK CLI from package-lock.json.
 
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$PROJECT_DIR/.venv"
@@ -41,7 +41,10 @@ _find_python() {
 }
 
 setup_python() {
-  local groups=("$@")
+  # Installs requirements/<lock>.txt (exact versions, hash-checked) into .venv; see scripts/lock.py.
+  local lock="$1"
+  local lockfile="$PROJECT_DIR/requirements/$lock.txt"
+  [ -f "$lockfile" ] || die "requirements/$lock.txt is missing: run python scripts/lock.py and commit requirements/"
   local python
   if [ ! -x "$VENV/bin/python" ]; then
     python="$(_find_python)" || { _apt_install python3 python3-venv python3-pip; python="$(_find_python)" || die "Python 3.11 or newer is required"; }
@@ -49,19 +52,26 @@ setup_python() {
     say "Creating the virtual environment in .venv"
     "$python" -m venv "$VENV" || die "could not create .venv"
   fi
-  local stamp="$VENV/.installed-$(IFS=-; echo "${groups[*]}")"
+  local stamp="$VENV/.lock-$lock"
   local want
-  want="$(_hash "$PROJECT_DIR/pyproject.toml")"
+  want="$(_hash "$lockfile")"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
-  say "Installing Python dependencies (${groups[*]}) into .venv"
-  "$VENV/bin/python" -m pip install --quiet --upgrade 'pip>=25.1' || die "could not upgrade pip"
-  local args=()
-  for group in "${groups[@]}"; do args+=(--group "$group"); done
-  (cd "$PROJECT_DIR" && "$VENV/bin/python" -m pip install --quiet "${args[@]}" 2> >(grep -v "^WARNING: Location" >&2)) \
-    || die "pip could not install the Python dependencies"
+  say "Installing the locked Python dependencies (requirements/$lock.txt) into .venv"
+  rm -f "$stamp" "$VENV"/.installed-*  # stamps of the set-up before the lock
+  "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps --requirement "$lockfile" \
+    2> >(grep -v "^WARNING: Location" >&2) || die "pip could not install requirements/$lock.txt"
   echo "$want" > "$stamp"
+  # Whatever no installed lock lists any more (a package dropped or renamed) goes.
+  local current=() other name
+  for other in "$VENV"/.lock-*; do
+    name="${other##*/.lock-}"
+    [ -f "$PROJECT_DIR/requirements/$name.txt" ] && [ "$(cat "$other")" = "$(_hash "$PROJECT_DIR/requirements/$name.txt")" ] \
+      && current+=("$name")
+  done
+  "$VENV/bin/python" "$PROJECT_DIR/scripts/lock.py" --prune "${current[@]}" || die "could not remove unlocked packages"
+  _SETUP_CHANGED=1
 }
 
 setup_node() {
@@ -79,13 +89,19 @@ setup_node() {
   say "Installing the CDK CLI (aws-cdk 2.x) with npm"
   (cd "$PROJECT_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
   echo "$want" > "$stamp"
+  _SETUP_CHANGED=1
 }
 
 setup_chromium() {
   [ -x /usr/bin/chromium ] || _apt_install chromium
 }
 
+# setup_project LOCK: dev (tests and tools) or deploy (synth, deploy, local mode).
 setup_project() {
-  setup_python "$@"
+  _SETUP_CHANGED=0
+  setup_python "$1"
   setup_node
+  if [ "$_SETUP_CHANGED" = 1 ]; then
+    "$VENV/bin/python" "$PROJECT_DIR/scripts/lock.py" --check-cdk-cli || die "the CDK CLI is older than aws-cdk-lib"
+  fi
 }

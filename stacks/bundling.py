@@ -1,8 +1,10 @@
 """Bundle the Lambda asset without Docker: the `lambda/` sources plus their pip dependencies.
 
-Dependencies are installed once per requirements file into `.cache/lambda-deps/<hash>/` as Linux wheels
-for the Lambda runtime (`--platform manylinux2014_x86_64 --only-binary=:all:`), then copied into each
-bundle, so a synth after the first costs a file copy rather than a download.
+The dependencies are the lock's runtime group, `requirements/lambda.txt` (exact versions, hash-checked), so
+the functions run the very versions the tests ran. They are installed once per lock into
+`.cache/lambda-deps/<hash>/` as Linux wheels for the Lambda runtime (`--platform manylinux2014_x86_64
+--only-binary=:all:`), then copied into each bundle, so a synth after the first costs a file copy rather than
+a download.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling, aws_lambda
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_ROOT = PROJECT_ROOT / "lambda"
+LAMBDA_LOCK = PROJECT_ROOT / "requirements" / "lambda.txt"
 DEPENDENCY_CACHE = PROJECT_ROOT / ".cache" / "lambda-deps"
 
 # The runtime and platform the wheels are chosen for; they must match the functions' runtime.
@@ -29,15 +32,15 @@ PYTHON_VERSION = "3.14"
 PLATFORM = "manylinux2014_x86_64"
 
 # What never belongs in a deployed function.
-EXCLUDED = ("__pycache__", "*.pyc", "requirements.txt", ".pytest_cache", ".mypy_cache")
+EXCLUDED = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
 
 
 class BundlingError(RuntimeError):
     """The Lambda asset could not be built (usually: pip could not reach PyPI)."""
 
 
-def dependencies_dir(requirements: Path = LAMBDA_ROOT / "requirements.txt") -> Path:
-    """Install the pinned requirements for the Lambda platform once and return where they are."""
+def dependencies_dir(requirements: Path = LAMBDA_LOCK) -> Path:
+    """Install the locked runtime dependencies for the Lambda platform once and return where they are."""
     digest = hashlib.sha256(requirements.read_bytes() + f"{PYTHON_VERSION}/{PLATFORM}".encode()).hexdigest()[
         :16
     ]
@@ -48,7 +51,7 @@ def dependencies_dir(requirements: Path = LAMBDA_ROOT / "requirements.txt") -> P
     staging = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=DEPENDENCY_CACHE))
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--requirement", str(requirements), "--target", str(staging),
+        "--requirement", str(requirements), "--require-hashes", "--no-deps", "--target", str(staging),
         "--platform", PLATFORM, "--python-version", PYTHON_VERSION,
         "--implementation", "cp", "--only-binary=:all:", "--no-compile",
     ]  # fmt: skip
