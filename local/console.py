@@ -84,8 +84,9 @@ class Console:
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
             query = f"productCode={listing['productCode']}"
             billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]
+            # One account may hold several licenses of a listing: everything here is per license.
             marketplace_status = {
-                s["customerAWSAccountId"]: s["status"]
+                operations.license_id(str(s["licenseArn"])): s["status"]
                 for s in _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
             }
             subscriber_rows = [
@@ -93,16 +94,26 @@ class Console:
                     escape(str(item.get("companyName", "(not registered)"))),
                     escape(str(item.get("contactEmail", ""))),
                     escape(str(item["customerAWSAccountId"])),
+                    escape(operations.license_id(str(item.get("licenseArn", "")))),
                     escape(str(item.get("status", ""))),
-                    escape(marketplace_status.get(str(item["customerAWSAccountId"]), "")),
+                    escape(
+                        marketplace_status.get(operations.license_id(str(item.get("licenseArn", ""))), "")
+                    ),
                     escape(str(item.get("registrationDate", ""))),
-                    self._event_buttons(listing["productCode"], str(item["customerAWSAccountId"])),
+                    self._event_buttons(
+                        listing["productCode"],
+                        str(item["customerAWSAccountId"]),
+                        str(item.get("licenseArn", "")),
+                    )
+                    + f' <a class="button small" href="/buy/{escape(path, quote=True)}?account='
+                    f'{escape(str(item["customerAWSAccountId"]), quote=True)}">buy another license</a>',
                 ]
                 for item in subscribers
             ]
             usage_rows = [
                 [
                     escape(str(item["customerAWSAccountId"])),
+                    escape(operations.license_id(str(item.get("licenseArn", "")))),
                     escape(str(item.get("dimension"))),
                     escape(str(item.get("usageHour"))),
                     escape(str(item.get("quantity"))),
@@ -114,6 +125,7 @@ class Console:
             billed_rows = [
                 [
                     escape(str(r["customer"])),
+                    escape(operations.license_id(str(r.get("licenseArn") or ""))),
                     escape(r["dimension"]),
                     escape(r["hour"]),
                     str(r["quantity"]),
@@ -132,6 +144,7 @@ class Console:
                         "Company",
                         "E-mail",
                         "AWS account",
+                        "License",
                         "Status",
                         "On Marketplace",
                         "Registered",
@@ -142,13 +155,13 @@ class Console:
                 )
                 + "<h3>Usage recorded</h3>"
                 + _table(
-                    ["AWS account", "Dimension", "Hour", "Quantity", "Metering", "Result"],
+                    ["AWS account", "License", "Dimension", "Hour", "Quantity", "Metering", "Result"],
                     usage_rows,
                     "No usage yet.",
                 )
                 + "<h3>Billed by AWS Marketplace (emulator)</h3>"
                 + _table(
-                    ["Customer", "Dimension", "Hour", "Quantity", "Status"],
+                    ["Customer", "License", "Dimension", "Hour", "Quantity", "Status"],
                     billed_rows,
                     "Nothing billed yet.",
                 )
@@ -156,23 +169,28 @@ class Console:
             )
         return self.page("Local console", "".join(sections))
 
-    def _event_buttons(self, product_code: str, account: str) -> str:
+    def _event_buttons(self, product_code: str, account: str, license_arn: str) -> str:
         buttons = []
         for event in EVENTS:
             buttons.append(
                 '<form class="inline" method="post" action="/event">'
                 f'<input type="hidden" name="productCode" value="{escape(product_code, quote=True)}">'
                 f'<input type="hidden" name="customerAWSAccountId" value="{escape(account, quote=True)}">'
+                f'<input type="hidden" name="licenseArn" value="{escape(license_arn, quote=True)}">'
                 f'<input type="hidden" name="type" value="{escape(event, quote=True)}">'
                 f'<button class="button small" type="submit">{escape(event)}</button></form>'
             )
         return " ".join(buttons)
 
-    def buy(self, path: str, free_trial: bool) -> str | None:
+    def buy(self, path: str, free_trial: bool, account: str | None = None) -> str | None:
+        """A new buyer subscribes; with `account`, that buyer buys another license (concurrent agreements)."""
         listing = self.endpoints["listings"].get(path)
         if listing is None:
             return None
-        minted = _json(f"{self.emulator}/_emulator/subscriptions", {"productCode": listing["productCode"]})
+        request: dict[str, Any] = {"productCode": listing["productCode"]}
+        if account:
+            request |= {"customerAWSAccountId": account, "newAgreement": True}
+        minted = _json(f"{self.emulator}/_emulator/subscriptions", request)
         offer = (
             '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">'
             if free_trial
@@ -192,7 +210,8 @@ class Console:
         return self.page(f"Subscribed to {path}", body)
 
     def event(self, form: dict[str, str]) -> None:
-        _json(f"{self.emulator}/_emulator/events", form)
+        # licenseArn picks one of the account's licenses; a subscriber with none has it empty.
+        _json(f"{self.emulator}/_emulator/events", {key: value for key, value in form.items() if value})
 
 
 def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
@@ -220,8 +239,12 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if url.path == "/":
                 self._send(200, console.dashboard())
             elif url.path.startswith("/buy/"):
-                free_trial = "free-trial" in parse_qs(url.query)
-                html = console.buy(url.path.removeprefix("/buy/"), free_trial)
+                query = parse_qs(url.query)
+                account = query.get("account", [""])[0]
+                if account and not (len(account) == 12 and account.isdigit()):
+                    self._send(400, console.page("Bad request", "account: 12 digits."))
+                    return
+                html = console.buy(url.path.removeprefix("/buy/"), "free-trial" in query, account or None)
                 self._send(200, html) if html else self._send(
                     404, console.page("Not found", "No such listing.")
                 )

@@ -132,6 +132,13 @@ def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
     if not paths:
         raise ConfigError([f"marketplaceListings: no listing is enabled in {config_path}; nothing to do"])
     say(f"{len(paths)} listing{'s' if len(paths) != 1 else ''}: {', '.join(paths)}")
+    for key, listing in config.marketplace_listings.items():
+        if listing.path in paths and not listing.dimensions:
+            print(
+                f"warning: marketplaceListings.{key}.dimensions: none declared; buyers can subscribe and "
+                "register, but no usage is recorded or metered until you add the listing's dimensions",
+                file=sys.stderr,
+            )
     return Selection(Path(config_path), config, paths)
 
 

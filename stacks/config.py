@@ -96,6 +96,7 @@ class PricingModel(StrEnum):
 
     @property
     def is_metered(self) -> bool:
+        """A pure contract is paid up front (its dimensions are `Entitled` only): no usage is sent for it."""
         return self is not PricingModel.CONTRACT
 
 
@@ -176,11 +177,11 @@ class Listing(_Model):
         default=PricingModel.SUBSCRIPTION, description="subscription | contract | contract-with-consumption"
     )
     dimensions: tuple[BillingDimension, ...] = Field(
-        min_length=1,
+        default=(),
         max_length=24,
         description=(
-            "The listing's billing dimensions, as defined in the Marketplace Management Portal "
-            "(every SaaS listing has at least one)."
+            "The listing's billing dimensions, as defined in the Marketplace Management Portal. Optional: "
+            "without them buyers still subscribe and register, but no usage is recorded or metered."
         ),
     )
     legacy: bool = Field(
@@ -206,6 +207,11 @@ class Listing(_Model):
         if duplicates:
             raise ValueError(f"dimension names must be unique; repeated: {', '.join(duplicates)}")
         return value
+
+    @property
+    def is_metered(self) -> bool:
+        """Whether the listing's usage is sent to AWS Marketplace at all (its functions decide the same)."""
+        return self.pricing_model.is_metered and bool(self.dimensions)
 
 
 class DeploymentSettings(_Model):

@@ -29,7 +29,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # its data model says what a subscriber item is.
 sys.path.insert(0, str(PROJECT_ROOT / "lambda"))
 
-from marketplace_saas.models import SubscriberStatus, is_placeholder  # noqa: E402
+from marketplace_saas.models import (  # noqa: E402
+    SubscriberStatus,
+    is_placeholder,
+    license_id as license_id,
+)
 from marketplace_saas.store import pages  # noqa: E402
 
 ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"

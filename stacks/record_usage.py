@@ -1,13 +1,17 @@
 """Record usage for a listing's customer, from Python or the command line, deployed or local.
 
     .venv/bin/python -m stacks.record_usage --listing ai-skills --customer 123456789012 \\
-        --dimension learners --quantity 5 [--time 2026-11-23T10:15:00Z] [--tag team=red] [--local]
+        [--license-arn ARN] --dimension learners --quantity 17.42 [--time 2026-11-23T10:15:00Z] \\
+        [--allocation 5:team=red] [--local]
+
+Quantities are decimals (up to 6 places). `--license-arn` names which of the customer's licenses the usage
+belongs to; it may be left out while the customer holds one billable license of the listing.
 
 From Python (the same validation and aggregation as `POST /api/usage`):
 
     from stacks.record_usage import record_usage
     record_usage("ai-skills", "123456789012", "learners", 5)                 # the deployed listing
-    record_usage("ai-skills", "123456789012", "learners", 5, local=True)     # a running --local
+    record_usage("ai-skills", "123456789012", "learners", "17.42", local=True, license_arn="arn:aws:...")
 
 Deployed, it writes to the listing's tables with the AWS credentials of the environment (they need
 dynamodb:Query on the subscribers table and dynamodb:UpdateItem/GetItem on the metering table).
@@ -19,6 +23,7 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +57,9 @@ def record_usage(
     listing_path: str,
     customer_aws_account_id: str,
     dimension: str,
-    quantity: int,
+    quantity: Decimal | int | str,
     *,
+    license_arn: str | None = None,
     time: datetime | None = None,
     allocations: list[dict[str, Any]] | None = None,
     config_path: str | Path = PROJECT_ROOT / "marketplace-config.json",
@@ -75,10 +81,18 @@ def record_usage(
         metering_table=names.metering_table,
         dimensions=frozenset(dimension.name for dimension in listing.dimensions),
     )
+    if not listing.dimensions:
+        key = next(k for k, item in config.marketplace_listings.items() if item.path == listing.path)
+        raise RecordingError(
+            f"--listing {listing_path}: the listing declares no dimensions, so it has no usage to record; "
+            f"add its dimensions (as defined on the listing in the AWS Marketplace Management Portal) to "
+            f"marketplaceListings.{key}.dimensions in {config_path} and deploy again"
+        )
     try:
         usage = UsageRecord.model_validate(
             {
                 "customerAWSAccountId": customer_aws_account_id,
+                "licenseArn": license_arn,
                 "dimension": dimension,
                 "quantity": quantity,
                 "time": time,
@@ -101,13 +115,23 @@ def record_usage(
         raise RecordingError(f"DynamoDB did not answer ({error}); try again") from None
 
 
+def _quantity(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a decimal number such as 17.42") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a decimal number such as 17.42")
+    return value
+
+
 def _allocation(text: str) -> dict[str, Any]:
-    """`5:team=red,env=prod` → 5 units allocated to those tags."""
+    """`5.5:team=red,env=prod` → 5.5 units allocated to those tags."""
     quantity, _, tags = text.partition(":")
     pairs = [pair.split("=", 1) for pair in tags.split(",") if pair]
-    if not quantity.isdigit() or not pairs or any(len(pair) != 2 for pair in pairs):
+    if not pairs or any(len(pair) != 2 for pair in pairs):
         raise argparse.ArgumentTypeError(f"{text!r}: expected QUANTITY:KEY=VALUE[,KEY=VALUE]")
-    return {"quantity": int(quantity), "tags": dict(pairs)}
+    return {"quantity": _quantity(quantity), "tags": dict(pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--listing", required=True, metavar="PATH")
     parser.add_argument("--customer", required=True, metavar="AWS_ACCOUNT_ID")
+    parser.add_argument("--license-arn", metavar="ARN", help="which of the customer's licenses (if several)")
     parser.add_argument("--dimension", required=True)
-    parser.add_argument("--quantity", required=True, type=int)
+    parser.add_argument("--quantity", required=True, type=_quantity, help="a decimal, e.g. 17.42")
     parser.add_argument("--time", type=datetime.fromisoformat, help="ISO 8601 with a time zone; default now")
     parser.add_argument("--allocation", action="append", type=_allocation, metavar="QTY:KEY=VALUE,...")
     parser.add_argument("--config", default=PROJECT_ROOT / "marketplace-config.json")
@@ -125,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         recorded = record_usage(
-            args.listing, args.customer, args.dimension, args.quantity,
+            args.listing, args.customer, args.dimension, args.quantity, license_arn=args.license_arn,
             time=args.time, allocations=args.allocation, config_path=args.config, local=args.local,
         )  # fmt: skip
     except ConfigError as error:

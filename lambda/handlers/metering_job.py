@@ -16,9 +16,8 @@ from marketplace_saas.wiring import lifecycle, metering_job
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The schedule sends {}; a cancellation asks for {"flush": ["<customer AWS account id>", ...]}.
-    flush = frozenset(str(account) for account in event.get("flush", []) if isinstance(account, str))
-    report = metering_job().run(flush_customers=flush)
+    # The schedule sends {}. (A leaving customer's usage is flushed by the lifecycle function itself.)
+    report = metering_job().run()
     # Subscriptions whose final hour of usage has passed (and was sent above) are now cancelled.
     closed = lifecycle().close_ended()
     metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
@@ -28,7 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ActiveSubscribers", unit=MetricUnit.Count, value=report.active_subscribers)
     for dimension, quantity in sorted(report.billed_by_dimension.items()):
         # One metric per listing dimension (a fixed set of at most 24), for the dashboard.
-        metrics.add_metric(name=f"UsageBilled_{dimension}", unit=MetricUnit.Count, value=quantity)
+        metrics.add_metric(name=f"UsageBilled_{dimension}", unit=MetricUnit.Count, value=float(quantity))
     if report.oldest_pending_hour:
         oldest = datetime.fromisoformat(report.oldest_pending_hour.replace("Z", "+00:00"))
         age_hours = (datetime.now(UTC) - oldest).total_seconds() / 3600

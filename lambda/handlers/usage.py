@@ -1,12 +1,16 @@
 """`POST /api/usage`: the seller's product backend records usage (IAM-authorized: SigV4-signed requests only).
 
-Body: `{"customerAWSAccountId", "dimension", "quantity", "time"?, "allocations"?: [{"quantity", "tags"}]}`.
-Answers `201 {"customerAWSAccountId", "dimension", "usageHour", "hourTotal"}`, or a JSON error.
+Body: `{"customerAWSAccountId", "licenseArn"?, "dimension", "quantity", "time"?, "allocations"?: [{"quantity",
+"tags"}]}`; quantities are decimals (`17.42` or `"17.42"`, up to 6 places). `licenseArn` may be left out only
+while the account holds one billable license of the listing.
+Answers `201 {"customerAWSAccountId", "licenseArn", "dimension", "usageHour", "hourTotal"}` (`hourTotal` a
+decimal string), or a JSON error.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -44,9 +48,16 @@ def record_usage() -> Response[dict[str, Any]]:
     if len(raw.encode()) > MAX_BODY_BYTES:
         return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large")
     try:
-        usage = UsageRecord.model_validate(json.loads(raw))
+        # Numbers as Decimal: 17.42 stays 17.42 (never a float), and a huge integer is just a large number.
+        body = json.loads(raw, parse_float=Decimal, parse_int=Decimal)
     except json.JSONDecodeError as error:
         return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", f"the body is not valid JSON ({error})")
+    except (ValueError, RecursionError):
+        return error_response(
+            HTTPStatus.BAD_REQUEST, "invalid_json", "the body is not JSON this API can read"
+        )
+    try:
+        usage = UsageRecord.model_validate(body)
     except ValidationError as error:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_usage", _validation_message(error))
     try:

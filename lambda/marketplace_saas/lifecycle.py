@@ -234,7 +234,7 @@ class Lifecycle:
         subscribers_table: Any,
         marketplace: MarketplaceClient,
         seller_events: SellerEvents,
-        flush: Callable[[str], None],
+        flush: Callable[[tuple[str, str]], None],  # one license: (account, subscriptionKey)
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -259,13 +259,13 @@ class Lifecycle:
         if registered and status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES:
             # A billable subscription is ending: send its usage while the stored status still allows it
             # (once `cancelled`, nothing more is metered). A retry after a crash sends it again, idempotently.
-            self._flush(key["customerAWSAccountId"])
+            self._flush((key["customerAWSAccountId"], key["subscriptionKey"]))
             outcome.flushed = True
         item = self._converge(key, item, notice, outcome)
         outcome.status = item.get("status")
         if registered and outcome.status == "cancel-pending":
             # Every time, not only on the change: a retry after a crash must still send the usage.
-            self._flush(key["customerAWSAccountId"])
+            self._flush((key["customerAWSAccountId"], key["subscriptionKey"]))
             outcome.flushed = True
         if notice.refresh_entitlements and self._settings.has_entitlements:
             self._refresh_entitlements(key, item, notice, outcome)

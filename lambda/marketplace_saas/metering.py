@@ -1,7 +1,11 @@
 """The metering job: sends every completed hour's usage to AWS Marketplace exactly once, loses nothing.
 
-    zero records for quiet active subscribers → pending records (sparse index, paginated, never a Scan)
+    zero records for quiet active licenses → pending records (sparse index, paginated, never a Scan)
     → seal each record's quantity → BatchMeterUsage, 25 a call → metered / still pending / failed
+
+A customer is one license (account + LicenseArn: an account may hold several licenses of a listing at once),
+or, on a legacy listing, the account's one subscription (CustomerIdentifier + ProductCode). Quantities are
+decimals, sent as `QuantityAsDecimal`. A contract listing, or one that declares no dimensions, sends nothing.
 
 Crash and overlap safety: a record's content is frozen (sealed) before it is sent, and the seal is kept
 until Marketplace's answer is stored. A run that dies anywhere leaves records pending with the same sealed
@@ -12,21 +16,38 @@ Reference: https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/A
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketplace_saas.models import BILLABLE_STATUSES, ENDED_STATUSES
+from marketplace_saas.models import BILLABLE_STATUSES, ENDED_STATUSES, license_id
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import pages
-from marketplace_saas.usage import HOUR, PENDING, allocations_of, hour_of, iso_hour, usage_key
+from marketplace_saas.usage import (
+    HOUR,
+    PENDING,
+    allocations_of,
+    decimal_text,
+    earliest_accepted,
+    hour_of,
+    iso_hour,
+    marketplace_accepts,
+    usage_key,
+)
 
 BATCH_SIZE = 25  # BatchMeterUsage's limit
-MARKETPLACE_WINDOW_SECONDS = 6 * HOUR
+# BatchMeterUsage takes requests under 1 MB: a batch is cut early when its records' JSON would pass this.
+BATCH_BYTES = 900_000
+# A record sent late in its window carries a timestamp this far inside the window: a run (at most five
+# minutes, retries included) sends it before it falls out.
+SEND_MARGIN_SECONDS = 600
 PENDING_INDEX = "pendingByHour"
 STATUS_INDEX = "byStatus"
 RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)
@@ -42,6 +63,11 @@ RECORD_ERRORS = frozenset(
         "ValidationException",
     }
 )
+
+
+# (customerAWSAccountId, subscriptionKey): the subscribers table's key of the subscription a record bills,
+# the license id `l-…` (or the product code on a legacy listing).
+Customer = tuple[str, str]
 
 
 class BatchRejected(Exception):
@@ -62,7 +88,9 @@ class RunReport:
     pending_after: int = 0
     oldest_pending_hour: str | None = None
     active_subscribers: int = 0
-    billed_by_dimension: dict[str, int] = field(default_factory=dict)  # quantity AWS accepted, per dimension
+    billed_by_dimension: dict[str, Decimal] = field(
+        default_factory=dict
+    )  # quantity AWS accepted, per dimension
 
     def fail(self, reason: str, count: int = 1) -> None:
         self.failed[reason] = self.failed.get(reason, 0) + count
@@ -79,7 +107,9 @@ class RunReport:
             "pendingAfter": self.pending_after,
             "oldestPendingHour": self.oldest_pending_hour,
             "activeSubscribers": self.active_subscribers,
-            "billedByDimension": dict(self.billed_by_dimension),
+            "billedByDimension": {
+                name: decimal_text(value) for name, value in self.billed_by_dimension.items()
+            },
         }
 
 
@@ -108,37 +138,42 @@ class MeteringJob:
         self._clock = clock
         self._sleep = sleep
 
-    def run(self, flush_customers: frozenset[str] = frozenset()) -> RunReport:
-        """Send completed hours; for `flush_customers` (whose subscription is ending) the current hour too.
-
-        After `unsubscribe-pending` the seller has about an hour to send a customer's final usage, so a
-        cancellation cannot wait for the hour to end.
-        """
+    def run(self) -> RunReport:
+        """Send every completed hour's usage (the current hour keeps accumulating)."""
         report = RunReport()
+        if not self._settings.is_metered:
+            return report  # a contract, or no dimensions: AWS Marketplace takes no usage for this listing
         now = self._clock()
         current_hour = hour_of(now)
         # The billable subscribers, read once: the active ones get zero records, all of them are billed.
         billable = {status: list(self._subscribers_with(status)) for status in BILLABLE_STATUSES}
-        self._add_zero_records(current_hour - HOUR, billable["active"], report)
-        known: dict[str, str] = {
-            item["customerAWSAccountId"]: status for status, group in billable.items() for item in group
+        if self._settings.sends_zero_records:
+            self._add_zero_records(current_hour - HOUR, billable["active"], report)
+        report.active_subscribers = len(billable["active"])
+        known: dict[Customer, str] = {
+            (item["customerAWSAccountId"], item["subscriptionKey"]): status
+            for status, group in billable.items()
+            for item in group
         }
-        items = self._pending_before(current_hour + (HOUR if flush_customers else 0), report)
-        self._send_items(items, now, flush_customers, report, self._subscription_statuses(known))
+        items = self._pending_before(current_hour, report)
+        self._send_items(items, now, frozenset(), report, self._subscription_statuses(known))
         self._measure_backlog(report)
         return report
 
-    def flush(self, accounts: frozenset[str]) -> RunReport:
+    def flush(self, customers: Iterable[Customer]) -> RunReport:
         """Send everything these customers have pending now, the current hour included.
 
         The subscription lifecycle calls this the moment a subscription starts ending: Marketplace accepts a
         leaving customer's usage for about an hour only. Reads each customer's own recent records (their
-        partition, the last six hours), not the whole backlog.
+        account's partition, as far back as Marketplace still accepts), not the whole backlog.
         """
         report = RunReport()
+        wanted = frozenset(customers)
+        if not self._settings.is_metered or not wanted:
+            return report
         now = self._clock()
-        since = iso_hour(hour_of(now) - MARKETPLACE_WINDOW_SECONDS)
-        for account in sorted(accounts):
+        since = iso_hour(hour_of(earliest_accepted(now)))
+        for account in sorted({account for account, _ in wanted}):
             request: dict[str, Any] = {
                 "KeyConditionExpression": "customerAWSAccountId = :a AND usageKey >= :since",
                 "FilterExpression": "attribute_exists(pendingPartition)",
@@ -148,32 +183,46 @@ class MeteringJob:
             items: list[dict[str, Any]] = []
             for page in pages(self._usage.query, request):
                 report.pages_read += 1
-                items += page["Items"]
-            # Only this customer's status is needed: looked up on its own, not the whole status index.
-            statuses = self._subscription_statuses({})
-            self._send_items(iter(items), now, frozenset({account}), report, statuses)
+                items += [item for item in page["Items"] if self.customer_of(item) in wanted]
+            # Only these customers' statuses are needed: looked up on their own, not the whole status index.
+            self._send_items(iter(items), now, wanted, report, self._subscription_statuses({}))
         return report
+
+    def customer_of(self, item: Mapping[str, Any]) -> Customer:
+        """The subscription a usage item bills (items recorded before per-license keys included)."""
+        account = str(item["customerAWSAccountId"])
+        if self._settings.legacy_identity or not item.get("licenseArn"):
+            return account, self._settings.product_code
+        return account, license_id(str(item["licenseArn"]))
 
     def _send_items(
         self,
         items: Iterator[dict[str, Any]],
         now: float,
-        flush_customers: frozenset[str],
+        flush_customers: frozenset[Customer],
         report: RunReport,
-        subscription_of: Callable[[str], str],
+        subscription_of: Callable[[Customer], str],
     ) -> None:
         current_hour = hour_of(now)
         batch: list[Sealed] = []
+        batch_bytes = 0
         for item in items:
-            account = item["customerAWSAccountId"]
-            if item["usageHour"] >= iso_hour(current_hour) and account not in flush_customers:
+            customer = self.customer_of(item)
+            if item["usageHour"] >= iso_hour(current_hour) and customer not in flush_customers:
                 continue  # the current hour of a customer who is not leaving: still accumulating
             hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
-            if now - hour > MARKETPLACE_WINDOW_SECONDS:
-                # Marketplace would reject the whole batch; this record can never be billed now.
+            if "sealedQuantity" in item:
+                # Sent before, perhaps: only the identical record can be sent again.
+                sealed_at = int(item.get("sealedTimestamp", hour))
+                timestamp = sealed_at if marketplace_accepts(sealed_at, now) else None
+            else:
+                timestamp = send_timestamp(hour, now)
+            if timestamp is None:
+                # No moment of the hour is inside the 24-hour window any more (or it is last month's, after
+                # 06:00 UTC on the 1st): Marketplace would reject the whole batch; it can never be billed now.
                 self._finish(item_key(item), "failed", report, reason="TooOld")
                 continue
-            status = subscription_of(account)
+            status = subscription_of(customer)
             if status not in BILLABLE_STATUSES and "sealedQuantity" not in item:
                 # A sealed record may already have reached Marketplace: it is sent again, identically.
                 if status in ENDED_STATUSES:
@@ -182,28 +231,31 @@ class MeteringJob:
                 else:
                     report.still_pending += 1  # AWS Marketplace has not confirmed the subscription yet
                 continue
-            batch.append(self._seal(item, hour))
+            sealed = self._seal(item, timestamp)
+            size = len(json.dumps(sealed.usage_record, default=str))
+            if batch and batch_bytes + size > BATCH_BYTES:
+                self._send(batch, report)
+                batch, batch_bytes = [], 0
+            batch.append(sealed)
+            batch_bytes += size
             if len(batch) == BATCH_SIZE:
                 self._send(batch, report)
-                batch = []
+                batch, batch_bytes = [], 0
         if batch:
             self._send(batch, report)
 
-    def _subscription_statuses(self, known: dict[str, str]) -> Callable[[str], str]:
-        """Each customer's subscription status: from `known` (account → status), others read on demand."""
+    def _subscription_statuses(self, known: dict[Customer, str]) -> Callable[[Customer], str]:
+        """Each license's subscription status: from `known`, others read on demand (one item each)."""
 
-        def status_of(account: str) -> str:
-            if account not in known:
-                items = self._subscribers.query(
-                    KeyConditionExpression="customerAWSAccountId = :a",
-                    ExpressionAttributeValues={":a": account},
+        def status_of(customer: Customer) -> str:
+            if customer not in known:
+                account, subscription_key = customer
+                item = self._subscribers.get_item(
+                    Key={"customerAWSAccountId": account, "subscriptionKey": subscription_key},
                     ConsistentRead=True,
-                )["Items"]
-                statuses = [str(item.get("status", "pending")) for item in items]
-                # A customer with several subscriptions to this listing is billable if any of them is.
-                billable = [status for status in statuses if status in BILLABLE_STATUSES]
-                known[account] = (billable or statuses or ["pending"])[0]
-            return known[account]
+                ).get("Item", {})
+                known[customer] = str(item.get("status", "pending"))
+            return known[customer]
 
         return status_of
 
@@ -251,42 +303,41 @@ class MeteringJob:
     # --- zero records -------------------------------------------------------------------------------
 
     def _add_zero_records(self, hour: int, active: list[dict[str, Any]], report: RunReport) -> None:
-        """Marketplace expects a record every hour for every active customer, quantity 0 when quiet.
+        """Marketplace expects a record every hour for every active license, quantity 0 when quiet.
 
-        Only for hours the customer was active in: an hour that ended before AWS Marketplace activated the
+        Only for hours the license was active in: an hour that ended before AWS Marketplace activated the
         subscription is not billed, and a zero record would close it to usage reported late for it.
         """
+        if not active:
+            return
         dimension = min(self._settings.dimensions)
-        # Customers with usage waiting for this hour need no zero record: one read of the hour's pending
-        # records, rather than a query per customer (those are left for the customers without).
-        with_usage = (
-            {
-                item["customerAWSAccountId"]
-                for page in pages(
-                    self._usage.query,
-                    {
-                        "IndexName": PENDING_INDEX,
-                        "KeyConditionExpression": "pendingPartition = :pending AND usageHour = :hour",
-                        "ExpressionAttributeValues": {":pending": PENDING, ":hour": iso_hour(hour)},
-                        "ProjectionExpression": "customerAWSAccountId",
-                    },
-                )
-                for item in page["Items"]
-            }
-            if active
-            else set()
-        )
+        # Licenses with usage waiting for this hour need no zero record: one read of the hour's pending
+        # records, rather than a query per license (those are left for the licenses without).
+        with_usage = {
+            self.customer_of(item)
+            for page in pages(
+                self._usage.query,
+                {
+                    "IndexName": PENDING_INDEX,
+                    "KeyConditionExpression": "pendingPartition = :pending AND usageHour = :hour",
+                    "ExpressionAttributeValues": {":pending": PENDING, ":hour": iso_hour(hour)},
+                    "ProjectionExpression": "customerAWSAccountId, licenseArn",
+                },
+            )
+            for item in page["Items"]
+        }
         for subscriber in active:
-            report.active_subscribers += 1
-            account = subscriber["customerAWSAccountId"]
-            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000 or account in with_usage:
+            customer: Customer = (subscriber["customerAWSAccountId"], subscriber["subscriptionKey"])
+            account = customer[0]
+            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000 or customer in with_usage:
                 continue
+            # Usage of this hour already sent (a flush) also counts: one query of the account's hour.
             existing = self._usage.query(
                 KeyConditionExpression="customerAWSAccountId = :a AND begins_with(usageKey, :hour)",
                 ExpressionAttributeValues={":a": account, ":hour": iso_hour(hour)},
-                Select="COUNT",
-            )["Count"]
-            if existing:
+                ProjectionExpression="customerAWSAccountId, licenseArn",
+            )["Items"]
+            if any(self.customer_of(item) == customer for item in existing):
                 continue
             values: dict[str, Any] = {
                 ":zero": 0,
@@ -304,9 +355,13 @@ class MeteringJob:
                 if subscriber.get(attribute):
                     values[f":{attribute}"] = subscriber[attribute]
                     assignments.append(f"{attribute} = :{attribute}")
+            license_key = None if self._settings.legacy_identity else customer[1]
             try:
                 self._usage.update_item(
-                    Key={"customerAWSAccountId": account, "usageKey": usage_key(hour, dimension)},
+                    Key={
+                        "customerAWSAccountId": account,
+                        "usageKey": usage_key(hour, dimension, license_key),
+                    },
                     UpdateExpression=f"SET {', '.join(assignments)} ADD quantity :zero",
                     ConditionExpression="attribute_not_exists(usageKey)",
                     ExpressionAttributeValues=values,
@@ -318,15 +373,16 @@ class MeteringJob:
 
     # --- sealing, sending, recording the answer -----------------------------------------------------
 
-    def _seal(self, item: dict[str, Any], hour: int) -> Sealed:
+    def _seal(self, item: dict[str, Any], timestamp: int) -> Sealed:
+        """Freeze the record: its quantity and the timestamp it is sent with, for every (re)send."""
         key = item_key(item)
         if "sealedQuantity" not in item:
             try:
                 item = self._usage.update_item(
                     Key=key,
-                    UpdateExpression="SET sealedQuantity = quantity, sealedAt = :now",
+                    UpdateExpression="SET sealedQuantity = quantity, sealedAt = :now, sealedTimestamp = :ts",
                     ConditionExpression="attribute_not_exists(sealedQuantity)",
-                    ExpressionAttributeValues={":now": int(self._clock())},
+                    ExpressionAttributeValues={":now": int(self._clock()), ":ts": timestamp},
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
             except ClientError as error:
@@ -334,15 +390,18 @@ class MeteringJob:
                     raise
                 # Another run sealed it first: send what it sealed.
                 item = self._usage.get_item(Key=key, ConsistentRead=True)["Item"]
+        hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
         record: dict[str, Any] = {
-            # The usage hour, never the send time: a resend is then identical, and billed once.
-            "Timestamp": datetime.fromtimestamp(hour, UTC),
+            # A moment of the usage hour, sealed, never the send time: a resend is identical, and billed once.
+            "Timestamp": datetime.fromtimestamp(int(item.get("sealedTimestamp", hour)), UTC),
             "Dimension": item["dimension"],
-            "Quantity": int(item["sealedQuantity"]),
+            # QuantityAsDecimal, not the deprecated whole-number Quantity (model of 2026-10-20).
+            "QuantityAsDecimal": decimal_text(Decimal(item["sealedQuantity"])),
         }
         if self._settings.legacy_identity:
             record["CustomerIdentifier"] = item["customerIdentifier"]
         else:
+            # Never ProductCode as well: AWS accepts it beside LicenseArn and bills the usage twice.
             record["CustomerAWSAccountId"] = item["customerAWSAccountId"]
             record["LicenseArn"] = item["licenseArn"]
         allocations = allocations_of(item)
@@ -400,9 +459,9 @@ class MeteringJob:
                 if outcome["Status"] == "Success":
                     self._finish(sealed.key, "metered", report, record_id=outcome.get("MeteringRecordId"))
                     dimension = sealed.usage_record["Dimension"]
-                    report.billed_by_dimension[dimension] = (
-                        report.billed_by_dimension.get(dimension, 0) + sealed.usage_record["Quantity"]
-                    )
+                    report.billed_by_dimension[dimension] = report.billed_by_dimension.get(
+                        dimension, Decimal(0)
+                    ) + Decimal(sealed.usage_record["QuantityAsDecimal"])
                 else:
                     self._finish(sealed.key, "failed", report, reason=outcome["Status"])
             # Whatever is left was returned as UnprocessedRecords (or not answered): try again.
@@ -436,12 +495,26 @@ class MeteringJob:
             report.fail(reason)
 
 
+def send_timestamp(hour: int, now: float) -> int | None:
+    """The timestamp to send an hour's usage with, or None when Marketplace accepts no moment of that hour.
+
+    Marketplace counts usage per hour, so any moment of the hour stands for it. The hour's start while it is
+    inside the 24-hour window; after that, the earliest moment of the hour still inside (with a margin for
+    the run to finish sending), so usage recorded late in its window is still billed by the next run.
+    """
+    earliest = math.ceil(earliest_accepted(now) + SEND_MARGIN_SECONDS)
+    moment = max(hour, earliest)
+    return moment if moment < hour + HOUR and moment <= now else None
+
+
 def item_key(item: dict[str, Any]) -> dict[str, str]:
     return {"customerAWSAccountId": item["customerAWSAccountId"], "usageKey": item["usageKey"]}
 
 
-def _identity(record: dict[str, Any]) -> tuple[str, str, float]:
+def _identity(record: dict[str, Any]) -> tuple[str, str, str, float]:
+    """What tells one record of a call from another: Marketplace de-duplicates on exactly this."""
     customer = record.get("CustomerAWSAccountId") or record.get("CustomerIdentifier") or ""
+    license_arn = license_id(str(record.get("LicenseArn") or ""))
     timestamp = record["Timestamp"]
     moment = timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
-    return str(customer), str(record["Dimension"]), moment
+    return str(customer), license_arn, str(record["Dimension"]), moment

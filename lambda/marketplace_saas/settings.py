@@ -29,6 +29,18 @@ class ListingSettings:
     def has_entitlements(self) -> bool:
         return self.pricing_model in ("contract", "contract-with-consumption")
 
+    @property
+    def is_metered(self) -> bool:
+        """Whether usage is sent at all: not for a pure contract (its dimensions are only `Entitled`),
+        nor for a listing that declares no dimensions."""
+        return self.pricing_model != "contract" and bool(self.dimensions)
+
+    @property
+    def sends_zero_records(self) -> bool:
+        """AWS asks for a record every hour for every active metered customer, 0 when quiet; a contract with
+        consumption meters only what goes beyond the contract, which the seller's product reports."""
+        return self.is_metered and self.pricing_model == "subscription"
+
 
 class MissingSetting(RuntimeError):
     pass
@@ -51,7 +63,8 @@ def listing_settings() -> ListingSettings:
         subscribers_table=_required("SUBSCRIBERS_TABLE"),
         registrations_table=_required("REGISTRATIONS_TABLE"),
         metering_table=_required("METERING_TABLE"),
-        dimensions=frozenset(_required("DIMENSIONS").split(",")),
+        # Empty for a listing that declares no dimensions (the seed's config as written).
+        dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
         seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
     )

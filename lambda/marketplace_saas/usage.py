@@ -1,39 +1,75 @@
 """Recording usage: one validation path for the API, the Python function and the CLI.
 
-Usage is aggregated atomically per customer + dimension + usage hour, because AWS Marketplace bills only the
-first record it receives for a customer, dimension and hour
-(https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html).
-Once the metering job has sealed an hour for sending, it no longer changes: more usage for it is refused.
+Usage is aggregated atomically per license + dimension + usage hour, because AWS Marketplace bills only the
+first record it receives for a customer's license, dimension and hour, and one AWS account may hold several
+licenses of a listing at once (concurrent agreements); see
+https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html and
+../shared/MARKETPLACE.md, "Identity of a buyer". Once the metering job has sealed an hour for sending, it no
+longer changes: more usage for it is refused.
+
+Quantities are decimals (`QuantityAsDecimal`, model of 2026-10-20): `Decimal` from the request to DynamoDB's
+Number to the decimal string sent, never a float. Whatever AWS would refuse at sending time (too many
+allocations, an item too large to send, a timestamp outside the window) is refused here, when the seller's
+product can still do something about it, rather than lost later.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from marketplace_saas.models import BILLABLE_STATUSES, license_id
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable
 
 HOUR = 3600
-# Marketplace accepts records up to 6 hours old; the hourly job needs up to an hour to send an hour's usage.
-RECORDING_WINDOW_SECONDS = 5 * HOUR
+# BatchMeterUsage accepts a record up to 24 hours old, never in the future; and the previous billing month's
+# usage only until 06:00 UTC on the 1st (UsageRecord.Timestamp, meteringmarketplace model of 2026-10-20).
+MARKETPLACE_WINDOW_SECONDS = 24 * HOUR
+MONTH_END_GRACE_SECONDS = 6 * HOUR
 CLOCK_SKEW_SECONDS = 300
 PENDING = "pending"
-MAX_QUANTITY = 2_147_483_647
+# UsageQuantityAsDecimalString: ^(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?$ (also the allocations' quantities).
+QUANTITY_PLACES = 6
+MAX_QUANTITY = Decimal("9999999999.999999")
+# UsageRecord.UsageAllocations: 1-2,500 per record.
+MAX_ALLOCATIONS_PER_RECORD = 2500
+# One request's allocations become one DynamoDB update, whose expression must stay under 4 KB.
+MAX_ALLOCATIONS_PER_REQUEST = 100
+# An hour's item is sent as one UsageRecord: it must fit DynamoDB's 400 KB item and, with up to 24 others,
+# BatchMeterUsage's 1 MB request. What the recorder lets an item grow to (its estimated DynamoDB size):
+MAX_ITEM_BYTES = 300_000
+_NUMBER_BYTES = 21  # DynamoDB stores a number in at most 21 bytes
 # https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_Tag.html
 TAG_TEXT = r"^[a-zA-Z0-9+ -=._:/@]+$"
+# The LicenseArn shape's pattern in the model (ResolveCustomer returns arn:aws:license-manager::…:l-…).
+LICENSE_ARN = (
+    r"^arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:"
+    r"[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}$"
+)
 ALLOCATION_PREFIX = "allocation:"
 RECORDABLE_STATUSES = frozenset({"pending", "active", "cancel-pending"})
 
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TAG_TEXT)]
 TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=TAG_TEXT)]
+Quantity = Annotated[
+    Decimal, Field(ge=0, le=MAX_QUANTITY, decimal_places=QUANTITY_PLACES, allow_inf_nan=False)
+]
+
+
+def _no_booleans(value: Any) -> Any:
+    # JSON true is not a quantity, though Python's bool is an int.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, e.g. 17.42")
+    return value
 
 
 class UsageAllocation(BaseModel):
@@ -41,8 +77,10 @@ class UsageAllocation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    quantity: int = Field(ge=0, le=MAX_QUANTITY, strict=True)
+    quantity: Quantity
     tags: dict[TagKey, TagValue] = Field(min_length=1, max_length=5)
+
+    _quantity_kind = field_validator("quantity", mode="before")(_no_booleans)
 
     @property
     def key(self) -> str:
@@ -56,10 +94,21 @@ class UsageRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     customer_aws_account_id: str = Field(alias="customerAWSAccountId", pattern=r"^\d{12}$")
+    license_arn: str | None = Field(
+        default=None,
+        alias="licenseArn",
+        max_length=2048,
+        pattern=LICENSE_ARN,
+        description="Which of the customer's licenses the usage belongs to; needed when it holds several",
+    )
     dimension: str = Field(min_length=1, max_length=255)
-    quantity: int = Field(ge=0, le=MAX_QUANTITY, strict=True)
+    quantity: Quantity
     time: datetime | None = Field(default=None, description="When the usage happened; default now")
-    allocations: list[UsageAllocation] | None = Field(default=None, min_length=1, max_length=500)
+    allocations: list[UsageAllocation] | None = Field(
+        default=None, min_length=1, max_length=MAX_ALLOCATIONS_PER_REQUEST
+    )
+
+    _quantity_kind = field_validator("quantity", mode="before")(_no_booleans)
 
     @field_validator("time")
     @classmethod
@@ -71,9 +120,12 @@ class UsageRecord(BaseModel):
     @model_validator(mode="after")
     def _allocations_add_up(self) -> UsageRecord:
         if self.allocations is not None:
-            total = sum(allocation.quantity for allocation in self.allocations)
+            total = sum((allocation.quantity for allocation in self.allocations), Decimal(0))
             if total != self.quantity:
-                raise ValueError(f"allocations add up to {total}, not to the quantity {self.quantity}")
+                raise ValueError(
+                    f"allocations add up to {decimal_text(total)}, "
+                    f"not to the quantity {decimal_text(self.quantity)}"
+                )
             keys = [allocation.key for allocation in self.allocations]
             if len(set(keys)) != len(keys):
                 raise ValueError("two allocations have the same tags; merge them")
@@ -93,17 +145,25 @@ class UsageRejected(Exception):
 @dataclass(frozen=True)
 class RecordedUsage:
     customer_aws_account_id: str
+    license_arn: str | None
     dimension: str
     usage_hour: str
-    hour_total: int
+    hour_total: Decimal
 
     def view(self) -> dict[str, Any]:
         return {
             "customerAWSAccountId": self.customer_aws_account_id,
+            "licenseArn": self.license_arn,
             "dimension": self.dimension,
             "usageHour": self.usage_hour,
-            "hourTotal": self.hour_total,
+            "hourTotal": decimal_text(self.hour_total),
         }
+
+
+def decimal_text(value: Decimal | int) -> str:
+    """The form QuantityAsDecimal takes: `17.42`, `17` (for 17.00), `0`; never an exponent."""
+    text = format(Decimal(value).normalize(), "f")
+    return "0" if text in ("-0", "") else text
 
 
 def hour_of(moment: float) -> int:
@@ -114,8 +174,29 @@ def iso_hour(hour: int) -> str:
     return datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
-def usage_key(hour: int, dimension: str) -> str:
-    return f"{iso_hour(hour)}#{dimension}"
+def earliest_accepted(now: float) -> float:
+    """The oldest usage timestamp AWS Marketplace accepts at `now` (epoch seconds).
+
+    24 hours back, except that the previous billing month closes at 06:00 UTC on the 1st: from then on
+    nothing before the 1st is accepted, however recent (UsageRecord.Timestamp, meteringmarketplace model).
+    """
+    moment = datetime.fromtimestamp(now, UTC)
+    month_start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    earliest = now - MARKETPLACE_WINDOW_SECONDS
+    if now >= month_start + MONTH_END_GRACE_SECONDS:
+        earliest = max(earliest, month_start)
+    return earliest
+
+
+def marketplace_accepts(timestamp: float, now: float) -> bool:
+    """Whether BatchMeterUsage would accept a record with this timestamp at `now`."""
+    return earliest_accepted(now) <= timestamp <= now
+
+
+def usage_key(hour: int, dimension: str, subscription_key: str | None = None) -> str:
+    """`<hour>#<dimension>#<license id>` (`<hour>#<dimension>` for legacy listings and older items)."""
+    base = f"{iso_hour(hour)}#{dimension}"
+    return f"{base}#{subscription_key}" if subscription_key else base
 
 
 class UsageRecorder:
@@ -133,6 +214,20 @@ class UsageRecorder:
 
     def record(self, usage: UsageRecord) -> RecordedUsage:
         settings = self._settings
+        if not settings.dimensions:
+            raise UsageRejected(
+                422, "no_dimensions",
+                f"dimension: the listing {settings.listing_path} declares no dimensions, so it has no usage "
+                "to record; add its dimensions (as defined on the listing in the AWS Marketplace Management "
+                "Portal) to marketplaceListings.<key>.dimensions in marketplace-config.json and deploy again",
+            )  # fmt: skip
+        if not settings.is_metered:
+            raise UsageRejected(
+                422, "not_metered",
+                f"dimension: the listing {settings.listing_path} is sold as a contract: buyers pay for "
+                "entitlements up front and AWS Marketplace takes no usage for it (use "
+                "pricingModel contract-with-consumption to bill usage beyond the contract)",
+            )  # fmt: skip
         if usage.dimension not in settings.dimensions:
             raise UsageRejected(
                 422, "unknown_dimension",
@@ -144,16 +239,17 @@ class UsageRecorder:
         if moment > now + CLOCK_SKEW_SECONDS:
             raise UsageRejected(422, "time_in_future", "time: usage cannot be recorded for the future")
         hour = hour_of(moment)
-        if now - hour > RECORDING_WINDOW_SECONDS:
+        if not marketplace_accepts(hour, max(now, hour)):
             raise UsageRejected(
                 422, "time_too_old",
-                "time: usage must be recorded within 5 hours of the start of its hour, so that it reaches "
-                "AWS Marketplace inside its 6-hour window",
+                f"time: AWS Marketplace no longer accepts usage for the hour {iso_hour(hour)}: usage is "
+                "accepted for 24 hours after its hour, and last month's only until 06:00 UTC on the 1st",
             )  # fmt: skip
-        subscriber = self._subscriber(usage.customer_aws_account_id)
+        subscriber = self._subscriber(usage.customer_aws_account_id, usage.license_arn)
         return self._add(usage, subscriber, hour)
 
-    def _subscriber(self, account: str) -> dict[str, Any]:
+    def _subscriber(self, account: str, license_arn: str | None) -> dict[str, Any]:
+        """The subscription the usage belongs to: the license named, or the account's only one."""
         try:
             items = self._subscribers.query(
                 KeyConditionExpression="customerAWSAccountId = :a",
@@ -168,19 +264,37 @@ class UsageRecorder:
                 404, "unknown_customer",
                 f"customerAWSAccountId: {account} is not a registered subscriber of this listing",
             )  # fmt: skip
-        usable = [item for item in registered if item.get("status", "pending") in RECORDABLE_STATUSES]
-        if not usable:
-            status = registered[0].get("status")
+        if license_arn is not None:
+            wanted = license_id(license_arn)
+            named = [item for item in registered if license_id(str(item.get("licenseArn", ""))) == wanted]
+            if not named:
+                raise UsageRejected(
+                    404, "unknown_license",
+                    f"licenseArn: {license_arn} is not a license of customer {account} on this listing "
+                    f"(its licenses: {_licenses(registered)})",
+                )  # fmt: skip
+            return _recordable(named[0], account)
+        billable = [item for item in registered if item.get("status") in BILLABLE_STATUSES]
+        candidates = billable or [
+            item for item in registered if item.get("status", "pending") in RECORDABLE_STATUSES
+        ]
+        if len(candidates) > 1:
             raise UsageRejected(
-                409,
-                "not_subscribed",
-                f"customerAWSAccountId: {account}'s subscription is {status}; usage is not billed",
-            )
-        chosen: dict[str, Any] = usable[0]
-        return chosen
+                409, "license_required",
+                f"licenseArn: customer {account} holds {len(candidates)} licenses of this listing "
+                f"({_licenses(candidates)}); say which one the usage belongs to with licenseArn",
+            )  # fmt: skip
+        return _recordable(candidates[0] if candidates else registered[0], account)
 
     def _add(self, usage: UsageRecord, subscriber: dict[str, Any], hour: int) -> RecordedUsage:
-        names = {"#status": "meteringStatus"}
+        legacy = self._settings.legacy_identity
+        key = {
+            "customerAWSAccountId": usage.customer_aws_account_id,
+            "usageKey": usage_key(
+                hour, usage.dimension, None if legacy else str(subscriber["subscriptionKey"])
+            ),
+        }
+        names: dict[str, str] = {"#status": "meteringStatus"}
         values: dict[str, Any] = {
             ":quantity": usage.quantity,
             ":hour": iso_hour(hour),
@@ -206,63 +320,130 @@ class UsageRecorder:
             names[f"#a{index}"] = ALLOCATION_PREFIX + allocation.key
             values[f":a{index}"] = allocation.quantity
             additions.append(f"#a{index} :a{index}")
-        try:
-            result = self._usage.update_item(
-                Key={
-                    "customerAWSAccountId": usage.customer_aws_account_id,
-                    "usageKey": usage_key(hour, usage.dimension),
-                },
-                UpdateExpression=f"SET {', '.join(assignments)} ADD {', '.join(additions)}",
-                # A sealed hour is being (or was) sent: its content must not change. And one hour's usage is
-                # either all allocated or not at all, or the allocations could not add up to the quantity.
-                ConditionExpression="attribute_not_exists(sealedQuantity) AND "
-                "(attribute_not_exists(allocated) OR allocated = :allocated)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise self._why_refused(usage, hour) from None
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
-        return RecordedUsage(
-            usage.customer_aws_account_id,
-            usage.dimension,
-            iso_hour(hour),
-            int(result["Attributes"]["quantity"]),
+        # A sealed hour is being (or was) sent: its content must not change. And one hour's usage is either
+        # all allocated or not at all, or the allocations could not add up to the quantity.
+        condition = (
+            "attribute_not_exists(sealedQuantity) "
+            "AND (attribute_not_exists(allocated) OR allocated = :allocated)"
         )
+        for _attempt in range(5):
+            request_names, request_values, guard = dict(names), dict(values), condition
+            sets = list(assignments)
+            if usage.allocations is not None:
+                count, expected = self._allocation_room(key, usage)
+                # The count of tag sets doubles as a version: a concurrent request that added sets first
+                # makes this update fail its condition, and the room is checked again.
+                request_values[":sets"] = count
+                sets.append("allocationSets = :sets")
+                if expected:
+                    request_values[":expected"] = expected
+                    guard += " AND allocationSets = :expected"
+                else:
+                    guard += " AND attribute_not_exists(allocationSets)"
+            try:
+                result = self._usage.update_item(
+                    Key=key,
+                    UpdateExpression=f"SET {', '.join(sets)} ADD {', '.join(additions)}",
+                    ConditionExpression=guard,
+                    ExpressionAttributeNames=request_names,
+                    ExpressionAttributeValues=request_values,
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+                refusal = self._why_refused(key, usage, hour)
+                if refusal is not None:
+                    raise refusal from None
+                continue  # another request added tag sets meanwhile: measure again
+            total = Decimal(result["Attributes"]["quantity"])
+            return RecordedUsage(
+                usage.customer_aws_account_id,
+                subscriber.get("licenseArn"),
+                usage.dimension,
+                iso_hour(hour),
+                total,
+            )
+        raise StoreUnavailable("the hour's allocations kept changing; try again")
 
-    def _why_refused(self, usage: UsageRecord, hour: int) -> UsageRejected:
-        item = self._usage.get_item(
-            Key={
-                "customerAWSAccountId": usage.customer_aws_account_id,
-                "usageKey": usage_key(hour, usage.dimension),
-            },
-            ConsistentRead=True,
-        ).get("Item", {})
+    def _allocation_room(self, key: Mapping[str, str], usage: UsageRecord) -> tuple[int, int]:
+        """(tag sets after this request, tag sets now); refuses what would not fit one UsageRecord."""
+        try:
+            item = self._usage.get_item(Key=key, ConsistentRead=True).get("Item", {})
+        except ClientError as error:
+            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+        existing = {name for name in item if name.startswith(ALLOCATION_PREFIX)}
+        added = {ALLOCATION_PREFIX + allocation.key for allocation in usage.allocations or []} - existing
+        count = len(existing) + len(added)
+        if count > MAX_ALLOCATIONS_PER_RECORD:
+            raise UsageRejected(
+                422, "too_many_allocations",
+                f"allocations: this would give the hour {count} different tag sets for {usage.dimension}; "
+                f"AWS Marketplace takes at most {MAX_ALLOCATIONS_PER_RECORD} allocations in one usage record",
+            )  # fmt: skip
+        size = _item_size(item) + sum(len(name.encode()) + _NUMBER_BYTES for name in added) + 512
+        if size > MAX_ITEM_BYTES:
+            raise UsageRejected(
+                422, "allocations_too_large",
+                f"allocations: the hour's tag sets for {usage.dimension} would take about {size // 1000} KB; "
+                f"one usage record holds at most {MAX_ITEM_BYTES // 1000} KB of them: use fewer or shorter "
+                "tags",
+            )  # fmt: skip
+        return count, int(item.get("allocationSets", 0))
+
+    def _why_refused(self, key: Mapping[str, str], usage: UsageRecord, hour: int) -> UsageRejected | None:
+        item = self._usage.get_item(Key=key, ConsistentRead=True).get("Item", {})
         if "sealedQuantity" in item:
             return UsageRejected(
                 409, "hour_closed",
                 f"time: the hour {iso_hour(hour)} has already been sent to AWS Marketplace; record new usage "
                 "in the current hour",
             )  # fmt: skip
-        return UsageRejected(
-            409, "allocations_mismatch",
-            "allocations: usage for this customer, dimension and hour was recorded "
-            + ("with" if item.get("allocated") else "without")
-            + " allocations; record all of an hour's usage the same way",
-        )  # fmt: skip
+        if "allocated" in item and bool(item["allocated"]) != (usage.allocations is not None):
+            return UsageRejected(
+                409, "allocations_mismatch",
+                "allocations: usage for this customer, dimension and hour was recorded "
+                + ("with" if item.get("allocated") else "without")
+                + " allocations; record all of an hour's usage the same way",
+            )  # fmt: skip
+        return None
 
 
-def allocations_of(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """An aggregated usage item's allocations, in BatchMeterUsage's shape."""
+def _recordable(item: dict[str, Any], account: str) -> dict[str, Any]:
+    status = item.get("status", "pending")
+    if status not in RECORDABLE_STATUSES:
+        license_arn = item.get("licenseArn")
+        which = f"subscription ({license_arn})" if license_arn else "subscription"
+        raise UsageRejected(
+            409,
+            "not_subscribed",
+            f"customerAWSAccountId: {account}'s {which} is {status}; usage is not billed",
+        )
+    return item
+
+
+def _licenses(items: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted(f"{item.get('licenseArn')} ({item.get('status', 'pending')})" for item in items))
+
+
+def _item_size(item: Mapping[str, Any]) -> int:
+    """DynamoDB's size of an item, near enough: names plus values (numbers at their largest)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        size += _NUMBER_BYTES if isinstance(value, (int, Decimal)) else len(str(value).encode())
+    return size
+
+
+def allocations_of(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An aggregated usage item's allocations, in BatchMeterUsage's shape (decimal quantities)."""
     allocations = []
     for name, quantity in sorted(item.items()):
         if name.startswith(ALLOCATION_PREFIX):
             tags = json.loads(name.removeprefix(ALLOCATION_PREFIX))
             allocations.append(
                 {
-                    "AllocatedUsageQuantity": int(quantity),
+                    "AllocatedUsageQuantityAsDecimal": decimal_text(Decimal(quantity)),
                     "Tags": [{"Key": key, "Value": value} for key, value in tags],
                 }
             )

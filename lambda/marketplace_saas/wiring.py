@@ -87,8 +87,8 @@ def lifecycle() -> Lifecycle:
         settings = listing_settings()
         job = metering_job()
 
-        def flush(account: str) -> None:
-            job.flush(frozenset({account}))
+        def flush(customer: tuple[str, str]) -> None:
+            job.flush({customer})
 
         _lifecycle = Lifecycle(
             settings,

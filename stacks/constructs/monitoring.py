@@ -160,6 +160,17 @@ class ListingMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=4),
         )
+        usage_widgets = (
+            [
+                cloudwatch.GraphWidget(
+                    title="Usage billed per dimension",
+                    left=[self._metric(f"UsageBilled_{name}", period=hourly) for name in signals.dimensions],
+                    width=8,
+                )
+            ]
+            if signals.dimensions  # a listing that declares no dimensions bills no usage
+            else []
+        )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Buyers",
@@ -176,11 +187,7 @@ class ListingMonitoring(Construct):
                 left=[self._metric("ActiveSubscribers", statistic="Maximum", period=hourly)],
                 width=8,
             ),
-            cloudwatch.GraphWidget(
-                title="Usage billed per dimension",
-                left=[self._metric(f"UsageBilled_{name}", period=hourly) for name in signals.dimensions],
-                width=8,
-            ),
+            *usage_widgets,
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(

@@ -17,9 +17,11 @@ SUBSCRIBER_CUSTOMER_IDENTIFIER = "customerIdentifier"
 # The metering job finds active subscribers (for their hourly zero records) by status.
 SUBSCRIBER_BY_STATUS_INDEX = "byStatus"
 
-# One item per customer + dimension + usage hour: Marketplace bills only the first record per hour.
+# One item per license + dimension + usage hour: Marketplace bills only the first record per hour.
 USAGE_PARTITION_KEY = "customerAWSAccountId"
-USAGE_SORT_KEY = "usageKey"  # "<usage hour, ISO 8601>#<dimension>"
+# "<usage hour, ISO 8601>#<dimension>#<license id>" ("<hour>#<dimension>" on legacy listings, and for items
+# recorded before usage was kept per license: those are still found and sent, by their licenseArn attribute).
+USAGE_SORT_KEY = "usageKey"
 # Only records still to be sent carry `pendingPartition`, so the metering job reads exactly those,
 # oldest hour first, without a Scan.
 PENDING_USAGE_INDEX = "pendingByHour"

@@ -19,6 +19,7 @@ from stacks.config import (
     load_config,
     parse_config,
 )
+from tests.support.seed_config import SEED_CONFIG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
@@ -91,7 +92,7 @@ def test_disabled_listings_are_kept_but_not_enabled() -> None:
 # --- required and unknown keys -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["name", "description", "productCode", "path", "dimensions"])
+@pytest.mark.parametrize("field", ["name", "description", "productCode", "path"])
 def test_each_required_listing_field_is_named_when_missing(field: str) -> None:
     item = listing()
     del item[field]
@@ -208,9 +209,29 @@ def test_a_dimension_needs_a_description() -> None:
     assert message.startswith("marketplaceListings.ai-skills.dimensions[0].description: ")
 
 
-def test_a_listing_without_dimensions_is_refused() -> None:
-    message = only_problem(config(listing(dimensions=[])))
-    assert message.startswith("marketplaceListings.ai-skills.dimensions: ")
+def test_a_listing_without_dimensions_is_valid_and_not_metered() -> None:
+    item = parse_config(config(listing(dimensions=[]))).marketplace_listings["ai-skills"]
+    assert item.dimensions == () and not item.is_metered
+
+
+def test_the_seeds_config_is_valid_exactly_as_written() -> None:
+    """The block in the seed document, character for character: no dimensions, no pricing model."""
+    loaded = parse_config(json.loads(SEED_CONFIG))
+    assert [item.path for item in loaded.enabled_listings] == ["ai-skills", "data-analytics"]
+    for item in loaded.enabled_listings:
+        assert item.dimensions == () and item.pricing_model is PricingModel.SUBSCRIPTION
+        assert not item.is_metered
+    assert loaded.deployment_settings.environment == "production"
+
+
+def test_a_contract_listing_is_not_metered_even_with_dimensions() -> None:
+    dimensions = [{"name": "seats", "description": "Seats"}]
+    contract = parse_config(config(listing(pricingModel="contract", dimensions=dimensions)))
+    consumption = parse_config(
+        config(listing(pricingModel="contract-with-consumption", dimensions=dimensions))
+    )
+    assert not contract.marketplace_listings["ai-skills"].is_metered
+    assert consumption.marketplace_listings["ai-skills"].is_metered
 
 
 @pytest.mark.parametrize("model", ["subscription", "contract", "contract-with-consumption"])

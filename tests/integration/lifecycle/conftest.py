@@ -53,7 +53,7 @@ class World:
             self.harness.subscribers_table,
             MarketplaceClient.from_environment(),
             SellerEvents(boto3.client("events"), settings.seller_bus, settings.seller_event_source),
-            flush=lambda account: job.flush(frozenset({account})) and None,
+            flush=lambda customer: job.flush({customer}) and None,
             clock=lambda: self.harness.now[0],
         )
 

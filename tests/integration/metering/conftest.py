@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -76,8 +77,12 @@ class Harness:
     def subscribers_table(self) -> Any:
         return boto3.resource("dynamodb").Table(self.settings.subscribers_table)
 
-    def buyer(self, account: str, status: str = "active", legacy: bool = False) -> dict[str, Any]:
-        minted = self.emulator.subscribe(PRODUCT, customerAWSAccountId=account)
+    def buyer(
+        self, account: str, status: str = "active", legacy: bool = False, new_agreement: bool = False
+    ) -> dict[str, Any]:
+        """A registered subscriber; with `new_agreement`, another license of an account that has one."""
+        extra = {"newAgreement": True} if new_agreement else {}
+        minted = self.emulator.subscribe(PRODUCT, customerAWSAccountId=account, **extra)
         item = {
             "customerAWSAccountId": account,
             "subscriptionKey": PRODUCT if legacy else license_id(minted["licenseArn"]),
@@ -96,7 +101,13 @@ class Harness:
         return minted
 
     def record(
-        self, account: str, quantity: int, *, hours_ago: float = 1, dimension: str = "users", **extra: Any
+        self,
+        account: str,
+        quantity: int | str | Decimal,
+        *,
+        hours_ago: float = 1,
+        dimension: str = "users",
+        **extra: Any,
     ) -> Any:
         moment = datetime.fromtimestamp(self.now[0] - hours_ago * 3600, UTC)
         recorder = UsageRecorder(
@@ -124,9 +135,18 @@ class Harness:
     def items(self) -> list[dict[str, Any]]:
         return list(self.usage_table.scan()["Items"])
 
-    def billed(self) -> dict[tuple[str, str, str], int]:
+    def billed(self) -> dict[tuple[str, str, str], Decimal]:
+        """Billed by AWS Marketplace, per customer, dimension and hour (a customer's licenses summed)."""
+        billed: dict[tuple[str, str, str], Decimal] = {}
+        for record in self.emulator.billed(PRODUCT):
+            key = (record["customer"], record["dimension"], record["hour"])
+            billed[key] = billed.get(key, Decimal(0)) + Decimal(str(record["quantity"]))
+        return billed
+
+    def billed_by_license(self) -> dict[tuple[str, str, str], Decimal]:
+        """What AWS Marketplace billed, by license, dimension and hour."""
         return {
-            (record["customer"], record["dimension"], record["hour"]): record["quantity"]
+            (str(record["licenseArn"]), record["dimension"], record["hour"]): Decimal(str(record["quantity"]))
             for record in self.emulator.billed(PRODUCT)
         }
 

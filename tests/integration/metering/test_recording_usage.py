@@ -31,7 +31,7 @@ def test_usage_is_aggregated_per_customer_dimension_and_hour(harness: Harness) -
     ("kwargs", "code", "status"),
     [
         ({"dimension": "gigawatts"}, "unknown_dimension", 422),
-        ({"hours_ago": 5.5}, "time_too_old", 422),
+        ({"hours_ago": 25.5}, "time_too_old", 422),
         ({"hours_ago": -1}, "time_in_future", 422),
     ],
 )
@@ -60,8 +60,14 @@ def test_unknown_and_cancelled_customers_are_refused(harness: Harness) -> None:
     "bad",
     [
         {"quantity": -1},
-        {"quantity": 1.5},
-        {"quantity": "3"},
+        {"quantity": "-0.5"},
+        {"quantity": "1.1234567"},  # QuantityAsDecimal takes at most 6 decimal places
+        {"quantity": "10000000000"},  # ... and at most 10 digits before the point
+        {"quantity": True},
+        {"quantity": "NaN"},
+        {"quantity": "Infinity"},
+        {"quantity": "three"},
+        {"licenseArn": "l-not-an-arn"},
         {"customerAWSAccountId": "12345"},
         {"time": datetime(2026, 11, 23, 10, 0)},  # no time zone
         {"allocations": []},
