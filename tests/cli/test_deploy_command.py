@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.seed_config import SEED_CONFIG
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = PROJECT_ROOT / "deploy-marketplace.sh"
 
@@ -129,6 +131,24 @@ def test_synth_writes_one_template_per_enabled_listing(tmp_path: Path) -> None:
     assert (bundle / "marketplace_saas" / "__init__.py").is_file()
     assert list((bundle / "pydantic_core").glob("_pydantic_core.cpython-314-x86_64-linux-gnu.so"))
     assert not list(bundle.rglob("__pycache__"))
+
+
+def test_the_seeds_config_synthesizes_as_written_with_one_warning_per_listing(tmp_path: Path) -> None:
+    config = tmp_path / "marketplace-config.json"
+    config.write_text(SEED_CONFIG)
+    result = run("--synth", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    templates = sorted(path.name for path in (PROJECT_ROOT / "cdk.out").glob("*.template.json"))
+    assert templates == [
+        "codio-marketplace-ai-skills.template.json",
+        "codio-marketplace-data-analytics.template.json",
+    ]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: marketplaceListings.{key}.dimensions: none declared; buyers can subscribe and register, "
+        "but no usage is recorded or metered until you add the listing's dimensions"
+        for key in ("ai-skills", "data-analytics")
+    ]
 
 
 def test_deploy_to_an_unbootstrapped_account_says_how_to_bootstrap(tmp_path: Path) -> None:

@@ -645,3 +645,25 @@ def test_a_listing_outside_us_east_1_gets_marketplace_events_forwarded_from_ther
         assert rule["Properties"]["EventPattern"]["source"] == ["aws.agreement-marketplace"]
     listing_stack = assembly.get_stack_by_name("codio-marketplace-eu")
     assert "codio-marketplace-eu-events" in listing_stack.dependencies[0].id
+
+
+# --- the seed's config as written -------------------------------------------------------------------------
+
+
+def test_the_seeds_config_block_builds_both_listings_with_no_dimensions() -> None:
+    from stacks.config import parse_config
+    from tests.support.seed_config import SEED_CONFIG
+
+    templates = synth(parse_config(json.loads(SEED_CONFIG)))
+    assert sorted(templates) == [AI, DATA]
+    for name, template in templates.items():
+        resources = template.to_json()["Resources"]
+        functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+        variables = [
+            f["Properties"]["Environment"]["Variables"] for f in functions if "Environment" in f["Properties"]
+        ]
+        listing_functions = [v for v in variables if "LISTING_PATH" in v]
+        assert len(listing_functions) == 5 and all(v["DIMENSIONS"] == "" for v in listing_functions), name
+        (dashboard,) = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+        assert "UsageBilled_" not in json.dumps(dashboard["Properties"]["DashboardBody"])
+        assert "Registrations" in json.dumps(dashboard["Properties"]["DashboardBody"])

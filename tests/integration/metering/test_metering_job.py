@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 
+from marketplace_saas.metering import MeteringJob
 from marketplace_saas.models import license_id
 from marketplace_saas.usage import UsageAllocation
 from tests.integration.metering.conftest import DIMENSIONS, Crash, CrashingProxy, Harness
@@ -114,10 +116,10 @@ def test_a_cancelled_customer_is_a_final_failure_not_a_retry(harness: Harness) -
     assert "pendingPartition" not in item
 
 
-def test_records_past_six_hours_fail_with_their_reason(harness: Harness) -> None:
+def test_records_past_the_24_hour_window_fail_with_their_reason(harness: Harness) -> None:
     harness.buyer(ACCOUNTS[0])
-    harness.record(ACCOUNTS[0], 4, hours_ago=4)
-    harness.advance(2 * 3600)  # the job did not run for two hours
+    harness.record(ACCOUNTS[0], 4, hours_ago=23)
+    harness.advance(2 * 3600)  # the job did not run for two hours: no moment of that hour is inside any more
     report = harness.run()
     assert report.failed == {"TooOld": 1}
     # only the quiet last hour's zero record was billed, not the stale usage
@@ -251,6 +253,8 @@ def test_many_records_take_the_minimum_number_of_calls(harness: Harness) -> None
                         }
                     )
                     seeded += 1
+    # (These items carry keys of the form `<hour>#<dimension>`, as recorded before usage was kept per license:
+    # deployed tables keep such items through the upgrade, and they are still found and sent.)
     report = harness.run()
     assert report.metered == seeded == 160
     assert report.api_calls == math.ceil(seeded / 25)
@@ -325,3 +329,137 @@ def test_ten_thousand_records_over_400_customers_take_ceil_n_over_25_calls(harne
     assert report.metered == seeded
     assert client.calls == math.ceil(seeded / 25)
     assert len(marketplace.billed) == seeded
+
+
+# --- what AWS Marketplace bills today: licenses, decimals, the window --------------------------------------
+
+
+def test_two_licenses_of_one_account_are_billed_separately_and_exactly_once(harness: Harness) -> None:
+    account = ACCOUNTS[0]
+    first = harness.buyer(account)["licenseArn"]
+    second = harness.buyer(account, new_agreement=True)["licenseArn"]
+    harness.record(account, 3, licenseArn=first)
+    harness.record(account, "4.5", licenseArn=second)
+    report = harness.run()
+    hour = hour_iso(harness, 1)
+    assert harness.billed_by_license() == {(first, "users", hour): 3, (second, "users", hour): Decimal("4.5")}
+    assert report.metered == 2 and report.failed == {}
+    assert harness.run().api_calls == 0  # nothing sent twice
+    # Each license gets its own zero record for the next quiet hour.
+    harness.advance(3600)
+    assert harness.run().zero_records_added == 2
+    assert {license for license, _, at in harness.billed_by_license() if at == hour_iso(harness, 1)} == {
+        first,
+        second,
+    }
+
+
+def test_cancelling_one_license_leaves_the_other_billable(harness: Harness) -> None:
+    account = ACCOUNTS[0]
+    leaving = harness.buyer(account)["licenseArn"]
+    staying = harness.buyer(account, new_agreement=True)["licenseArn"]
+    harness.record(account, 2, licenseArn=leaving)
+    harness.record(account, 5, licenseArn=staying)
+    harness.subscribers_table.update_item(
+        Key={"customerAWSAccountId": account, "subscriptionKey": license_id(leaving)},
+        UpdateExpression="SET #s = :cancelled",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":cancelled": "cancelled"},
+    )
+    report = harness.run()
+    assert harness.billed_by_license() == {(staying, "users", hour_iso(harness, 1)): 5}
+    assert report.failed == {"SubscriptionEnded": 1}
+    # Usage naming no license now goes to the one still billable.
+    assert harness.record(account, 1, hours_ago=0).license_arn == staying
+
+
+def test_decimal_usage_is_billed_as_the_decimal_it_was(harness: Harness) -> None:
+    harness.buyer(ACCOUNTS[0])
+    harness.record(ACCOUNTS[0], "17.4")
+    harness.record(ACCOUNTS[0], "0.02")
+    report = harness.run()
+    (billed,) = harness.emulator.billed("PROD_ONBOARD")
+    assert billed["quantity"] == "17.42"
+    assert report.billed_by_dimension == {"users": Decimal("17.42")}
+
+
+def test_decimal_allocations_are_sent_with_their_record(harness: Harness) -> None:
+    harness.buyer(ACCOUNTS[0])
+    harness.record(
+        ACCOUNTS[0],
+        "3.75",
+        allocations=[
+            UsageAllocation(quantity=Decimal("1.25"), tags={"team": "red"}),
+            UsageAllocation(quantity=Decimal("2.5"), tags={"team": "blue"}),
+        ],
+    )
+    harness.run()
+    (billed,) = harness.emulator.billed("PROD_ONBOARD")
+    assert billed["quantity"] == "3.75"
+    assert sorted(str(a["AllocatedUsageQuantityAsDecimal"]) for a in billed["allocations"]) == ["1.25", "2.5"]
+
+
+def test_an_hour_recorded_late_in_its_window_is_still_billed_by_the_next_run(harness: Harness) -> None:
+    # Stand at HH:55, record usage for the hour that began 23 h 55 min ago (still inside the window) ...
+    harness.advance(-25 * 3600)
+    harness.buyer(ACCOUNTS[0])  # subscribed before the usage
+    moment = datetime.fromtimestamp(harness.now[0], UTC)
+    harness.advance(25 * 3600 + (55 - moment.minute) % 60 * 60 - moment.second)
+    harness.record(ACCOUNTS[0], 6, hours_ago=23.5)
+    late_hour = hour_iso(harness, 23.5)
+    # ... the next hourly run comes at HH+1:05, when the hour's start is 24 h 05 min old: it is sent with a
+    # timestamp of the same hour that is still inside the window, and billed.
+    harness.advance(10 * 60)
+    report = harness.run()
+    assert report.failed == {}
+    assert harness.billed()[(ACCOUNTS[0], "users", late_hour)] == 6
+
+
+def test_last_months_usage_is_not_sent_after_six_on_the_first(harness: Harness) -> None:
+    # Stand at 05:50 UTC on the 1st of next month with usage of 23:00 on the last day of this one.
+    moment = datetime.fromtimestamp(harness.now[0], UTC)
+    first = (moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(
+        day=1
+    )
+    harness.advance((first - timedelta(days=1)).timestamp() - harness.now[0])
+    harness.buyer(ACCOUNTS[0])  # subscribed before the usage
+    harness.advance((first + timedelta(hours=5, minutes=50)).timestamp() - harness.now[0])
+    harness.record(ACCOUNTS[0], 3, hours_ago=6.5)
+    harness.record(ACCOUNTS[0], 2, hours_ago=0.5)  # this month's, also pending
+    harness.advance(15 * 60)  # the job runs at 06:05
+    report = harness.run()
+    assert report.failed == {"TooOld": 1}
+    billed = harness.billed()
+    assert (ACCOUNTS[0], "users", (first - timedelta(hours=1)).isoformat()) not in billed
+    assert billed[(ACCOUNTS[0], "users", (first + timedelta(hours=5)).isoformat())] == 2
+
+
+@pytest.mark.parametrize("pricing_model", ["contract"])
+def test_a_contract_listing_sends_nothing_in_a_whole_day(harness: Harness, pricing_model: str) -> None:
+    import dataclasses
+
+    harness.buyer(ACCOUNTS[0])
+    harness.buyer(ACCOUNTS[1])
+    settings = dataclasses.replace(harness.settings, pricing_model=pricing_model)
+    client = CrashingProxy(boto3.client("meteringmarketplace"), frozenset({"batch_meter_usage"}))
+    for _ in range(24):
+        job = MeteringJob(
+            settings, harness.usage_table, harness.subscribers_table, client, clock=lambda: harness.now[0]
+        )
+        report = job.run()
+        assert (report.zero_records_added, report.sent) == (0, 0)
+        harness.advance(3600)
+    assert client.calls == 0
+    assert harness.items() == [] and harness.emulator.billed("PROD_ONBOARD") == []
+
+
+def test_a_contract_with_consumption_meters_only_what_is_reported(harness: Harness) -> None:
+    import dataclasses
+
+    harness.buyer(ACCOUNTS[0])
+    harness.buyer(ACCOUNTS[1])
+    harness.settings = dataclasses.replace(harness.settings, pricing_model="contract-with-consumption")
+    harness.record(ACCOUNTS[0], 2)
+    report = harness.run()
+    assert report.zero_records_added == 0
+    assert harness.billed() == {(ACCOUNTS[0], "users", hour_iso(harness, 1)): 2}
