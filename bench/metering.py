@@ -4,6 +4,8 @@ against the floor of the same API calls and queries issued directly, measured in
 DynamoDB is moto's in-process backend and AWS Marketplace is the project's emulator on 127.0.0.1, the same
 for the job and for the floor. The floor issues exactly the job's work with no logic around it: the
 paginated index queries, one seal and one result write per record, and ceil(N / 25) BatchMeterUsage calls.
+Half of the customers hold two licenses of the listing at once (concurrent agreements): records are per
+license, and each license is billed on its own.
 
     .venv/bin/python bench/metering.py [--sizes 1000 10000]
 """
@@ -17,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +39,9 @@ from moto import mock_aws  # noqa: E402
 
 from local.marketplace_emulator import EmulatorServer  # noqa: E402
 from marketplace_saas.metering import MeteringJob  # noqa: E402
+from marketplace_saas.models import license_id  # noqa: E402
 from marketplace_saas.settings import ListingSettings  # noqa: E402
-from marketplace_saas.usage import HOUR, hour_of, iso_hour  # noqa: E402
+from marketplace_saas.usage import HOUR, decimal_text, hour_of, iso_hour  # noqa: E402
 
 PRODUCT = "PROD_BENCH"
 CUSTOMERS_PER_1000 = 40
@@ -114,23 +118,25 @@ def create_tables() -> tuple[Any, Any]:
 
 
 def seed(emulator: EmulatorServer, usage: Any, subscribers: Any, count: int, now: float) -> None:
-    """`count` pending records over active customers x dimensions x the last 4 completed hours."""
+    """`count` pending records over active licenses x dimensions x the last 4 completed hours."""
     customers = max(1, count * CUSTOMERS_PER_1000 // 1000)
-    dimensions = [f"d{n}" for n in range(math.ceil(count / (customers * 4)))]
-    emulator.marketplace.put_product({"productCode": PRODUCT, "dimensions": dimensions})
-    licenses = []
+    licenses: list[tuple[str, str]] = []  # (account, license ARN); every other customer holds two
     for index in range(customers):
-        subscription, _ = emulator.marketplace.subscribe(
-            {"productCode": PRODUCT, "customerAWSAccountId": f"{index:012d}"}
-        )
-        licenses.append(subscription.license_arn)
-    # Only subscriptions AWS Marketplace confirmed are billed: every customer here has been active for hours.
+        account = f"{index:012d}"
+        for new_agreement in (False, True)[: 2 if index % 2 == 0 else 1]:
+            subscription, _ = emulator.marketplace.subscribe(
+                {"productCode": PRODUCT, "customerAWSAccountId": account, "newAgreement": new_agreement}
+            )
+            licenses.append((account, subscription.license_arn))
+    dimensions = [f"d{n}" for n in range(math.ceil(count / (len(licenses) * 4)))]
+    emulator.marketplace.put_product({"productCode": PRODUCT, "dimensions": dimensions})
+    # Only subscriptions AWS Marketplace confirmed are billed: every license here has been active for hours.
     with subscribers.batch_writer() as writer:
-        for index, license_arn in enumerate(licenses):
+        for account, license_arn in licenses:
             writer.put_item(
                 Item={
-                    "customerAWSAccountId": f"{index:012d}",
-                    "subscriptionKey": license_arn.rsplit(":", 1)[1],
+                    "customerAWSAccountId": account,
+                    "subscriptionKey": license_id(license_arn),
                     "licenseArn": license_arn,
                     "productCode": PRODUCT,
                     "status": "active",
@@ -143,17 +149,17 @@ def seed(emulator: EmulatorServer, usage: Any, subscribers: Any, count: int, now
         for hours_ago in (1, 2, 3, 4):
             hour = iso_hour(current - hours_ago * HOUR)
             for dimension in dimensions:
-                for index in range(customers):
+                for account, license_arn in licenses:
                     if written == count:
                         return
                     writer.put_item(
                         Item={
-                            "customerAWSAccountId": f"{index:012d}",
-                            "usageKey": f"{hour}#{dimension}",
+                            "customerAWSAccountId": account,
+                            "usageKey": f"{hour}#{dimension}#{license_id(license_arn)}",
                             "usageHour": hour,
                             "dimension": dimension,
-                            "quantity": 1 + written % 7,
-                            "licenseArn": licenses[index],
+                            "quantity": Decimal(1 + written % 7) / 4,
+                            "licenseArn": license_arn,
                             "productCode": PRODUCT,
                             "pendingPartition": "pending",
                             "meteringStatus": "pending",
@@ -189,7 +195,7 @@ def floor(usage: Any, metering: Any, now: float) -> None:
                     "CustomerAWSAccountId": i["customerAWSAccountId"],
                     "LicenseArn": i["licenseArn"],
                     "Dimension": i["dimension"],
-                    "Quantity": int(i["quantity"]),
+                    "QuantityAsDecimal": decimal_text(i["quantity"]),
                 }
                 for i in chunk
             ]
