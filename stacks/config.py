@@ -208,6 +208,19 @@ class Listing(_Model):
             raise ValueError(f"dimension names must be unique; repeated: {', '.join(duplicates)}")
         return value
 
+    @model_validator(mode="after")
+    def _entitlement_topic_only_with_a_contract(self) -> Self:
+        if self.legacy_topics.entitlement_topic_arn and not self.pricing_model.has_entitlements:
+            raise ConfigError(
+                [
+                    "legacyTopics.entitlementTopicArn: AWS Marketplace has an entitlement topic only for "
+                    "listings priced with a contract (pricingModel contract or contract-with-consumption); "
+                    f"this listing is {self.pricing_model.value}: remove the topic (subscribing to it would "
+                    "fail the deploy)"
+                ]
+            )
+        return self
+
     @property
     def is_metered(self) -> bool:
         """Whether the listing's usage is sent to AWS Marketplace at all (its functions decide the same)."""
@@ -396,7 +409,7 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
     except ValidationError as error:
         errors = error.errors()
         locations = [item["loc"] for item in errors]
-        problems = []
+        problems: list[str] = []
         for item in errors:
             if item["type"] == "too_short" and any(
                 other != item["loc"] and other[: len(item["loc"])] == item["loc"] for other in locations
@@ -404,7 +417,9 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
                 continue  # a list emptied by its items' own errors: those errors say it better
             inner = item.get("ctx", {}).get("error")
             if isinstance(inner, ConfigError):
-                problems.extend(inner.problems)
+                # Its problems are relative to the model that raised it (none: the whole file).
+                prefix = f"{_format_location(item['loc'])}." if item["loc"] else ""
+                problems.extend(prefix + problem for problem in inner.problems)
                 continue
             problems.append(f"{_format_location(item['loc'])}: {_describe(dict(item))}")
         raise ConfigError(problems, source) from None

@@ -71,10 +71,13 @@ def legacy_topic_arns(listing: Listing) -> list[str]:
     named = [arn for arn in (topics.subscription_topic_arn, topics.entitlement_topic_arn) if arn]
     if named or not listing.legacy:
         return named
+    # The entitlement topic exists only for pricing models with a contract: subscribing to it for a
+    # subscription listing fails the deploy (SNS:Subscribe AuthorizationError; MARKETPLACE.md).
+    kinds = ("subscription", "entitlement") if listing.pricing_model.has_entitlements else ("subscription",)
     return [
         f"arn:aws:sns:{MARKETPLACE_REGION}:{MARKETPLACE_SNS_ACCOUNT}:aws-mp-{kind}-notification-"
         f"{listing.product_code}"
-        for kind in ("subscription", "entitlement")
+        for kind in kinds
     ]
 
 

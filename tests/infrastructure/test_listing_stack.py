@@ -619,15 +619,23 @@ def test_subscriber_changes_are_published_on_the_listings_own_bus(two_listings: 
     assert environment["SELLER_EVENT_BUS"] == "codio-marketplace-ai-skills-subscribers"
 
 
-def test_a_legacy_listing_also_hears_its_sns_topics() -> None:
-    synthesized = Synthesized(synth(config_with(listing("old", "PROD_OLD", legacy=True))))
+def _legacy_topics(**extra: Any) -> list[str]:
+    synthesized = Synthesized(synth(config_with(listing("old", "PROD_OLD", legacy=True, **extra))))
     subscriptions = synthesized.resources("codio-marketplace-old", "AWS::SNS::Subscription").values()
-    topics = sorted(
-        s["Properties"]["TopicArn"] for s in subscriptions if s["Properties"]["Protocol"] == "sqs"
-    )
-    assert topics == [
+    return sorted(s["Properties"]["TopicArn"] for s in subscriptions if s["Properties"]["Protocol"] == "sqs")
+
+
+def test_a_legacy_contract_listing_also_hears_its_sns_topics() -> None:
+    assert _legacy_topics(pricingModel="contract") == [
         "arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-PROD_OLD",
         "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-PROD_OLD",
+    ]
+
+
+def test_a_legacy_subscription_listing_hears_no_entitlement_topic_since_aws_has_none() -> None:
+    # Subscribing to aws-mp-entitlement-notification-<code> for a subscription product fails the deploy.
+    assert _legacy_topics() == [
+        "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-PROD_OLD"
     ]
 
 

@@ -443,3 +443,14 @@ def test_the_model_is_frozen() -> None:
     loaded: MarketplaceConfig = parse_config(config(listing()))
     with pytest.raises(ValueError, match="frozen"):
         loaded.deployment_settings.region = "eu-west-1"  # type: ignore[misc]
+
+
+def test_an_entitlement_topic_on_a_subscription_listing_is_refused_with_the_field_named() -> None:
+    topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-CODE_1"
+    message = only_problem(config(listing(legacy=True, legacyTopics={"entitlementTopicArn": topic})))
+    assert message.startswith("marketplaceListings.ai-skills.legacyTopics.entitlementTopicArn: ")
+    assert "contract" in message
+    contract = listing(legacy=True, pricingModel="contract", legacyTopics={"entitlementTopicArn": topic})
+    assert (
+        parse_config(config(contract)).marketplace_listings["ai-skills"].legacy_topics.entitlement_topic_arn
+    )
