@@ -65,6 +65,7 @@ class MarketplaceClient:
             product_code=result["ProductCode"],
             license_arn=result.get("LicenseArn"),
             customer_identifier=result.get("CustomerIdentifier"),
+            agreement_id=(result.get("Metadata") or {}).get("AgreementId") or None,
         )
 
     def entitlements(self, identity: BuyerIdentity, *, legacy: bool) -> list[dict[str, Any]]:

@@ -115,6 +115,9 @@ class BuyerIdentity:
     product_code: str
     license_arn: str | None
     customer_identifier: str | None
+    # ResolveCustomer's Metadata.AgreementId: the agreement that EventBridge agreement events name, so they
+    # find this subscriber directly (model of 2026-10-20; absent from older answers).
+    agreement_id: str | None = None
 
     def subscription_key(self, legacy: bool) -> str:
         """The subscriber's sort key: the license id, or the product code for legacy listings."""

@@ -74,6 +74,8 @@ class PendingRegistrations:
             item["licenseArn"] = identity.license_arn
         if identity.customer_identifier:
             item["customerIdentifier"] = identity.customer_identifier
+        if identity.agreement_id:
+            item["agreementId"] = identity.agreement_id
         if offer_type:
             item["offerType"] = offer_type
         try:
@@ -100,6 +102,7 @@ class PendingRegistrations:
                 product_code=item["productCode"],
                 license_arn=item.get("licenseArn"),
                 customer_identifier=item.get("customerIdentifier"),
+                agreement_id=item.get("agreementId"),
             ),
             offer_type=item.get("offerType"),
             expires_at=int(item["expiresAt"]),
@@ -171,6 +174,7 @@ class Subscribers:
         optional = {
             "licenseArn": identity.license_arn,
             "customerIdentifier": identity.customer_identifier,
+            "agreementId": identity.agreement_id,
             "offerType": subscriber.offer_type,
         }
         for name, value in optional.items():
