@@ -5,10 +5,15 @@
 Two channels bring the notifications, both onto the listing's queue:
 - EventBridge, source `aws.agreement-marketplace`, in us-east-1
   (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-eventbridge-integration.html).
-  `License Updated` → active (and fresh entitlements for contracts); `License Deprovisioned` → cancel-pending,
-  with the customer's usage sent at once: Marketplace accepts it for one more hour only; `Purchase Agreement
-  Ended` → cancelled. Agreement events name no product, so they count only for an agreement a license event
-  already tied to this listing. A license that ends before it was ever active (a failed payment) → failed.
+  `Purchase Agreement Created` → active; `License Updated` → active unless the license has ended (and fresh
+  entitlements for contracts: an entitlement change never changes whether a license is active);
+  `License Deprovisioned` → cancel-pending: it opens the final hour, in which Marketplace still takes the
+  license's usage, so it is sent at once, and the metering job closes the license (cancelled) when the hour
+  is over. `Purchase Agreement Ended` is recorded and ends nothing by itself: it comes first, seconds to
+  minutes before Deprovisioned, and also when an agreement is renewed or replaced by a new one while the
+  buyer stays. Agreement events name no product: they count for the subscriber whose agreement they name
+  (ResolveCustomer gives it at registration, license events name it too), or wait for one. A license that
+  ends before it was ever active (a failed payment) → failed.
 - SNS, for listings that still use it: `subscribe-success` → active, `subscribe-fail` → failed,
   `unsubscribe-pending` → cancel-pending, `unsubscribe-success` → cancelled, `entitlement-updated` →
   fresh entitlements (https://docs.aws.amazon.com/marketplace/latest/userguide/saas-notification.html).
@@ -32,10 +37,14 @@ from botocore.exceptions import ClientError
 
 from marketplace_saas.marketplace import MarketplaceClient
 from marketplace_saas.models import (
+    AGREEMENT_ENDED_FACT,
     AGREEMENT_PREFIX,
+    ALL_FACTS,
     BILLABLE_STATUSES,
     ENDED_STATUSES,
     FACTS,
+    PROVISIONED_FACT,
+    STATUS_FACTS,
     BuyerIdentity,
     SubscriberStatus,
     agreement_key,
@@ -53,20 +62,19 @@ FINAL_USAGE_WINDOW_MS = 3600 * 1000
 # An agreement event no license event ever claims (another product's) is forgotten after this long.
 UNCLAIMED_AGREEMENT_SECONDS = 30 * 24 * 3600
 
-EVENTBRIDGE_STATUS: dict[str, SubscriberStatus] = {
-    "License Updated": "active",
-    "License Deprovisioned": "cancel-pending",
-    "Purchase Agreement Created": "active",
-    "Purchase Agreement Amended": "active",
-    # The agreement is over (Marketplace sends License Deprovisioned with or before it, and the usage
-    # was sent then): no more metering.
-    "Purchase Agreement Ended": "cancelled",
+# The fact each notification records (None: only the entitlements may have changed).
+EVENTBRIDGE_FACT: dict[str, str | None] = {
+    "License Updated": PROVISIONED_FACT,
+    "License Deprovisioned": FACTS["cancel-pending"],
+    "Purchase Agreement Created": FACTS["active"],
+    "Purchase Agreement Amended": None,
+    "Purchase Agreement Ended": AGREEMENT_ENDED_FACT,
 }
-SNS_STATUS: dict[str, SubscriberStatus | None] = {
-    "subscribe-success": "active",
-    "subscribe-fail": "failed",
-    "unsubscribe-pending": "cancel-pending",
-    "unsubscribe-success": "cancelled",
+SNS_FACT: dict[str, str | None] = {
+    "subscribe-success": FACTS["active"],
+    "subscribe-fail": FACTS["failed"],
+    "unsubscribe-pending": FACTS["cancel-pending"],
+    "unsubscribe-success": FACTS["cancelled"],
     "entitlement-updated": None,
 }
 SELLER_EVENTS: dict[SubscriberStatus, str] = {
@@ -86,7 +94,7 @@ class UnreadableMessage(ValueError):
 class Notice:
     """One lifecycle notification, whichever channel brought it."""
 
-    status: SubscriberStatus | None  # None: only the entitlements changed
+    fact: str | None  # the fact it records (models.ALL_FACTS); None: only the entitlements changed
     at_ms: int  # when AWS says it happened, epoch milliseconds
     refresh_entitlements: bool
     channel: Literal["eventbridge", "sns"]
@@ -137,7 +145,7 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice | None:
     detail_type = str(event["detail-type"])
     # "License Updated - Manufacturer", "Purchase Agreement Ended - Proposer": the role does not matter.
     kind = detail_type.rsplit(" - ", 1)[0]
-    if kind not in EVENTBRIDGE_STATUS:
+    if kind not in EVENTBRIDGE_FACT:
         return None  # e.g. "Purchase Agreement Ending": nothing changes yet
     detail = event.get("detail")
     if not isinstance(detail, dict):
@@ -151,9 +159,9 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice | None:
     if is_license_event and not (license_arn and product_code):
         raise UnreadableMessage(f"{detail_type}: detail.license.arn and detail.product.code are required")
     return Notice(
-        status=EVENTBRIDGE_STATUS[kind],
+        fact=EVENTBRIDGE_FACT[kind],
         at_ms=_time_ms(event.get("time"), "time"),
-        refresh_entitlements=kind == "License Updated",
+        refresh_entitlements=kind in ("License Updated", "Purchase Agreement Amended"),
         channel="eventbridge",
         name=detail_type,
         product_code=product_code,
@@ -165,14 +173,14 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice | None:
 
 def _sns(message: Mapping[str, Any], at_ms: int) -> Notice:
     action = message.get("action")
-    if action not in SNS_STATUS:
+    if action not in SNS_FACT:
         raise UnreadableMessage(f"action: {action!r} is not a Marketplace SNS action")
     customer, product = message.get("customer-identifier"), message.get("product-code")
     if not isinstance(customer, str) or not customer or not isinstance(product, str) or not product:
         raise UnreadableMessage(f"{action}: customer-identifier and product-code are required")
     trial = message.get("isFreeTrialTermPresent")
     return Notice(
-        status=SNS_STATUS[action],
+        fact=SNS_FACT[action],
         at_ms=at_ms,
         refresh_entitlements=action == "entitlement-updated",
         channel="sns",
@@ -297,7 +305,7 @@ class Lifecycle:
             ends_ms = int(item["cancelRequestedAt"]) + FINAL_USAGE_WINDOW_MS
             if ends_ms > now_ms:
                 continue
-            notice = Notice("cancelled", ends_ms, False, "eventbridge", "final usage window closed")
+            notice = Notice(FACTS["cancelled"], ends_ms, False, "eventbridge", "final usage window closed")
             outcome = Outcome("applied", previous=item.get("status"))
             self._converge(key, self._record(key, notice), notice, outcome)
             closed.append(key["customerAWSAccountId"])
@@ -322,9 +330,9 @@ class Lifecycle:
         if not held:
             return None
         item = None
-        for status, fact in FACTS.items():
+        for fact in ALL_FACTS:
             if fact in held:
-                early = Notice(status, int(held[fact]), False, "eventbridge", "held agreement event")
+                early = Notice(fact, int(held[fact]), False, "eventbridge", "held agreement event")
                 item = self._record(key, early)
         return item
 
@@ -380,8 +388,8 @@ class Lifecycle:
         assignments = ["productCode = if_not_exists(productCode, :product)"]
         names: dict[str, str] = {}
         condition = None
-        if notice.status is not None:
-            names["#fact"] = FACTS[notice.status]
+        if notice.fact is not None:
+            names["#fact"] = notice.fact
             values[":at"] = notice.at_ms
             assignments.append("#fact = :at")
             condition = "attribute_not_exists(#fact) OR #fact < :at"
@@ -452,7 +460,7 @@ class Lifecycle:
         names = {"#status": "status"}
         values: dict[str, Any] = {":wanted": wanted, ":now": int(self._clock() * 1000)}
         conditions = []
-        for index, fact in enumerate(FACTS.values()):
+        for index, fact in enumerate(STATUS_FACTS):
             names[f"#f{index}"] = fact
             if fact in item:
                 values[f":f{index}"] = item[fact]

@@ -139,7 +139,8 @@ class MeteringJob:
         self._sleep = sleep
 
     def run(self) -> RunReport:
-        """Send every completed hour's usage (the current hour keeps accumulating)."""
+        """Send every completed hour's usage (the current hour keeps accumulating), and the current hour
+        too for licenses in their final hour (cancel-pending): by the next run it may be too late."""
         report = RunReport()
         if not self._settings.is_metered:
             return report  # a contract, or no dimensions: AWS Marketplace takes no usage for this listing
@@ -155,8 +156,9 @@ class MeteringJob:
             for status, group in billable.items()
             for item in group
         }
-        items = self._pending_before(current_hour, report)
-        self._send_items(items, now, frozenset(), report, self._subscription_statuses(known))
+        leaving = frozenset(customer for customer, status in known.items() if status == "cancel-pending")
+        items = self._pending_before(current_hour + (HOUR if leaving else 0), report)
+        self._send_items(items, now, leaving, report, self._subscription_statuses(known))
         self._measure_backlog(report)
         return report
 

@@ -44,17 +44,30 @@ class RegistrationRequest(BaseModel):
 
 
 SubscriberStatus = Literal["pending", "active", "cancel-pending", "cancelled", "failed"]
-# The lifecycle fact each status is derived from (see lifecycle.py); on equal times the later stage wins.
+# The lifecycle fact each status is derived from (see lifecycle.py): when AWS says it happened, epoch ms.
 FACTS: dict[SubscriberStatus, str] = {
     "active": "activatedAt",
     "cancel-pending": "cancelRequestedAt",
     "failed": "failedAt",
     "cancelled": "cancelledAt",
 }
+# `License Updated`: the license was provisioned, or its entitlements changed. It makes a license active that
+# has not ended, and never brings back one that has: an entitlement change does not change whether a license
+# is active.
+PROVISIONED_FACT = "provisionedAt"
+# `Purchase Agreement Ended`: recorded, but it ends nothing by itself. It comes before the license's
+# `License Deprovisioned` (which opens the final hour), and also when the agreement is renewed or replaced.
+AGREEMENT_ENDED_FACT = "agreementEndedAt"
+# Every fact an event records, and those the status is a function of.
+ALL_FACTS: tuple[str, ...] = (*FACTS.values(), PROVISIONED_FACT, AGREEMENT_ENDED_FACT)
+STATUS_FACTS: tuple[str, ...] = (*FACTS.values(), PROVISIONED_FACT)
+_END_FACTS = (FACTS["cancel-pending"], FACTS["cancelled"], FACTS["failed"])
 # Usage is sent only for subscriptions AWS Marketplace confirmed (and, for an hour, those ending);
 # a subscription that failed or ended is never billed.
 BILLABLE_STATUSES: tuple[SubscriberStatus, ...] = ("active", "cancel-pending")
 ENDED_STATUSES: frozenset[SubscriberStatus] = frozenset({"failed", "cancelled"})
+# Facts of the same instant: the later stage of a subscription's documented sequence wins (subscribe, then
+# unsubscribe-pending, then unsubscribe-success) ...
 _RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed": 2, "cancelled": 3}
 # Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
 # tells us their account), their lifecycle facts wait in an item under this partition.
@@ -67,16 +80,33 @@ _LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
 
 
 def status_of(item: Mapping[str, Any]) -> SubscriberStatus:
-    """The latest lifecycle fact wins; on equal times the later stage does. No fact yet: pending.
+    """The latest lifecycle fact wins. No fact yet: pending.
 
-    A subscription that ends without ever having been active failed: it is never provisioned nor metered
-    (a failed payment ends the license before Marketplace activates it).
+    - `provisionedAt` (License Updated) counts as an activation only while no end fact is recorded.
+    - A subscription that ends without ever having been active failed: it is never provisioned nor metered
+      (a failed payment ends the license before Marketplace activates it).
+    - Facts of the same instant: the later stage wins, except that an activation and a completed
+      cancellation at the same instant (with no cancellation request then) are a resubscription:
+      `unsubscribe-success`, then `subscribe-success`; active.
     """
-    recorded = [(int(item[fact]), _RANK[status], status) for status, fact in FACTS.items() if fact in item]
-    if not recorded:
+    ended = any(fact in item for fact in _END_FACTS)
+    activated = [int(item[FACTS["active"]])] if FACTS["active"] in item else []
+    if PROVISIONED_FACT in item and not ended:
+        activated.append(int(item[PROVISIONED_FACT]))
+    times: dict[SubscriberStatus, int] = {
+        status: int(item[fact]) for status, fact in FACTS.items() if status != "active" and fact in item
+    }
+    if activated:
+        times["active"] = max(activated)
+    if not times:
         return "pending"
-    latest: SubscriberStatus = max(recorded)[2]
-    if latest in ("cancel-pending", "cancelled") and FACTS["active"] not in item:
+    latest_time = max(times.values())
+    tied = {status for status, at in times.items() if at == latest_time}
+    if tied >= {"active", "cancelled"} and "cancel-pending" not in tied:
+        return "active"
+    latest = max(tied, key=_RANK.__getitem__)
+    ever_active = FACTS["active"] in item or PROVISIONED_FACT in item
+    if latest in ("cancel-pending", "cancelled") and not ever_active:
         return "failed"
     return latest
 

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from marketplace_saas.models import (
-    FACTS,
+    ALL_FACTS,
     BuyerIdentity,
     PendingRegistration,
     Subscriber,
@@ -210,7 +210,7 @@ class Subscribers:
             raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
         if not item:
             return {}
-        early = {fact: item[fact] for fact in FACTS.values() if fact in item}
+        early = {fact: item[fact] for fact in ALL_FACTS if fact in item}
         if "freeTrial" in item:
             early["freeTrial"] = item["freeTrial"]
         return early

@@ -352,7 +352,7 @@ class UsageRecorder:
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
-                refusal = self._why_refused(key, usage, hour)
+                refusal = self._why_refused(key, usage, hour, subscriber)
                 if refusal is not None:
                     raise refusal from None
                 continue  # another request added tag sets meanwhile: measure again
@@ -391,8 +391,18 @@ class UsageRecorder:
             )  # fmt: skip
         return count, int(item.get("allocationSets", 0))
 
-    def _why_refused(self, key: Mapping[str, str], usage: UsageRecord, hour: int) -> UsageRejected | None:
+    def _why_refused(
+        self, key: Mapping[str, str], usage: UsageRecord, hour: int, subscriber: Mapping[str, Any]
+    ) -> UsageRejected | None:
         item = self._usage.get_item(Key=key, ConsistentRead=True).get("Item", {})
+        if "sealedQuantity" in item and subscriber.get("status") == "cancel-pending":
+            return UsageRejected(
+                409, "subscription_ending",
+                f"time: the subscription ({subscriber.get('licenseArn') or usage.customer_aws_account_id}) "
+                f"is ending, and its usage for the hour {iso_hour(hour)} was already sent to AWS Marketplace "
+                "(a leaving customer's usage is sent at once: AWS takes it for about an hour only); usage "
+                "recorded after that cannot be billed",
+            )  # fmt: skip
         if "sealedQuantity" in item:
             return UsageRejected(
                 409, "hour_closed",
