@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from marketplace_saas.lifecycle import UnreadableMessage, parse
-from marketplace_saas.models import BuyerIdentity, license_id
+from marketplace_saas.models import BuyerIdentity, license_id, status_of
 
 ACCOUNT = "123456789012"
 LICENSE = "arn:aws:license-manager::123456789012:license:l-1234567890abcdef1234567890abcdef"
@@ -79,16 +79,16 @@ MS_AT_10_15_30 = int(datetime(2026, 11, 23, 10, 15, 30, tzinfo=UTC).timestamp() 
 
 
 @pytest.mark.parametrize(
-    ("detail_type", "status"),
+    ("detail_type", "fact"),
     [
-        ("License Updated - Manufacturer", "active"),
-        ("License Deprovisioned - Manufacturer", "cancel-pending"),
+        ("License Updated - Manufacturer", "provisionedAt"),
+        ("License Deprovisioned - Manufacturer", "cancelRequestedAt"),  # opens the final hour
     ],
 )
-def test_license_events_name_the_buyer_license_and_product(detail_type: str, status: str) -> None:
+def test_license_events_name_the_buyer_license_and_product(detail_type: str, fact: str) -> None:
     notice = parse(eventbridge(detail_type, license_detail()))
     assert notice is not None
-    assert notice.status == status
+    assert notice.fact == fact
     assert (notice.account, notice.license_arn, notice.product_code) == (ACCOUNT, LICENSE, "PROD_CODE")
     assert notice.agreement_id == "agmt-1111111111111111111111111"
     assert notice.at_ms == MS_AT_10_15_30  # the event's own time, not its arrival
@@ -97,18 +97,18 @@ def test_license_events_name_the_buyer_license_and_product(detail_type: str, sta
 
 
 @pytest.mark.parametrize(
-    ("detail_type", "status"),
+    ("detail_type", "fact"),
     [
-        ("Purchase Agreement Created - Manufacturer", "active"),
-        ("Purchase Agreement Created - Proposer", "active"),
-        ("Purchase Agreement Amended - Manufacturer", "active"),
-        ("Purchase Agreement Ended - Proposer", "cancelled"),
+        ("Purchase Agreement Created - Manufacturer", "activatedAt"),
+        ("Purchase Agreement Created - Proposer", "activatedAt"),
+        ("Purchase Agreement Amended - Manufacturer", None),  # terms changed: entitlements, not status
+        ("Purchase Agreement Ended - Proposer", "agreementEndedAt"),  # recorded; ends nothing by itself
     ],
 )
-def test_agreement_events_name_the_agreement_and_buyer_only(detail_type: str, status: str) -> None:
+def test_agreement_events_name_the_agreement_and_buyer_only(detail_type: str, fact: str | None) -> None:
     notice = parse(eventbridge(detail_type, agreement_detail()))
     assert notice is not None
-    assert notice.status == status
+    assert notice.fact == fact
     assert notice.account == ACCOUNT and notice.agreement_id == "agmt-1111111111111111111111111"
     assert notice.product_code is None and notice.license_arn is None
 
@@ -131,27 +131,27 @@ def test_a_license_arn_written_without_its_prefix_finds_the_same_subscriber() ->
 def test_an_sns_notification_in_its_envelope_carries_the_envelope_time_and_free_trial_flag() -> None:
     notice = parse(sns_envelope(SUBSCRIBE_SUCCESS, "2026-11-23T10:15:30Z"))
     assert notice is not None
-    assert (notice.status, notice.channel, notice.customer_identifier) == ("active", "sns", "X01EXAMPLEX")
+    assert (notice.fact, notice.channel, notice.customer_identifier) == ("activatedAt", "sns", "X01EXAMPLEX")
     assert notice.product_code == "PROD_CODE" and notice.account is None
     assert notice.free_trial is True
     assert notice.at_ms == MS_AT_10_15_30
 
 
 @pytest.mark.parametrize(
-    ("action", "status", "refresh"),
+    ("action", "fact", "refresh"),
     [
-        ("subscribe-success", "active", False),
-        ("subscribe-fail", "failed", False),
-        ("unsubscribe-pending", "cancel-pending", False),
-        ("unsubscribe-success", "cancelled", False),
+        ("subscribe-success", "activatedAt", False),
+        ("subscribe-fail", "failedAt", False),
+        ("unsubscribe-pending", "cancelRequestedAt", False),
+        ("unsubscribe-success", "cancelledAt", False),
         ("entitlement-updated", None, True),
     ],
 )
-def test_raw_sns_messages_use_the_queue_sent_time(action: str, status: str | None, refresh: bool) -> None:
+def test_raw_sns_messages_use_the_queue_sent_time(action: str, fact: str | None, refresh: bool) -> None:
     message = {**SUBSCRIBE_SUCCESS, "action": action}
     notice = parse(json.dumps(message), sent_at_ms=1_800_000_000_000)
     assert notice is not None
-    assert (notice.status, notice.refresh_entitlements, notice.at_ms) == (status, refresh, 1_800_000_000_000)
+    assert (notice.fact, notice.refresh_entitlements, notice.at_ms) == (fact, refresh, 1_800_000_000_000)
 
 
 @pytest.mark.parametrize(
@@ -180,3 +180,32 @@ def test_an_unreadable_message_says_what_is_wrong(body: str, says: str) -> None:
 def test_a_raw_sns_message_without_a_sent_time_is_unreadable() -> None:
     with pytest.raises(UnreadableMessage, match="SentTimestamp"):
         parse(json.dumps(SUBSCRIBE_SUCCESS))
+
+
+# --- the status is a function of the facts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("facts", "status"),
+    [
+        ({}, "pending"),
+        ({"provisionedAt": 1}, "active"),
+        ({"activatedAt": 1, "agreementEndedAt": 2}, "active"),  # Ended alone ends nothing
+        ({"provisionedAt": 1, "agreementEndedAt": 2, "cancelRequestedAt": 3}, "cancel-pending"),
+        ({"provisionedAt": 1, "cancelRequestedAt": 2, "agreementEndedAt": 3}, "cancel-pending"),
+        # An entitlement change after the license was deprovisioned or cancelled does not reactivate it.
+        ({"provisionedAt": 5, "cancelRequestedAt": 2}, "cancel-pending"),
+        ({"activatedAt": 1, "provisionedAt": 9, "cancelRequestedAt": 2, "cancelledAt": 3}, "cancelled"),
+        # A resubscription: unsubscribe-success and subscribe-success stamped at the same instant.
+        ({"activatedAt": 7, "cancelRequestedAt": 3, "cancelledAt": 7}, "active"),
+        # ... but a cancellation requested at the instant of activation is a cancellation.
+        ({"activatedAt": 7, "cancelRequestedAt": 7}, "cancel-pending"),
+        ({"activatedAt": 7, "cancelRequestedAt": 7, "cancelledAt": 7}, "cancelled"),
+        # Ending before ever being active is a failure (a failed payment).
+        ({"cancelRequestedAt": 2}, "failed"),
+        ({"failedAt": 2}, "failed"),
+        ({"activatedAt": 9, "cancelledAt": 3}, "active"),  # SNS: subscribed again later
+    ],
+)
+def test_the_status_of_a_set_of_facts(facts: dict[str, int], status: str) -> None:
+    assert status_of(facts) == status

@@ -63,7 +63,9 @@ class World:
         self.licenses[account] = minted["licenseArn"]
         if minted.get("customerIdentifier"):
             self.customer_identifiers[account] = minted["customerIdentifier"]
-        self.agreements[account] = f"agmt-{license_id(minted['licenseArn'])[2:26]}"
+        self.agreements[account] = (
+            minted.get("agreementId") or f"agmt-{license_id(minted['licenseArn'])[2:26]}"
+        )
         return str(minted["licenseArn"])
 
     def marketplace_says(self, account: str, kind: str) -> None:
@@ -75,11 +77,16 @@ class World:
         )
         assert status == 200, body
 
-    def register(self, account: str, company: str = "Acme") -> Subscriber | None:
-        """The buyer fills in the landing page form (what the registration function stores)."""
+    def register(self, account: str, company: str = "Acme", *, agreement: bool = True) -> Subscriber | None:
+        """The buyer fills in the landing page form (what the registration function stores): with the
+        agreement id ResolveCustomer gave at fulfillment, unless `agreement` is False (older answers)."""
         legacy = self.harness.settings.legacy_identity
         identity = BuyerIdentity(
-            account, PRODUCT, self.licenses[account], self.customer_identifiers.get(account)
+            account,
+            PRODUCT,
+            self.licenses[account],
+            self.customer_identifiers.get(account),
+            self.agreements[account] if agreement else None,
         )
         subscriber = Subscriber(
             identity=identity,

@@ -47,7 +47,14 @@ def test_events_move_a_registered_subscriber_through_every_state(world: World) -
     assert world.subscriber(account)["status"] == "cancel-pending"
     assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.cancel-pending"]
 
+    # Purchase Agreement Ended is recorded, and ends nothing by itself: the final hour is still open.
     lifecycle.handle(parse(world.agreement_event(account, "Ended", t + 2000)))  # type: ignore[arg-type]
+    item = world.subscriber(account)
+    assert (item["status"], item["agreementEndedAt"]) == ("cancel-pending", t + 2000)
+    assert world.seller_events() == []
+    # When the final hour is over, the metering job closes the license.
+    world.harness.advance(3600)
+    assert lifecycle.close_ended() == [account]
     assert world.subscriber(account)["status"] == "cancelled"
     (deactivated,) = world.seller_events()
     assert deactivated["detail-type"] == "subscriber.deactivated"
@@ -83,14 +90,58 @@ def test_an_event_before_registration_keeps_its_status_when_the_buyer_registers(
 def test_an_agreement_event_before_its_license_event_waits_for_it(world: World) -> None:
     account = "111122223333"
     world.subscribe(account)
-    world.register(account)
     lifecycle = world.lifecycle()
-    early = lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms)))  # type: ignore[arg-type]
-    assert (early.action, world.subscriber(account)["status"]) == ("ignored", "pending")
-    # The (earlier) license event ties the agreement to this subscriber, and the held end then counts.
-    lifecycle.handle(parse(world.license_event(account, "Updated", world.now_ms - 5000)))  # type: ignore[arg-type]
+    created = world.agreement_event(account, "Created", world.now_ms - 5000)
+    early = lifecycle.handle(parse(created))  # type: ignore[arg-type]
+    assert early.action == "ignored"  # nobody has this agreement yet
+    # The license event names the agreement: the held activation counts, so the license was active.
+    lifecycle.handle(parse(world.license_event(account, "Deprovisioned", world.now_ms)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancel-pending"  # not "failed": it had been active
+
+
+def test_an_agreement_event_finds_a_registered_buyer_by_the_agreement_resolve_customer_gave(
+    world: World,
+) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)  # with Metadata.AgreementId from ResolveCustomer
+    outcome = world.lifecycle().handle(parse(world.agreement_event(account, "Created", world.now_ms)))  # type: ignore[arg-type]
+    assert outcome.action == "applied" and world.subscriber(account)["status"] == "active"
+    held = [
+        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
+    ]
+    assert held == []  # nothing waited in a placeholder
+
+
+def test_an_entitlement_change_never_reactivates_an_ending_license(world: World) -> None:
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    lifecycle, t = world.lifecycle(), world.now_ms - 10_000
+    lifecycle.handle(parse(world.license_event(account, "Updated", t)))  # type: ignore[arg-type]
+    lifecycle.handle(parse(world.license_event(account, "Deprovisioned", t + 1000)))  # type: ignore[arg-type]
+    world.seller_events()
+    lifecycle.handle(parse(world.license_event(account, "Updated", t + 2000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "cancel-pending"
+    world.harness.advance(3600)
+    lifecycle.close_ended()
+    lifecycle.handle(parse(world.license_event(account, "Updated", t + 3 * HOUR_MS)))  # type: ignore[arg-type]
     assert world.subscriber(account)["status"] == "cancelled"
-    assert [e["detail-type"] for e in world.seller_events()] == ["subscriber.deactivated"]
+    assert "subscriber.activated" not in [e["detail-type"] for e in world.seller_events()]
+
+
+def test_a_renewal_keeps_the_buyer_billed(world: World) -> None:
+    """The old agreement ends (RENEWED) and a new one starts for the same license: nothing stops."""
+    account = "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    lifecycle, t = world.lifecycle(), world.now_ms - 10_000
+    lifecycle.handle(parse(world.license_event(account, "Updated", t)))  # type: ignore[arg-type]
+    world.seller_events()
+    lifecycle.handle(parse(world.agreement_event(account, "Ended", t + 1000)))  # type: ignore[arg-type]
+    assert world.subscriber(account)["status"] == "active"
+    assert world.seller_events() == []
+    world.harness.record(account, 4, hours_ago=0)  # usage between the two events is taken
 
 
 def test_an_agreement_no_license_event_claims_is_forgotten_in_time(world: World) -> None:
@@ -147,12 +198,20 @@ def test_a_cancellation_bills_the_pending_usage_at_once_and_nothing_after(world:
     assert sorted(billed.values()) == [5, 7]  # both hours, inside the final hour Marketplace allows
     assert {customer for customer, _, _ in billed} == {account}
 
-    # Usage the product reports in the final hour is still taken, and sent when the agreement ends.
+    # Usage the product reports in the final hour is still taken; Ended changes nothing, and the next
+    # metering run sends the leaving license's current hour.
     harness.record(account, 2, hours_ago=0, dimension=DIMENSIONS[2])
     ended = lifecycle.handle(parse(world.agreement_event(account, "Ended", world.now_ms + 1000)))  # type: ignore[arg-type]
-    assert ended.flushed and ended.status == "cancelled"
+    assert not ended.flushed and ended.status == "cancel-pending"
+    harness.run()
     billed = harness.billed()
     assert sorted(billed.values()) == [2, 5, 7]
+    # Once that hour was sent, more usage for it cannot be billed, and the answer says why.
+    with pytest.raises(UsageRejected) as refused:
+        harness.record(account, 3, hours_ago=0, dimension=DIMENSIONS[2])
+    assert refused.value.code == "subscription_ending"
+    harness.advance(3600)
+    assert lifecycle.close_ended() == [account]
     with pytest.raises(UsageRejected, match="cancelled"):  # no more usage is taken
         harness.record(account, 3, hours_ago=0, dimension=DIMENSIONS[1])
     harness.advance(3 * 3600)
