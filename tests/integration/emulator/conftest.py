@@ -1,4 +1,9 @@
-"""A fresh emulator per test, and boto3 clients that reach it by environment variable alone."""
+"""A fresh emulator per test, and boto3 clients that reach it by environment variable alone.
+
+Every API call a test makes is recorded and, when the test ends, checked against botocore's installed
+service models (model_check.py): the emulator may not accept what the model refuses, nor answer with
+anything the model does not describe.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import botocore.session
 import pytest
 
 from local.marketplace_emulator import EmulatorServer
+from tests.integration.emulator import model_check
 
 
 @dataclass
@@ -83,6 +89,8 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", server.url)
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # tests see each error; the retry test opts back in
         yield Emulator(server)
+        problems = model_check.all_problems(server.calls)
+        assert not problems, "the emulator's traffic does not fit botocore's model:\n" + "\n".join(problems)
 
 
 @pytest.fixture
