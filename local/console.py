@@ -84,19 +84,28 @@ class Console:
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
             query = f"productCode={listing['productCode']}"
             billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]
-            marketplace_status = {
-                s["customerAWSAccountId"]: s["status"]
-                for s in _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
-            }
+            # One entry per license: an account may hold several (concurrent agreements).
+            licenses = _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
+            marketplace_status = {s["licenseArn"]: s["status"] for s in licenses}
+            marketplace_status |= {s["customerAWSAccountId"]: s["status"] for s in licenses}
             subscriber_rows = [
                 [
                     escape(str(item.get("companyName", "(not registered)"))),
                     escape(str(item.get("contactEmail", ""))),
                     escape(str(item["customerAWSAccountId"])),
                     escape(str(item.get("status", ""))),
-                    escape(marketplace_status.get(str(item["customerAWSAccountId"]), "")),
+                    escape(
+                        marketplace_status.get(
+                            str(item.get("licenseArn")),
+                            marketplace_status.get(str(item["customerAWSAccountId"]), ""),
+                        )
+                    ),
                     escape(str(item.get("registrationDate", ""))),
-                    self._event_buttons(listing["productCode"], str(item["customerAWSAccountId"])),
+                    self._event_buttons(
+                        listing["productCode"],
+                        str(item["customerAWSAccountId"]),
+                        item.get("licenseArn") if item.get("licenseArn") in marketplace_status else None,
+                    ),
                 ]
                 for item in subscribers
             ]
@@ -156,13 +165,21 @@ class Console:
             )
         return self.page("Local console", "".join(sections))
 
-    def _event_buttons(self, product_code: str, account: str) -> str:
+    def _event_buttons(self, product_code: str, account: str, license_arn: str | None = None) -> str:
+        # The license, when the subscriber has one: the emulator refuses an account-only event (409) when
+        # the account holds several licenses of the product.
+        license_field = (
+            f'<input type="hidden" name="licenseArn" value="{escape(license_arn, quote=True)}">'
+            if license_arn
+            else ""
+        )
         buttons = []
         for event in EVENTS:
             buttons.append(
                 '<form class="inline" method="post" action="/event">'
                 f'<input type="hidden" name="productCode" value="{escape(product_code, quote=True)}">'
                 f'<input type="hidden" name="customerAWSAccountId" value="{escape(account, quote=True)}">'
+                f"{license_field}"
                 f'<input type="hidden" name="type" value="{escape(event, quote=True)}">'
                 f'<button class="button small" type="submit">{escape(event)}</button></form>'
             )
