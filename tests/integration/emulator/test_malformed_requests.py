@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import cbor2
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.integration.emulator.conftest import Emulator
 
@@ -240,3 +241,60 @@ def test_the_emulator_still_serves_after_malformed_requests(
     for body in (b"[]", b"\xff", b'{"UsageRecords": [{"Quantity": "x"}]}'):
         assert json_call(emulator, METERING, "BatchMeterUsage", body)[0] == 400
     assert metering.resolve_customer(RegistrationToken=buyer["token"])["LicenseArn"] == buyer["licenseArn"]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+MEMBER_NAMES = st.sampled_from(
+    [
+        "UsageRecords",
+        "ProductCode",
+        "Timestamp",
+        "Dimension",
+        "Quantity",
+        "QuantityAsDecimal",
+        "UsageAllocations",
+        "CustomerAWSAccountId",
+        "LicenseArn",
+        "CustomerIdentifier",
+        "AllocatedUsageQuantity",
+        "Tags",
+        "Key",
+        "Value",
+        "RegistrationToken",
+        "Filter",
+        "MaxResults",
+        "NextToken",
+    ]
+)
+# Bodies shaped like the real ones, with members of any JSON type, so the checks past the first are reached.
+REQUEST_LIKE = st.recursive(
+    JSON_VALUES,
+    lambda children: st.dictionaries(MEMBER_NAMES, children, max_size=5) | st.lists(children, max_size=3),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    target=st.sampled_from(
+        [f"{METERING}.BatchMeterUsage", f"{METERING}.ResolveCustomer", f"{ENTITLEMENT}.GetEntitlements"]
+    ),
+    body=REQUEST_LIKE,
+)
+def test_any_json_body_gets_an_answer_botocore_can_read(
+    emulator: Emulator, buyer: dict[str, Any], target: str, body: Any
+) -> None:
+    # The fixture checks each of these calls against the model when the test ends.
+    service, operation = target.split(".")
+    status, answer = json_call(emulator, service, operation, json.dumps(body).encode())
+    assert status == 200 or (400 <= status < 500 and answer["__type"] and answer["message"]), (status, answer)
