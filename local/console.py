@@ -170,13 +170,20 @@ class Console:
         return self.page("Local console", "".join(sections))
 
     def _event_buttons(self, product_code: str, account: str, license_arn: str) -> str:
+        # The license, when the subscriber has one: the emulator refuses an account-only event (409) when
+        # the account holds several licenses of the product.
+        license_field = (
+            f'<input type="hidden" name="licenseArn" value="{escape(license_arn, quote=True)}">'
+            if license_arn
+            else ""
+        )
         buttons = []
         for event in EVENTS:
             buttons.append(
                 '<form class="inline" method="post" action="/event">'
                 f'<input type="hidden" name="productCode" value="{escape(product_code, quote=True)}">'
                 f'<input type="hidden" name="customerAWSAccountId" value="{escape(account, quote=True)}">'
-                f'<input type="hidden" name="licenseArn" value="{escape(license_arn, quote=True)}">'
+                f"{license_field}"
                 f'<input type="hidden" name="type" value="{escape(event, quote=True)}">'
                 f'<button class="button small" type="submit">{escape(event)}</button></form>'
             )

@@ -25,7 +25,11 @@ def seed(marketplace: Marketplace, config_file: Path) -> int:
             marketplace.put_product(
                 {
                     "productCode": listing.get("productCode"),
-                    "dimensions": [d.get("name") for d in listing.get("dimensions", [])],
+                    # A listing may declare no dimensions (yet); types, when given, are passed on.
+                    "dimensions": [
+                        {"name": d.get("name"), **({"types": d["types"]} if "types" in d else {})}
+                        for d in listing.get("dimensions", [])
+                    ],
                     "pricingModel": listing.get("pricingModel", "subscription"),
                     "legacy": listing.get("legacy", False),
                 }

@@ -36,7 +36,8 @@ CLIENT_CONFIG = Config(region_name=REGION, retries={"mode": "standard", "max_att
 
 
 def agreement_id(subscription: Subscription) -> str:
-    return f"agmt-{subscription.license_arn.rsplit('l-', 1)[-1][:24]}"
+    """Each license is bought by its own agreement (concurrent agreements: one per purchase)."""
+    return subscription.agreement_id
 
 
 def eventbridge_events(

@@ -1,10 +1,16 @@
 """The HTTP side of the emulator: AWS wire protocols for the APIs, JSON for the admin API.
 
 - Metering (`AWSMPMeteringService.*`): AWS JSON 1.1, `POST /` routed by `X-Amz-Target`.
-- Entitlement (`AWSMPEntitlementService.GetEntitlements`): smithy-rpc-v2-cbor
-  (`POST /service/AWSMPEntitlementService/operation/GetEntitlements`), which current botocore picks, and
-  AWS JSON 1.1, which it may pick instead.
+- Entitlement (`AWSMPEntitlementService.GetEntitlements`): both protocols its model offers,
+  smithy-rpc-v2-cbor (`POST /service/AWSMPEntitlementService/operation/GetEntitlements`, the model's first)
+  and AWS JSON 1.1, which botocore 1.44 picks (json comes first in botocore's own protocol priority).
 - Admin: `/_emulator/...`, documented in local/README.md.
+
+Every request is read against its shape (shapes.py) before the rules run: a body that cannot be read gets
+`SerializationException`, a value outside its constraints a modeled error or `ValidationException`, and an
+unexpected failure `InternalServiceErrorException` (500), so a caller always gets an answer AWS could give.
+`EmulatorServer(record_calls=True)` keeps every API call (request and answer, as bytes) in `calls`, for
+tests that check the emulator against botocore's service model.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,16 +27,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import cbor2
 
+from local.marketplace_emulator import shapes
 from local.marketplace_emulator.notifications import Notifier
 from local.marketplace_emulator.state import AdminError, ApiError, Marketplace, Subscription
 
 JSON_11 = "application/x-amz-json-1.1"
 CBOR = "application/cbor"
 MAX_BODY_BYTES = 1024 * 1024  # BatchMeterUsage's documented request limit
-OPERATIONS: dict[str, Callable[[Marketplace, dict[str, Any]], dict[str, Any]]] = {
-    "AWSMPMeteringService.ResolveCustomer": Marketplace.resolve_customer,
-    "AWSMPMeteringService.BatchMeterUsage": Marketplace.batch_meter_usage,
-    "AWSMPEntitlementService.GetEntitlements": Marketplace.get_entitlements,
+OPERATIONS: dict[str, tuple[Callable[[Marketplace, dict[str, Any]], dict[str, Any]], shapes.Shape]] = {
+    "AWSMPMeteringService.ResolveCustomer": (Marketplace.resolve_customer, shapes.RESOLVE_CUSTOMER_REQUEST),
+    "AWSMPMeteringService.BatchMeterUsage": (Marketplace.batch_meter_usage, shapes.BATCH_METER_USAGE_REQUEST),
+    "AWSMPEntitlementService.GetEntitlements": (
+        Marketplace.get_entitlements,
+        shapes.GET_ENTITLEMENTS_REQUEST,
+    ),
 }
 UNSUPPORTED = {"AWSMPMeteringService.MeterUsage", "AWSMPMeteringService.RegisterUsage"}
 EVENT_STATUS = {
@@ -67,6 +78,22 @@ def _first(query: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+@dataclass(frozen=True)
+class RecordedCall:
+    """One API call as it went over the wire (kept when the server records calls)."""
+
+    protocol: str  # "json" (AWS JSON 1.1) or "smithy-rpc-v2-cbor"
+    target: str  # e.g. "AWSMPMeteringService.BatchMeterUsage"
+    request_body: bytes
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def operation(self) -> str:
+        return self.target.rsplit(".", 1)[-1]
+
+
 class EmulatorServer:
     """The emulator on 127.0.0.1 in a background thread; `with EmulatorServer() as emulator: emulator.url`."""
 
@@ -77,9 +104,13 @@ class EmulatorServer:
         *,
         marketplace: Marketplace | None = None,
         notifier: Notifier | None = None,
+        record_calls: bool = False,
     ) -> None:
         self.marketplace = marketplace or Marketplace()
         self.notifier = notifier or Notifier()
+        self.record_calls = record_calls
+        self.calls: list[RecordedCall] = []
+        self._calls_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -109,6 +140,11 @@ class EmulatorServer:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def record(self, call: RecordedCall) -> None:
+        if self.record_calls:
+            with self._calls_lock:
+                self.calls.append(call)
+
     # --- the admin API -----------------------------------------------------------------------------
 
     def admin(
@@ -119,19 +155,14 @@ class EmulatorServer:
         if route == ("GET", "/_emulator/health"):
             return 200, {"status": "ok"}
         if route == ("POST", "/_emulator/products"):
-            product = marketplace.put_product(body)
-            return 201, {
-                "productCode": product.product_code,
-                "dimensions": sorted(product.dimensions),
-                "pricingModel": product.pricing_model,
-                "legacy": product.legacy,
-            }
+            return 201, marketplace.put_product(body).view()
         if route == ("POST", "/_emulator/subscriptions"):
             subscription, token = marketplace.subscribe(body)
             answer: dict[str, Any] = {
                 "token": token,
                 "customerAWSAccountId": subscription.customer_aws_account_id,
                 "licenseArn": subscription.license_arn,
+                "agreementId": subscription.agreement_id,
                 "productCode": subscription.product_code,
                 "status": subscription.status,
             }
@@ -143,18 +174,11 @@ class EmulatorServer:
             return 201, answer
         if route == ("GET", "/_emulator/subscriptions"):
             code = _first(query, "productCode")
+            # One entry per license: an account with concurrent agreements appears once for each.
             return 200, {
                 "subscriptions": [
-                    {
-                        "productCode": s.product_code,
-                        "customerAWSAccountId": s.customer_aws_account_id,
-                        "licenseArn": s.license_arn,
-                        "customerIdentifier": s.customer_identifier,
-                        "status": s.status,
-                        "offerType": s.offer_type,
-                        "entitlements": s.entitlements,
-                    }
-                    for s in list(marketplace.subscriptions.values())
+                    s.view()
+                    for s in list(marketplace.subscriptions)
                     if code is None or s.product_code == code
                 ]
             }
@@ -175,30 +199,57 @@ class EmulatorServer:
                 "operations": sorted(faults.operations),
             }
         if route == ("POST", "/_emulator/clock"):
-            offset = body.get("offsetSeconds")
-            if not isinstance(offset, int | float):
-                raise AdminError("offsetSeconds: a number of seconds to shift the emulator's clock by")
-            marketplace.clock_offset += float(offset)
-            return 200, {"now": datetime.fromtimestamp(marketplace.now(), UTC).isoformat()}
+            return 200, {"now": self._set_clock(body)}
         if route == ("POST", "/_emulator/reset"):
             marketplace.reset()
             return 200, {"status": "reset"}
         raise AdminError(f"no admin route {method} {path}", 404)
 
+    def _set_clock(self, body: dict[str, Any]) -> str:
+        """Shift the clock by `offsetSeconds`, or set it to `now` (ISO 8601, with an offset); it runs on."""
+        marketplace = self.marketplace
+        offset, now = body.get("offsetSeconds"), body.get("now")
+        if (offset is None) == (now is None):
+            raise AdminError("clock: give offsetSeconds (a number) or now (an ISO 8601 time), not both")
+        if now is not None:
+            try:
+                moment = datetime.fromisoformat(str(now))
+            except ValueError:
+                raise AdminError(f"now: {now!r} is not an ISO 8601 time") from None
+            if moment.tzinfo is None:
+                raise AdminError("now: give a UTC offset, e.g. 2026-11-01T05:59:00+00:00")
+            offset = moment.timestamp() - marketplace.now()
+        if not isinstance(offset, int | float) or isinstance(offset, bool):
+            raise AdminError("offsetSeconds: a number of seconds to shift the emulator's clock by")
+        marketplace.clock_offset += float(offset)
+        return datetime.fromtimestamp(marketplace.now(), UTC).isoformat()
+
     def _event(self, body: dict[str, Any]) -> tuple[int, Any]:
         kind = body.get("type")
         if kind not in EVENT_STATUS:
             raise AdminError(f"type: one of {', '.join(EVENT_STATUS)}")
-        code, account = body.get("productCode"), body.get("customerAWSAccountId")
-        if not isinstance(code, str) or not isinstance(account, str):
-            raise AdminError("productCode and customerAWSAccountId are required")
-        status = EVENT_STATUS[kind]
-        subscription = (
-            self.marketplace.set_status(code, account, status)
-            if status
-            else self._subscription(code, account)
+        code, account, license_arn = (
+            body.get("productCode"),
+            body.get("customerAWSAccountId"),
+            body.get("licenseArn"),
         )
-        return 200, {"status": subscription.status, "deliveries": self._notify(kind, subscription)}
+        if not isinstance(code, str) or not (isinstance(account, str) or isinstance(license_arn, str)):
+            raise AdminError("productCode and customerAWSAccountId (or licenseArn) are required")
+        if account is not None and not isinstance(account, str):
+            raise AdminError("customerAWSAccountId: a string")
+        if license_arn is not None and not isinstance(license_arn, str):
+            raise AdminError("licenseArn: a string")
+        # Without licenseArn the account's only license; several → 409 naming them.
+        subscription = self.marketplace.find_subscription(code, account, license_arn)
+        status = EVENT_STATUS[kind]
+        if status:
+            self.marketplace.set_status(subscription, status)
+        return 200, {
+            "status": subscription.status,
+            "licenseArn": subscription.license_arn,
+            "agreementId": subscription.agreement_id,
+            "deliveries": self._notify(kind, subscription),
+        }
 
     def _notify(self, kind: str, subscription: Subscription) -> list[dict[str, Any]]:
         product = self.marketplace.products[subscription.product_code]
@@ -208,16 +259,12 @@ class EmulatorServer:
                 "type": kind,
                 "productCode": subscription.product_code,
                 "customerAWSAccountId": subscription.customer_aws_account_id,
+                "licenseArn": subscription.license_arn,
+                "agreementId": subscription.agreement_id,
                 "deliveries": deliveries,
             }
         )
         return deliveries
-
-    def _subscription(self, code: str, account: str) -> Subscription:
-        subscription = self.marketplace.subscriptions.get((code, account))
-        if subscription is None:
-            raise AdminError(f"no subscription of {account} to {code}", 404)
-        return subscription
 
 
 def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
@@ -230,8 +277,17 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             pass  # requests carry tokens; the emulator keeps no access log
 
         def _read(self) -> bytes | None:
-            length = int(self.headers.get("Content-Length") or 0)
+            """The body, or None when it was refused (the connection then closes: its bytes are unread)."""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                self._send(400, "application/json", b'{"message": "Content-Length is not a number of bytes"}')
+                return None
             if length > MAX_BODY_BYTES:
+                self.close_connection = True
                 self._send(413, "application/json", b'{"message": "Request too large"}')
                 return None
             return self.rfile.read(length) if length else b""
@@ -266,26 +322,35 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             if raw is None:
                 return
             try:
-                body = json.loads(raw or b"{}")
+                try:
+                    body = json.loads((raw or b"{}").decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                    raise AdminError(f"the body is not JSON: {error}") from None
                 if not isinstance(body, dict):
                     raise AdminError("the body must be a JSON object")
                 status, answer = emulator.admin(self.command, url.path, parse_qs(url.query), body)
-            except json.JSONDecodeError as error:
-                status, answer = 400, {"error": "invalid_json", "message": str(error)}
             except AdminError as error:
                 status, answer = error.status, {"error": "invalid_request", "message": error.message}
+            except (TypeError, ValueError) as error:  # e.g. a string where the admin API wants a number
+                status, answer = (
+                    400,
+                    {"error": "invalid_request", "message": f"{type(error).__name__}: {error}"},
+                )
             self._send(status, "application/json", json.dumps(answer, default=str).encode())
 
-        def _call(self, target: str, request: dict[str, Any]) -> dict[str, Any]:
+        def _call(self, target: str, raw: bytes, decode: Callable[[bytes], Any]) -> dict[str, Any]:
+            """Authenticate, route, read the body against the operation's shape, then run it."""
             if "Authorization" not in self.headers:
                 raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
             if target in UNSUPPORTED:
                 raise ApiError(
                     "UnsupportedOperation", f"{target} is not for SaaS products and is not emulated"
                 )
-            operation = OPERATIONS.get(target)
-            if operation is None:
+            found = OPERATIONS.get(target)
+            if found is None:
                 raise ApiError("UnknownOperationException", f"Unknown operation {target}")
+            operation, shape = found
+            request = shapes.read(shape, decode(raw))
             latency = emulator.marketplace.before_call(target.split(".", 1)[1])
             if latency:
                 time.sleep(latency)
@@ -296,18 +361,19 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             if raw is None:
                 return
             target = self.headers.get("X-Amz-Target", "")
+            headers: dict[str, str] = {}
             try:
-                request = json.loads(raw or b"{}")
-                result = self._call(target, request)
-                self._send(200, JSON_11, json.dumps(_to_json_value(result)).encode())
-            except json.JSONDecodeError:
-                self._error_json(ApiError("SerializationException", "The request body is not valid JSON"))
+                result = self._call(target, raw, _decode_json)
+                status, body, headers = 200, json.dumps(_to_json_value(result)).encode(), {}
             except ApiError as error:
-                self._error_json(error)
-
-        def _error_json(self, error: ApiError) -> None:
-            body = json.dumps({"__type": error.code, "message": error.message}).encode()
-            self._send(error.status, JSON_11, body, {"x-amzn-ErrorType": error.code})
+                status, body, headers = _json_error(error)
+            except Exception as error:  # a bug in the emulator: still an answer AWS could give
+                status, body, headers = _json_error(_internal(error))
+            # Recorded before it is sent, so a caller that got the answer finds the call recorded.
+            emulator.record(
+                RecordedCall("json", target, raw, status, {"Content-Type": JSON_11, **headers}, body)
+            )
+            self._send(status, JSON_11, body, headers)
 
         def _cbor(self, path: str) -> None:
             raw = self._read()
@@ -315,24 +381,57 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 return
             parts = path.strip("/").split("/")
             headers = {"Smithy-Protocol": "rpc-v2-cbor"}
+            target = f"{parts[1]}.{parts[3]}" if len(parts) == 4 else path
             try:
                 if len(parts) != 4 or parts[0] != "service" or parts[2] != "operation":
                     raise ApiError("UnknownOperationException", f"Unknown path {path}", 404)
-                request = cbor2.loads(raw) if raw else {}
-                result = self._call(f"{parts[1]}.{parts[3]}", request)
-                self._send(200, CBOR, cbor2.dumps(_to_cbor_value(result)), headers)
+                result = self._call(target, raw, _decode_cbor)
+                status, body = 200, cbor2.dumps(_to_cbor_value(result))
             except ApiError as error:
-                body = cbor2.dumps(
-                    {
-                        "__type": f"com.amazonaws.marketplaceentitlementservice#{error.code}",
-                        "message": error.message,
-                    }
+                status, body = _cbor_error(error)
+            except Exception as error:  # a bug in the emulator: still an answer AWS could give
+                status, body = _cbor_error(_internal(error))
+            emulator.record(
+                RecordedCall(
+                    "smithy-rpc-v2-cbor", target, raw, status, {"Content-Type": CBOR, **headers}, body
                 )
-                self._send(error.status, CBOR, body, headers)
-            except (cbor2.CBORDecodeError, ValueError):
-                body = cbor2.dumps(
-                    {"__type": "SerializationException", "message": "The body is not valid CBOR"}
-                )
-                self._send(400, CBOR, body, headers)
+            )
+            self._send(status, CBOR, body, headers)
 
     return Handler
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8")) if raw else {}
+    except UnicodeDecodeError:
+        raise ApiError(shapes.SERIALIZATION, "The request body is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(shapes.SERIALIZATION, f"The request body is not valid JSON: {error}") from None
+
+
+def _decode_cbor(raw: bytes) -> Any:
+    try:
+        return cbor2.loads(raw) if raw else {}
+    except (cbor2.CBORDecodeError, ValueError) as error:
+        raise ApiError(shapes.SERIALIZATION, f"The request body is not valid CBOR: {error}") from None
+
+
+def _internal(error: Exception) -> ApiError:
+    return ApiError(
+        "InternalServiceErrorException",
+        f"The emulator failed ({type(error).__name__}: {error}); this is a bug in the emulator",
+        500,
+    )
+
+
+def _json_error(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
+    # botocore's JSON parser takes the code from `__type` (dropping a `namespace#` prefix).
+    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    return error.status, body, {"x-amzn-ErrorType": error.code}
+
+
+def _cbor_error(error: ApiError) -> tuple[int, bytes]:
+    modeled = error.code not in (shapes.SERIALIZATION, "ValidationException")
+    code = f"com.amazonaws.marketplaceentitlementservice#{error.code}" if modeled else error.code
+    return error.status, cbor2.dumps({"__type": code, "message": error.message})

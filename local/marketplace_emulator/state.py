@@ -1,9 +1,16 @@
 """The emulated AWS Marketplace: products, subscriptions, tokens, billed usage, and the rules AWS applies.
 
-Rules (see ../../../shared/MARKETPLACE.md and the API reference pages cited below):
+Rules (see ../../../shared/MARKETPLACE.md; where pages and botocore's service model disagree, the model of
+2026-10-20 in botocore 1.44.x wins):
 - ResolveCustomer: https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_ResolveCustomer.html
 - BatchMeterUsage: https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html
 - GetEntitlements: https://docs.aws.amazon.com/marketplaceentitlement/latest/APIReference/API_GetEntitlements.html
+
+A buyer is an AWS account *and a license*: under concurrent agreements one account may hold several
+licenses (purchases) of one product at once, each with its own LicenseArn and agreement, and metering is per
+license (botocore's BatchMeterUsage documentation: "Amazon Web Services Marketplace is introducing Concurrent
+Agreements, enabling buyers to make multiple purchases per Amazon Web Services account").
+Requests reach these methods already checked against their shape (shapes.py); the rules here are AWS's own.
 """
 
 from __future__ import annotations
@@ -17,19 +24,26 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from local.marketplace_emulator.window import window_allows
+
 MAX_RECORDS_PER_CALL = 25
-METERING_WINDOW_SECONDS = 6 * 3600
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 SELLER_ACCOUNT = "111111111111"
-MAX_ALLOCATIONS = 500
-MAX_TAGS = 5
-TAG_PATTERN = re.compile(r"^[a-zA-Z0-9+ -=._:/@]+$")
 ENTITLEMENTS_PAGE_SIZE = 25
 BILLABLE = ("active", "cancel-pending")
 SUBSCRIPTION_STATES = ("pending", "active", "cancel-pending", "cancelled", "failed")
 PRICING_MODELS = ("subscription", "contract", "contract-with-consumption")
+# A dimension's types (Catalog API `AddDimensions`, MARKETPLACE.md "Listing management"): only
+# ExternallyMetered dimensions are metered; Entitled ones are bought up front (contracts).
+DIMENSION_TYPES = ("ExternallyMetered", "Entitled")
+DEFAULT_DIMENSION_TYPES = {
+    "subscription": ("ExternallyMetered",),
+    "contract": ("Entitled",),
+    "contract-with-consumption": ("ExternallyMetered", "Entitled"),
+}
 
 
 class ApiError(Exception):
@@ -54,20 +68,45 @@ class AdminError(Exception):
 @dataclass
 class Product:
     product_code: str
-    dimensions: set[str]
+    dimensions: dict[str, tuple[str, ...]]  # name → its types (ExternallyMetered and/or Entitled)
     pricing_model: str
     legacy: bool
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "productCode": self.product_code,
+            "dimensions": [{"name": name, "types": list(types)} for name, types in self.dimensions.items()],
+            "pricingModel": self.pricing_model,
+            "legacy": self.legacy,
+        }
 
 
 @dataclass
 class Subscription:
+    """One license of one product held by one buyer account (one agreement)."""
+
     product_code: str
     customer_aws_account_id: str
     license_arn: str
+    agreement_id: str
     customer_identifier: str
     status: str
     offer_type: str | None
+    created_at: float
     entitlements: list[dict[str, Any]] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "productCode": self.product_code,
+            "customerAWSAccountId": self.customer_aws_account_id,
+            "licenseArn": self.license_arn,
+            "agreementId": self.agreement_id,
+            "customerIdentifier": self.customer_identifier,
+            "status": self.status,
+            "offerType": self.offer_type,
+            "entitlements": self.entitlements,
+            "createdAt": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+        }
 
 
 @dataclass
@@ -76,19 +115,36 @@ class Token:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class Allocation:
+    quantity: Decimal
+    tags: tuple[tuple[str, str], ...]  # (key, value) in the order sent
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "quantity": decimal_text(self.quantity),
+            "tags": [{"Key": key, "Value": value} for key, value in self.tags],
+        }
+
+
 @dataclass
 class BilledRecord:
     product_code: str
     customer: str  # the identity the record named: account id, or customer identifier for legacy
     identity_type: str  # "CustomerAWSAccountId" or "CustomerIdentifier"
-    license_arn: str | None
+    license_arn: str  # the license billed (named by the record, or the one its identity resolved to)
     dimension: str
     hour: int  # epoch seconds of the usage hour
-    quantity: int
-    allocations: list[dict[str, Any]]
+    quantity: Decimal
+    allocations: list[Allocation]
     metering_record_id: str
     status: str
     timestamp: float
+    product_code_sent: bool  # the request also named ProductCode (AWS then bills twice; see _identify)
+
+    def same_usage(self, quantity: Decimal, allocations: list[Allocation]) -> bool:
+        """Quantities compare by value (17 = 17.0 = 17.00), allocations as a set of buckets."""
+        return self.quantity == quantity and _bucket_set(self.allocations) == _bucket_set(allocations)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -98,10 +154,11 @@ class BilledRecord:
             "licenseArn": self.license_arn,
             "dimension": self.dimension,
             "hour": datetime.fromtimestamp(self.hour, UTC).isoformat(),
-            "quantity": self.quantity,
-            "allocations": self.allocations,
+            "quantity": decimal_text(self.quantity),
+            "allocations": [allocation.view() for allocation in self.allocations],
             "meteringRecordId": self.metering_record_id,
             "status": self.status,
+            "productCodeSent": self.product_code_sent,
         }
 
 
@@ -138,9 +195,11 @@ class Marketplace:
     def reset(self) -> None:
         with self._lock:
             self.products: dict[str, Product] = {}
-            self.subscriptions: dict[tuple[str, str], Subscription] = {}
+            # Every license, in the order they were created (the newest last); found by LicenseArn by
+            # looking, not by a key, so a test may give a subscription another LicenseArn.
+            self.subscriptions: list[Subscription] = []
             self.tokens: dict[str, Token] = {}
-            self.billed: dict[tuple[str, str, str, int], BilledRecord] = {}
+            self.billed: dict[tuple[str, str, str, str, str, int], BilledRecord] = {}
             self.faults = Faults()
             self.calls = 0
             self.events: list[dict[str, Any]] = []
@@ -150,22 +209,30 @@ class Marketplace:
 
     def put_product(self, data: dict[str, Any]) -> Product:
         code = _text(data, "productCode")
-        dimensions = data.get("dimensions", [])
-        if not isinstance(dimensions, list) or not dimensions:
-            raise AdminError("dimensions: a non-empty list of dimension names is required")
-        names = {item["name"] if isinstance(item, dict) else item for item in dimensions}
-        if not all(isinstance(name, str) and 1 <= len(name) <= 255 for name in names):
-            raise AdminError("dimensions: each name must be a string of 1-255 characters")
         pricing = data.get("pricingModel", "subscription")
         if pricing not in PRICING_MODELS:
             raise AdminError(f"pricingModel: one of {', '.join(PRICING_MODELS)}")
-        product = Product(code, names, pricing, bool(data.get("legacy", False)))
+        dimensions = data.get("dimensions", [])
+        if not isinstance(dimensions, list):
+            raise AdminError("dimensions: a list of names or of {name, types?} (it may be empty)")
+        declared: dict[str, tuple[str, ...]] = {}
+        for item in dimensions:
+            name, types = _dimension(item, DEFAULT_DIMENSION_TYPES[pricing])
+            if name in declared:
+                raise AdminError(f"dimensions: {name!r} is declared twice")
+            declared[name] = types
+        product = Product(code, declared, pricing, bool(data.get("legacy", False)))
         with self._lock:
             self.products[code] = product
         return product
 
     def subscribe(self, data: dict[str, Any]) -> tuple[Subscription, str]:
-        """Create (or find) the buyer's subscription and mint a new registration token for it."""
+        """Find (or create) the buyer's license and mint a new registration token for it.
+
+        Without `newAgreement` the account's existing license is reused (a buyer who unsubscribes and
+        subscribes again keeps the same identity); if it holds several, the newest. With `newAgreement: true`
+        the account gets another license and agreement (concurrent agreements).
+        """
         code = _text(data, "productCode")
         account = data.get("customerAWSAccountId") or f"{secrets.randbelow(10**12):012d}"
         if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
@@ -173,46 +240,96 @@ class Marketplace:
         status = data.get("status", "active")
         if status not in ("active", "pending"):
             raise AdminError("status: active or pending")
+        new_agreement = data.get("newAgreement", False)
+        if not isinstance(new_agreement, bool):
+            raise AdminError("newAgreement: true or false")
         entitlements = data.get("entitlements", [])
         if not isinstance(entitlements, list) or not all(
             isinstance(item, dict) and isinstance(item.get("dimension"), str) for item in entitlements
         ):
             raise AdminError("entitlements: a list of {dimension, value, expirationDate?}")
         with self._lock:
-            if code not in self.products:
+            product = self.products.get(code)
+            if product is None:
                 raise AdminError(
                     f"productCode: no product {code!r}; create it with POST /_emulator/products", 404
                 )
-            key = (code, account)
-            subscription = self.subscriptions.get(key)
-            if subscription is None:
-                # A buyer who unsubscribes and subscribes again keeps the same identity.
-                subscription = Subscription(
-                    product_code=code,
-                    customer_aws_account_id=account,
-                    license_arn=f"arn:aws:license-manager::{SELLER_ACCOUNT}:license:l-{secrets.token_hex(16)}",
-                    customer_identifier=secrets.token_urlsafe(8),
-                    status=status,
-                    offer_type=data.get("offerType"),
-                    entitlements=entitlements,
-                )
-                self.subscriptions[key] = subscription
-            else:
+            held = self.licenses(code, account)
+            if held and not new_agreement:
+                subscription = held[-1]
                 if subscription.status in ("cancelled", "failed"):
                     subscription.status = status
                 if "entitlements" in data:
                     subscription.entitlements = entitlements
                 if "offerType" in data:
                     subscription.offer_type = data["offerType"]
+            else:
+                if held and product.legacy:
+                    # Concurrent agreements need the new identity (BatchMeterUsage documentation: new SaaS
+                    # products "must use CustomerAWSAccountId ..., LicenseArn ... to support this feature");
+                    # a CustomerIdentifier could not tell two licenses of one account apart.
+                    raise AdminError(
+                        f"newAgreement: {code} is a legacy product (CustomerIdentifier + ProductCode); "
+                        "concurrent agreements need products metered by CustomerAWSAccountId + LicenseArn",
+                        409,
+                    )
+                license_id = secrets.token_hex(16)
+                subscription = Subscription(
+                    product_code=code,
+                    customer_aws_account_id=account,
+                    license_arn=f"arn:aws:license-manager::{SELLER_ACCOUNT}:license:l-{license_id}",
+                    agreement_id=f"agmt-{license_id[:24]}",
+                    customer_identifier=secrets.token_urlsafe(8),
+                    status=status,
+                    offer_type=data.get("offerType"),
+                    created_at=self.now(),
+                    entitlements=entitlements,
+                )
+                self.subscriptions.append(subscription)
             token = secrets.token_urlsafe(48)
             self.tokens[token] = Token(subscription, self.now() + self.token_lifetime_seconds)
             return subscription, token
 
-    def set_status(self, product_code: str, account: str, status: str) -> Subscription:
+    def licenses(self, product_code: str, account: str) -> list[Subscription]:
+        """The account's licenses of the product, oldest first."""
         with self._lock:
-            subscription = self.subscriptions.get((product_code, account))
-            if subscription is None:
+            return [
+                s
+                for s in self.subscriptions
+                if s.product_code == product_code and s.customer_aws_account_id == account
+            ]
+
+    def license(self, license_arn: str) -> Subscription | None:
+        with self._lock:
+            return next((s for s in self.subscriptions if s.license_arn == license_arn), None)
+
+    def find_subscription(
+        self, product_code: str, account: str | None, license_arn: str | None
+    ) -> Subscription:
+        """The license an admin request means: named by `license_arn`, or the account's only one."""
+        with self._lock:
+            if license_arn is not None:
+                subscription = self.license(license_arn)
+                if subscription is None or subscription.product_code != product_code:
+                    raise AdminError(f"no license {license_arn} of {product_code}", 404)
+                if account is not None and subscription.customer_aws_account_id != account:
+                    raise AdminError(f"license {license_arn} is not held by {account}", 404)
+                return subscription
+            if account is None:
+                raise AdminError("customerAWSAccountId or licenseArn is required")
+            held = self.licenses(product_code, account)
+            if not held:
                 raise AdminError(f"no subscription of {account} to {product_code}", 404)
+            if len(held) > 1:
+                raise AdminError(
+                    f"{account} holds {len(held)} licenses of {product_code}; name one with licenseArn: "
+                    + ", ".join(s.license_arn for s in held),
+                    409,
+                )
+            return held[0]
+
+    def set_status(self, subscription: Subscription, status: str) -> Subscription:
+        with self._lock:
             subscription.status = status
             return subscription
 
@@ -257,9 +374,7 @@ class Marketplace:
         return faults.latency_ms / 1000
 
     def resolve_customer(self, request: dict[str, Any]) -> dict[str, Any]:
-        token = request.get("RegistrationToken")
-        if not isinstance(token, str) or not token:
-            raise ApiError("InvalidTokenException", "RegistrationToken is required")
+        token = request["RegistrationToken"]
         with self._lock:
             found = self.tokens.get(token)
             if found is None:
@@ -268,10 +383,12 @@ class Marketplace:
                 raise ApiError("ExpiredTokenException", "The registration token has expired")
             subscription = found.subscription
             product = self.products[subscription.product_code]
-        result = {
+        result: dict[str, Any] = {
             "CustomerAWSAccountId": subscription.customer_aws_account_id,
             "ProductCode": subscription.product_code,
             "LicenseArn": subscription.license_arn,
+            # ResolveCustomerResult.Metadata (the model): the agreement EventBridge agreement events name.
+            "Metadata": {"AgreementId": subscription.agreement_id},
         }
         if product.legacy:
             # "For new SaaS product integrations, the CustomerIdentifier field is not populated."
@@ -279,42 +396,64 @@ class Marketplace:
         return result
 
     def batch_meter_usage(self, request: dict[str, Any]) -> dict[str, Any]:
-        records = request.get("UsageRecords")
-        if not isinstance(records, list) or not records:
-            raise ApiError("ValidationException", "UsageRecords: at least one record is required")
-        if len(records) > MAX_RECORDS_PER_CALL:
+        records: list[dict[str, Any]] = request["UsageRecords"]
+        if len(records) > MAX_RECORDS_PER_CALL:  # also in the shape; kept for callers that skip it
             raise ApiError(
                 "ValidationException",
                 f"UsageRecords: at most {MAX_RECORDS_PER_CALL} records per call, got {len(records)}",
             )
+        if not records:
+            # The model allows an empty list (UsageRecordList min 0): nothing to bill.
+            return {"Results": [], "UnprocessedRecords": []}
         with self._lock:
             now = self.now()
-            resolved = [self._identify(record, request.get("ProductCode")) for record in records]
+            product_code = request.get("ProductCode")
+            resolved = [self._identify(record, product_code) for record in records]
             products = {product.product_code for product, _ in resolved}
             if len(products) > 1:
-                raise ApiError("ValidationException", "All usage records of one call must be for one product")
+                raise ApiError(
+                    "ValidationException",
+                    "All usage records of one call must be for one product, got "
+                    + ", ".join(sorted(products)),
+                )
+            moment = datetime.fromtimestamp(now, UTC)
             for record in records:
-                self._check_timestamp(record, now)
+                if not window_allows(_timestamp(record["Timestamp"]), moment):
+                    raise ApiError(
+                        "TimestampOutOfBoundsException",
+                        f"Timestamp {_timestamp(record['Timestamp']).isoformat()} is outside the metering "
+                        "window: it must not be in the future, must be less than 24 hours old, and the "
+                        "previous month's usage is accepted only until 06:00 UTC on the 1st",
+                    )
             product = resolved[0][0]
-            for record in records:
-                _check_record(record, product)
+            usage = [_usage(record, product) for record in records]
             share = self.faults.unprocessed_share if self.faults.applies_to("BatchMeterUsage") else 0.0
             unprocessed_count = math.floor(share * len(records))
-            processed = records[: len(records) - unprocessed_count]
+            processed = len(records) - unprocessed_count
             results = [
-                self._bill(record, product, subscription, now)
-                for record, (_, subscription) in zip(processed, resolved, strict=False)
+                self._bill(record, product, subscription, quantity, allocations, product_code is not None)
+                for record, (_, subscription), (quantity, allocations) in zip(
+                    records[:processed], resolved, usage, strict=False
+                )
             ]
-            return {"Results": results, "UnprocessedRecords": records[len(processed) :]}
+            return {"Results": results, "UnprocessedRecords": records[processed:]}
 
-    def _identify(self, record: dict[str, Any], product_code: Any) -> tuple[Product, Subscription | None]:
+    def _identify(
+        self, record: dict[str, Any], product_code: str | None
+    ) -> tuple[Product, Subscription | None]:
+        """The product and license a record is for (None: no license, so CustomerNotSubscribed)."""
         has_account = "CustomerAWSAccountId" in record
         has_identifier = "CustomerIdentifier" in record
-        if has_account == has_identifier:
+        if has_account and has_identifier:
             raise ApiError(
                 "ValidationException",
-                "Each usage record names its customer by exactly one of CustomerAWSAccountId and "
-                "CustomerIdentifier",
+                "CustomerIdentifier and CustomerAWSAccountId are mutually exclusive in a usage record",
+            )
+        if not has_account and not has_identifier:
+            raise ApiError(
+                "ValidationException",
+                "Each usage record names its customer by CustomerAWSAccountId (with LicenseArn) or, for "
+                "existing integrations, by CustomerIdentifier (with the request's ProductCode)",
             )
         if has_identifier:
             if "LicenseArn" in record:
@@ -322,13 +461,13 @@ class Marketplace:
                     "ValidationException",
                     "CustomerIdentifier records identify the product by ProductCode, not LicenseArn",
                 )
-            if not isinstance(product_code, str):
+            if product_code is None:
                 raise ApiError("ValidationException", "ProductCode is required with CustomerIdentifier")
             product = self._product(product_code)
             subscription = next(
                 (
                     s
-                    for s in self.subscriptions.values()
+                    for s in self.subscriptions
                     if s.product_code == product_code
                     and s.customer_identifier == record["CustomerIdentifier"]
                 ),
@@ -337,21 +476,41 @@ class Marketplace:
             if subscription is None:
                 raise ApiError("InvalidCustomerIdentifierException", "Unknown CustomerIdentifier")
             return product, subscription
+        account = record["CustomerAWSAccountId"]
         license_arn = record.get("LicenseArn")
-        if product_code is not None:
-            raise ApiError(
-                "ValidationException",
-                "ProductCode must not be given when records identify the buyer by LicenseArn",
-            )
-        if not isinstance(license_arn, str):
-            raise ApiError("ValidationException", "LicenseArn is required with CustomerAWSAccountId")
-        subscription = next((s for s in self.subscriptions.values() if s.license_arn == license_arn), None)
+        if license_arn is None:
+            # Integrations from before LicenseArn existed send CustomerAWSAccountId + ProductCode. That names
+            # a license only while the account holds one.
+            if product_code is None:
+                raise ApiError("ValidationException", "LicenseArn (or the request's ProductCode) is required")
+            product = self._product(product_code)
+            held = self.licenses(product_code, account)
+            if len(held) > 1:
+                raise ApiError(
+                    "ValidationException",
+                    f"CustomerAWSAccountId {account} holds {len(held)} licenses of {product_code}: name one "
+                    "with LicenseArn",
+                )
+            return product, held[0] if held else None
+        subscription = self.license(license_arn)
         if subscription is None:
-            raise ApiError("InvalidLicenseException", "The LicenseArn does not belong to a subscription")
-        if subscription.customer_aws_account_id != record["CustomerAWSAccountId"]:
+            raise ApiError("InvalidLicenseException", f"LicenseArn {license_arn} is not a known license")
+        if subscription.customer_aws_account_id != account:
             raise ApiError(
-                "InvalidLicenseException", "The LicenseArn does not belong to this CustomerAWSAccountId"
+                "InvalidLicenseException",
+                f"LicenseArn {license_arn} is not a license of CustomerAWSAccountId {account}",
             )
+        if product_code is not None:
+            # AWS accepts ProductCode together with LicenseArn, although "it will result in duplicate
+            # billing" (MARKETPLACE.md); the project never sends both. The emulator bills once and marks the
+            # billed record (productCodeSent) so a test can catch a caller that does.
+            product = self._product(product_code)
+            if subscription.product_code != product_code:
+                raise ApiError(
+                    "InvalidLicenseException",
+                    f"LicenseArn {license_arn} is a license of {subscription.product_code}, "
+                    f"not of {product_code}",
+                )
         return self._product(subscription.product_code), subscription
 
     def _product(self, product_code: str) -> Product:
@@ -360,30 +519,33 @@ class Marketplace:
             raise ApiError("InvalidProductCodeException", f"Unknown product code {product_code}")
         return product
 
-    @staticmethod
-    def _check_timestamp(record: dict[str, Any], now: float) -> None:
-        timestamp = _timestamp(record.get("Timestamp"))
-        if timestamp > now or now - timestamp > METERING_WINDOW_SECONDS:
-            raise ApiError(
-                "TimestampOutOfBoundsException",
-                "Timestamp must be in the past and no more than 6 hours old",
-            )
-
     def _bill(
-        self, record: dict[str, Any], product: Product, subscription: Subscription | None, now: float
+        self,
+        record: dict[str, Any],
+        product: Product,
+        subscription: Subscription | None,
+        quantity: Decimal,
+        allocations: list[Allocation],
+        product_code_sent: bool,
     ) -> dict[str, Any]:
-        timestamp = _timestamp(record["Timestamp"])
+        timestamp = _timestamp(record["Timestamp"]).timestamp()
         hour = int(timestamp // 3600 * 3600)
         if subscription is None or subscription.status not in BILLABLE:
             return {"UsageRecord": record, "Status": "CustomerNotSubscribed"}
         identity_type = "CustomerAWSAccountId" if "CustomerAWSAccountId" in record else "CustomerIdentifier"
         customer = record[identity_type]
-        key = (product.product_code, customer, record["Dimension"], hour)
-        quantity = int(record.get("Quantity", 0))
-        allocations = record.get("UsageAllocations", [])
+        # Per license: two licenses of one account are two buyers ("PER LICENSE, not per account").
+        key = (
+            product.product_code,
+            identity_type,
+            customer,
+            subscription.license_arn,
+            record["Dimension"],
+            hour,
+        )
         existing = self.billed.get(key)
         if existing is not None:
-            if existing.quantity == quantity and existing.allocations == allocations:
+            if existing.same_usage(quantity, allocations):
                 # An identical request is idempotent: same result, billed once.
                 return {
                     "UsageRecord": record,
@@ -395,7 +557,7 @@ class Marketplace:
             product_code=product.product_code,
             customer=customer,
             identity_type=identity_type,
-            license_arn=record.get("LicenseArn"),
+            license_arn=subscription.license_arn,
             dimension=record["Dimension"],
             hour=hour,
             quantity=quantity,
@@ -403,52 +565,56 @@ class Marketplace:
             metering_record_id=str(uuid.uuid4()),
             status="Success",
             timestamp=timestamp,
+            product_code_sent=product_code_sent,
         )
         self.billed[key] = billed
         return {"UsageRecord": record, "MeteringRecordId": billed.metering_record_id, "Status": "Success"}
 
     def get_entitlements(self, request: dict[str, Any]) -> dict[str, Any]:
-        code = request.get("ProductCode")
-        if not isinstance(code, str):
-            raise ApiError("InvalidParameterException", "ProductCode is required")
-        filters = request.get("Filter") or {}
-        unknown = set(filters) - {"CUSTOMER_AWS_ACCOUNT_ID", "CUSTOMER_IDENTIFIER", "DIMENSION"}
-        if unknown:
-            raise ApiError("InvalidParameterException", f"Unknown filter {sorted(unknown)[0]}")
-        max_results = int(request.get("MaxResults") or ENTITLEMENTS_PAGE_SIZE)
-        if not 1 <= max_results <= 25:
-            raise ApiError("InvalidParameterException", "MaxResults must be between 1 and 25")
+        code = request["ProductCode"]
+        filters: dict[str, list[str]] = request.get("Filter", {})
+        max_results = request.get("MaxResults", ENTITLEMENTS_PAGE_SIZE)
         start = 0
-        if request.get("NextToken"):
+        if "NextToken" in request:
             try:
-                start = int(str(request["NextToken"]).removeprefix("page-"))
+                start = int(request["NextToken"].removeprefix("page-"))
             except ValueError:
                 raise ApiError("InvalidParameterException", "NextToken is not valid") from None
         with self._lock:
-            self._product(code)
+            if code not in self.products:
+                # InvalidParameterException is the only client error GetEntitlements declares.
+                raise ApiError("InvalidParameterException", f"Unknown ProductCode {code}")
             found = []
-            for subscription in self.subscriptions.values():
+            for subscription in self.subscriptions:
                 if subscription.product_code != code or subscription.status not in BILLABLE:
                     continue
-                if (
-                    "CUSTOMER_AWS_ACCOUNT_ID" in filters
-                    and subscription.customer_aws_account_id not in filters["CUSTOMER_AWS_ACCOUNT_ID"]
-                ):
+                if not _passes(filters, "CUSTOMER_AWS_ACCOUNT_ID", subscription.customer_aws_account_id):
                     continue
-                if (
-                    "CUSTOMER_IDENTIFIER" in filters
-                    and subscription.customer_identifier not in filters["CUSTOMER_IDENTIFIER"]
-                ):
+                if not _passes(filters, "CUSTOMER_IDENTIFIER", subscription.customer_identifier):
+                    continue
+                if not _passes(filters, "LICENSE_ARN", subscription.license_arn):
                     continue
                 for item in subscription.entitlements:
-                    if "DIMENSION" in filters and item["dimension"] not in filters["DIMENSION"]:
-                        continue
-                    found.append(_entitlement(subscription, item))
+                    if _passes(filters, "DIMENSION", item["dimension"]):
+                        found.append(_entitlement(subscription, item))
         page = found[start : start + max_results]
         result: dict[str, Any] = {"Entitlements": page}
         if start + max_results < len(found):
             result["NextToken"] = f"page-{start + max_results}"
         return result
+
+
+def decimal_text(value: Decimal) -> str:
+    """A quantity as a normalized decimal string: "17.42", "17" for 17.00, "0" for zero."""
+    return format(value.normalize(), "f")
+
+
+def _bucket_set(allocations: list[Allocation]) -> list[tuple[tuple[tuple[str, str], ...], Decimal]]:
+    return sorted((tuple(sorted(allocation.tags)), allocation.quantity) for allocation in allocations)
+
+
+def _passes(filters: dict[str, list[str]], name: str, value: str) -> bool:
+    return name not in filters or value in filters[name]
 
 
 def _text(data: dict[str, Any], name: str) -> str:
@@ -458,47 +624,106 @@ def _text(data: dict[str, Any], name: str) -> str:
     return value
 
 
-def _timestamp(value: Any) -> float:
+def _dimension(item: Any, default_types: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """A dimension of POST /_emulator/products: a name, or {name, types?} (types default by pricing model)."""
+    name: Any
+    types = default_types
+    if isinstance(item, str):
+        name = item
+    elif isinstance(item, dict):
+        name, given = item.get("name"), item.get("types", list(default_types))
+        if not isinstance(given, list) or not given or not all(t in DIMENSION_TYPES for t in given):
+            raise AdminError(f"dimensions: types is a non-empty list of {' and/or '.join(DIMENSION_TYPES)}")
+        types = tuple(t for t in DIMENSION_TYPES if t in given)
+    else:
+        raise AdminError("dimensions: each is a name or {name, types?}")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise AdminError("dimensions: each name must be a string of 1-255 characters")
+    return name, types
+
+
+def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    raise ApiError("ValidationException", "Timestamp is required")
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(value), UTC)
 
 
-def _check_record(record: dict[str, Any], product: Product) -> None:
-    dimension = record.get("Dimension")
-    if dimension not in product.dimensions:
+def _usage(record: dict[str, Any], product: Product) -> tuple[Decimal, list[Allocation]]:
+    """The record's quantity and allocations, by value; AWS's rules for dimensions and allocations."""
+    dimension = record["Dimension"]
+    types = product.dimensions.get(dimension)
+    if types is None:
+        declared = ", ".join(product.dimensions) or "none"
         raise ApiError(
-            "InvalidUsageDimensionException", f"Dimension {dimension!r} is not defined for the product"
+            "InvalidUsageDimensionException",
+            f"Dimension {dimension!r} is not defined for product {product.product_code} (its dimensions: "
+            f"{declared})",
         )
-    quantity = record.get("Quantity", 0)
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= 2147483647:
-        raise ApiError("ValidationException", "Quantity must be an integer from 0 to 2147483647")
-    allocations = record.get("UsageAllocations")
-    if allocations is None:
-        return
-    if not isinstance(allocations, list) or not 1 <= len(allocations) <= MAX_ALLOCATIONS:
+    if "ExternallyMetered" not in types:
         raise ApiError(
-            "InvalidUsageAllocationsException", f"UsageAllocations must have 1-{MAX_ALLOCATIONS} items"
+            "InvalidUsageDimensionException",
+            f"Dimension {dimension!r} of {product.product_code} is not metered: its types are "
+            f"{', '.join(types)}, not ExternallyMetered",
         )
-    total = 0
-    for allocation in allocations:
-        tags = allocation.get("Tags", [])
-        if not isinstance(tags, list) or not 1 <= len(tags) <= MAX_TAGS:
-            raise ApiError("InvalidTagException", f"Each usage allocation needs 1-{MAX_TAGS} tags")
-        for tag in tags:
-            key, value = tag.get("Key", ""), tag.get("Value", "")
-            if not (1 <= len(key) <= 100 and TAG_PATTERN.match(key)):
-                raise ApiError("InvalidTagException", f"Tag key {key!r} is not valid")
-            if not (1 <= len(value) <= 256 and TAG_PATTERN.match(value)):
-                raise ApiError("InvalidTagException", f"Tag value {value!r} is not valid")
-        total += int(allocation.get("AllocatedUsageQuantity", 0))
+    if "Quantity" in record and "QuantityAsDecimal" in record:
+        # The model: "You can't specify both Quantity and QuantityAsDecimal in a usage record ... If any usage
+        # record fails these checks, the entire BatchMeterUsage request fails". It names no error for it, and
+        # none of BatchMeterUsage's modeled errors is about a record's quantity, so this is AWS's generic
+        # ValidationException (a request that fails a documented constraint); the metering runtime treats it
+        # as a final rejection, as it does every modeled record error.
+        raise ApiError(
+            "ValidationException", "A usage record may carry Quantity or QuantityAsDecimal, not both"
+        )
+    kind: str | None = None
+    quantity = Decimal(0)  # "Defaults to 0 if neither Quantity nor QuantityAsDecimal is specified"
+    if "Quantity" in record:
+        kind, quantity = "Quantity", Decimal(record["Quantity"])
+    elif "QuantityAsDecimal" in record:
+        kind, quantity = "QuantityAsDecimal", Decimal(record["QuantityAsDecimal"])
+    if "UsageAllocations" not in record:
+        return quantity, []
+    allocations = []
+    allocation_kinds = set()
+    for index, item in enumerate(record["UsageAllocations"]):
+        # "Allocations must use the same type of quantity as the usage record: AllocatedUsageQuantity with
+        # Quantity, or AllocatedUsageQuantityAsDecimal with QuantityAsDecimal" (the model's UsageAllocations).
+        given = [
+            name for name in ("AllocatedUsageQuantity", "AllocatedUsageQuantityAsDecimal") if name in item
+        ]
+        if len(given) != 1:
+            raise ApiError(
+                "InvalidUsageAllocationsException",
+                f"UsageAllocations[{index}] needs exactly one of AllocatedUsageQuantity and "
+                "AllocatedUsageQuantityAsDecimal",
+            )
+        allocation_kinds.add(given[0])
+        value = Decimal(item[given[0]])
+        if value < 0:  # also refused by the shape (min 0, or the decimal pattern)
+            raise ApiError("InvalidUsageAllocationsException", f"UsageAllocations[{index}] is negative")
+        tags = tuple((tag["Key"], tag["Value"]) for tag in item.get("Tags", []))
+        # No Tags: "For the bucket of items with no tags, this parameter can be left out" (API reference,
+        # UsageAllocation); given, Tags has 1-5 tags (the shape).
+        allocations.append(Allocation(value, tags))
+    if len(allocation_kinds) > 1:
+        raise ApiError(
+            "InvalidUsageAllocationsException",
+            "A record's allocations use one kind of quantity, not both AllocatedUsageQuantity and "
+            "AllocatedUsageQuantityAsDecimal",
+        )
+    wanted = {"Quantity": "AllocatedUsageQuantity", "QuantityAsDecimal": "AllocatedUsageQuantityAsDecimal"}
+    if kind is not None and allocation_kinds != {wanted[kind]}:
+        raise ApiError(
+            "InvalidUsageAllocationsException",
+            f"A record with {kind} allocates with {wanted[kind]}, not {allocation_kinds.pop()}",
+        )
+    total = sum((allocation.quantity for allocation in allocations), Decimal(0))
     if total != quantity:
         raise ApiError(
             "InvalidUsageAllocationsException",
-            f"Allocated quantities sum to {total}, not to the record's quantity {quantity}",
+            f"Allocated quantities sum to {decimal_text(total)}, not to the record's quantity "
+            f"{decimal_text(quantity)}",
         )
+    return quantity, allocations
 
 
 def _entitlement(subscription: Subscription, item: dict[str, Any]) -> dict[str, Any]:
@@ -521,5 +746,6 @@ def _entitlement(subscription: Subscription, item: dict[str, Any]) -> dict[str, 
         "Value": typed,
     }
     if item.get("expirationDate"):
-        entitlement["ExpirationDate"] = datetime.fromisoformat(str(item["expirationDate"]))
+        expires = datetime.fromisoformat(str(item["expirationDate"]))
+        entitlement["ExpirationDate"] = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
     return entitlement

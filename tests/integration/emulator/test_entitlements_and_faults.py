@@ -37,18 +37,22 @@ def contract_buyers(emulator: Emulator) -> list[dict[str, Any]]:
     ]
 
 
-def test_entitlements_by_account_are_paginated_over_cbor(
-    entitlement: Any, contract_buyers: list[dict[str, Any]]
+@pytest.mark.parametrize("protocol", ["json", "smithy-rpc-v2-cbor"])
+def test_entitlements_by_account_are_paginated_over_both_protocols(
+    request: pytest.FixtureRequest, emulator: Emulator, contract_buyers: list[dict[str, Any]], protocol: str
 ) -> None:
-    assert entitlement.meta.service_model.protocol == "smithy-rpc-v2-cbor"
+    # boto3 picks AWS JSON 1.1 (first in botocore's priority list); others rpc-v2-cbor (the model's first).
+    client = request.getfixturevalue("entitlement" if protocol == "json" else "cbor_entitlement")
+    assert client.meta.service_model.resolved_protocol == protocol
     pages = list(
-        entitlement.get_paginator("get_entitlements").paginate(
+        client.get_paginator("get_entitlements").paginate(
             ProductCode="CONTRACT", Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]}
         )
     )
     assert len(pages) == 2
     values = [item["Value"]["IntegerValue"] for page in pages for item in page["Entitlements"]]
     assert values == list(range(30))
+    assert {call.protocol for call in emulator.server.calls} == {protocol}
 
 
 def test_entitlements_by_customer_identifier(
@@ -84,9 +88,59 @@ def test_entitlements_also_speak_aws_json(emulator: Emulator, contract_buyers: l
     assert body["Entitlements"][0]["Value"] == {"StringValue": "gold"}
 
 
-def test_cbor_errors_carry_the_modeled_type(emulator: Emulator, entitlement: Any) -> None:
-    with pytest.raises(entitlement.exceptions.InvalidParameterException):
-        entitlement.get_entitlements(ProductCode="NOPE", MaxResults=50)
+def test_cbor_errors_carry_the_modeled_type(emulator: Emulator, cbor_entitlement: Any) -> None:
+    with pytest.raises(cbor_entitlement.exceptions.InvalidParameterException):
+        cbor_entitlement.get_entitlements(ProductCode="NOPE", MaxResults=50)
+    assert [(call.protocol, call.status) for call in emulator.server.calls] == [("smithy-rpc-v2-cbor", 400)]
+
+
+def test_an_unknown_product_is_an_invalid_parameter(emulator: Emulator, entitlement: Any) -> None:
+    # GetEntitlements declares no InvalidProductCodeException: InvalidParameterException is its client error.
+    with pytest.raises(entitlement.exceptions.InvalidParameterException) as refused:
+        entitlement.get_entitlements(ProductCode="NOPE")
+    assert "NOPE" in str(refused.value)
+
+
+@pytest.mark.parametrize("max_results", [0, 26])
+def test_max_results_outside_1_to_25_is_an_invalid_parameter(
+    emulator: Emulator, contract_buyers: list[dict[str, Any]], max_results: int
+) -> None:
+    # botocore itself would refuse 0 (min 1); the emulator must too, for SDKs that do not check.
+    unchecked = boto3.client("marketplace-entitlement", config=Config(parameter_validation=False))
+    with pytest.raises(unchecked.exceptions.InvalidParameterException) as refused:
+        unchecked.get_entitlements(ProductCode="CONTRACT", MaxResults=max_results)
+    assert "MaxResults" in str(refused.value)
+
+
+def test_entitlements_by_license_arn_under_concurrent_agreements(
+    emulator: Emulator, entitlement: Any
+) -> None:
+    emulator.product("CONTRACT", ("seats",), pricingModel="contract")
+    first = emulator.subscribe(
+        "CONTRACT", customerAWSAccountId="111122223333", entitlements=[{"dimension": "seats", "value": 10}]
+    )
+    second = emulator.subscribe(
+        "CONTRACT",
+        customerAWSAccountId="111122223333",
+        newAgreement=True,
+        entitlements=[{"dimension": "seats", "value": 50}],
+    )
+    by_account = entitlement.get_entitlements(
+        ProductCode="CONTRACT", Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]}
+    )["Entitlements"]
+    assert sorted(item["Value"]["IntegerValue"] for item in by_account) == [10, 50]
+    for buyer, seats in ((first, 10), (second, 50)):
+        (only,) = entitlement.get_entitlements(
+            ProductCode="CONTRACT", Filter={"LICENSE_ARN": [buyer["licenseArn"]]}
+        )["Entitlements"]
+        assert only["LicenseArn"] == buyer["licenseArn"] and only["Value"] == {"IntegerValue": seats}
+    assert (
+        entitlement.get_entitlements(
+            ProductCode="CONTRACT",
+            Filter={"LICENSE_ARN": [first["licenseArn"]], "DIMENSION": ["other"]},
+        )["Entitlements"]
+        == []
+    )
 
 
 def test_raw_cbor_requests_get_cbor_answers(
@@ -208,7 +262,15 @@ def test_an_active_subscription_is_announced_as_aws_announces_it(emulator: Emula
     ("path", "body", "says"),
     [
         ("/_emulator/products", {"dimensions": ["a"]}, "productCode"),
-        ("/_emulator/products", {"productCode": "X", "dimensions": []}, "dimensions"),
+        ("/_emulator/products", {"productCode": "X", "dimensions": "users"}, "dimensions"),
+        (
+            "/_emulator/products",
+            {"productCode": "X", "dimensions": [{"name": "a", "types": ["Metered"]}]},
+            "types",
+        ),
+        ("/_emulator/products", {"productCode": "X", "dimensions": [{"name": "a", "types": []}]}, "types"),
+        ("/_emulator/products", {"productCode": "X", "dimensions": ["a", {"name": "a"}]}, "twice"),
+        ("/_emulator/products", {"productCode": "X", "dimensions": [{"types": ["Entitled"]}]}, "name"),
         (
             "/_emulator/products",
             {"productCode": "X", "dimensions": ["a"], "pricingModel": "free"},
@@ -216,12 +278,29 @@ def test_an_active_subscription_is_announced_as_aws_announces_it(emulator: Emula
         ),
         ("/_emulator/subscriptions", {"productCode": "MISSING"}, "no product"),
         ("/_emulator/subscriptions", {"productCode": "PROD", "customerAWSAccountId": "12"}, "12 digits"),
+        ("/_emulator/subscriptions", {"productCode": "PROD", "newAgreement": "yes"}, "newAgreement"),
         (
             "/_emulator/events",
             {"productCode": "PROD", "customerAWSAccountId": "123456789012", "type": "explode"},
             "type",
         ),
+        ("/_emulator/events", {"productCode": "PROD", "type": "subscribe-success"}, "customerAWSAccountId"),
+        (
+            "/_emulator/events",
+            {"productCode": "PROD", "customerAWSAccountId": "123456789012", "type": "subscribe-fail"},
+            "no subscription",
+        ),
+        (
+            "/_emulator/events",
+            {
+                "productCode": "PROD",
+                "licenseArn": "arn:aws:license-manager::1:license:l-0",
+                "type": "subscribe-fail",
+            },
+            "no license",
+        ),
         ("/_emulator/faults", {"unprocessedShare": 2}, "between 0 and 1"),
+        ("/_emulator/faults", {"throttleEvery": "often"}, "ValueError"),
         ("/_emulator/nothing", {}, "no admin route"),
     ],
 )
@@ -247,7 +326,10 @@ def test_runs_standalone_and_stops_on_sigterm(tmp_path: Path) -> None:
         json.dumps(
             {
                 "marketplaceListings": {
-                    "a": {"productCode": "SEEDED", "enabled": True, "dimensions": [{"name": "users"}]}
+                    "a": {"productCode": "SEEDED", "enabled": True, "dimensions": [{"name": "users"}]},
+                    # A listing that declares no dimensions (yet) is seeded too.
+                    "b": {"productCode": "NO_DIMENSIONS", "enabled": True},
+                    "c": {"productCode": "OFF", "enabled": False},
                 }
             }
         )
@@ -270,7 +352,7 @@ def test_runs_standalone_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        assert "seeded 1 product" in process.stdout.readline()
+        assert "seeded 2 product" in process.stdout.readline()
         url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/_emulator/health", timeout=5) as response:  # noqa: S310
