@@ -271,8 +271,10 @@ class Lifecycle:
             outcome.flushed = True
         item = self._converge(key, item, notice, outcome)
         outcome.status = item.get("status")
-        if registered and outcome.status == "cancel-pending":
-            # Every time, not only on the change: a retry after a crash must still send the usage.
+        if registered and outcome.status == "cancel-pending" and notice.fact == FACTS["cancel-pending"]:
+            # The notice that opens the final hour, every time it comes, not only on the change: a retry
+            # after a crash must still send the usage. (Other notices in the final hour send nothing early:
+            # the license's current hour keeps taking usage until the metering job's next run sends it.)
             self._flush((key["customerAWSAccountId"], key["subscriptionKey"]))
             outcome.flushed = True
         if notice.refresh_entitlements and self._settings.has_entitlements:

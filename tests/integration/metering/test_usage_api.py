@@ -35,9 +35,30 @@ def test_usage_is_recorded_and_the_hour_total_returned(api: Harness) -> None:
     api.buyer(ACCOUNT)
     status, body = post({"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": 4})
     assert status == 201
-    assert body["hourTotal"] == 4 and body["usageHour"].endswith(":00:00Z")
+    assert body["hourTotal"] == "4" and body["usageHour"].endswith(":00:00Z")
+    assert body["licenseArn"].startswith("arn:aws:license-manager::")
     status, body = post({"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": 3})
-    assert body["hourTotal"] == 7
+    assert body["hourTotal"] == "7"
+
+
+def test_decimal_quantities_arrive_without_float_error_as_numbers_or_strings(api: Harness) -> None:
+    api.buyer(ACCOUNT)
+    for quantity in ("0.1", "0.1", "0.1"):
+        post(f'{{"customerAWSAccountId": "{ACCOUNT}", "dimension": "users", "quantity": {quantity}}}')
+    status, body = post({"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": "17.12"})
+    assert (status, body["hourTotal"]) == (201, "17.42")
+
+
+def test_an_account_with_two_licenses_must_say_which(api: Harness) -> None:
+    first = api.buyer(ACCOUNT)["licenseArn"]
+    second = api.buyer(ACCOUNT, new_agreement=True)["licenseArn"]
+    status, body = post({"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": 1})
+    assert (status, body["error"]) == (409, "license_required")
+    assert first in body["message"] and second in body["message"]
+    status, body = post(
+        {"customerAWSAccountId": ACCOUNT, "licenseArn": second, "dimension": "users", "quantity": 1}
+    )
+    assert (status, body["licenseArn"]) == (201, second)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +94,20 @@ def test_usage_is_recorded_and_the_hour_total_returned(api: Harness) -> None:
             "time_too_old",
         ),
         ("{not json", "application/json", 400, "invalid_json"),
+        # A 5,000-digit integer and deep nesting: Python's JSON parser gives up; the answer is still a 4xx.
+        (
+            f'{{"customerAWSAccountId": "{ACCOUNT}", "dimension": "users", "quantity": {"9" * 5000}}}',
+            "application/json",
+            422,
+            "invalid_usage",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "application/json", 400, "invalid_json"),
+        (
+            {"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": "1.0000001"},
+            "application/json",
+            422,
+            "invalid_usage",
+        ),
         ({"customerAWSAccountId": ACCOUNT}, "text/plain", 415, "unsupported_media_type"),
     ],
 )
