@@ -219,7 +219,7 @@ def test_the_console_plays_aws_marketplace_for_a_whole_journey(
     wait_for_status("cancel-pending")
     # The cancellation flushed the current hour at once: Marketplace billed it inside the final hour.
     product = local_mode["listings"]["data-analytics"]["productCode"]
-    (billed,) = [r for r in billed_for(local_mode, product, account) if r["quantity"] == 6]
+    (billed,) = [r for r in billed_for(local_mode, product, account) if r["quantity"] == "6"]
     assert (billed["dimension"], billed["status"]) == ("lab_hours", "Success")
     page.screenshot(path=str(artifacts / "6-console-cancel-pending.png"), full_page=True)
 

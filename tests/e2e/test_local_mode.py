@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
+from marketplace_saas.models import license_id
 from tests.e2e.conftest import PROJECT_ROOT, billed_for, mint_token, post_json, register_buyer, request
 
 pytestmark = pytest.mark.e2e
@@ -124,7 +125,7 @@ def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_
     for quantity in (3, 4):
         status, _, body = request(url, "POST", json.dumps({**usage, "quantity": quantity}).encode(), signed)
         assert status == 201, body
-    assert json.loads(body)["hourTotal"] == 7
+    assert json.loads(body)["hourTotal"] == "7"
 
     # The metering job (every 2 s here) sends it; the emulator billed it once, with the buyer's identity
     metering_url = f"{local_mode['emulator']['url']}/_emulator/metering?productCode={listing['productCode']}"
@@ -136,7 +137,11 @@ def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_
         time.sleep(1)
     assert len(billed) == 1
     assert billed[0]["licenseArn"] == minted["licenseArn"]
-    assert (billed[0]["dimension"], billed[0]["quantity"], billed[0]["status"]) == ("lab_hours", 7, "Success")
+    assert (billed[0]["dimension"], billed[0]["quantity"], billed[0]["status"]) == (
+        "lab_hours",
+        "7",
+        "Success",
+    )
     hour = datetime.fromisoformat(last_hour).replace(minute=0, second=0, microsecond=0)
     assert billed[0]["hour"] == hour.isoformat()
 
@@ -149,14 +154,14 @@ def test_the_record_usage_command_works_against_local_mode(local_mode: dict[str,
     command += ["--time", last_hour, "--allocation", "2:team=red", "--allocation", "3:team=blue"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["hourTotal"] == 5
+    assert json.loads(result.stdout)["hourTotal"] == "5"
     refused = subprocess.run(  # noqa: S603
         [*command[:-4], "--quantity", "-1"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
     )
     assert refused.returncode == 1 and "quantity" in refused.stderr
     (billed,) = billed_for(local_mode, minted["productCode"], minted["customerAWSAccountId"])
-    assert billed["quantity"] == 5
-    assert sorted(a["AllocatedUsageQuantity"] for a in billed["allocations"]) == [2, 3]
+    assert billed["quantity"] == "5"
+    assert sorted(a["quantity"] for a in billed["allocations"]) == ["2", "3"]
 
 
 def test_usage_written_straight_into_the_table_in_the_documented_format_is_billed(
@@ -175,7 +180,10 @@ def test_usage_written_straight_into_the_table_in_the_documented_format_is_bille
     # The README's item format, written with ADD so that concurrent writers add up
     for quantity in (6, 5):
         table.update_item(
-            Key={"customerAWSAccountId": minted["customerAWSAccountId"], "usageKey": f"{hour}#learners"},
+            Key={
+                "customerAWSAccountId": minted["customerAWSAccountId"],
+                "usageKey": f"{hour}#learners#{license_id(minted['licenseArn'])}",
+            },
             UpdateExpression="SET usageHour = :h, dimension = :d, licenseArn = :l, productCode = :p, "
             "pendingPartition = :pending, meteringStatus = :pending, allocated = :no ADD quantity :q",
             ConditionExpression="attribute_not_exists(sealedQuantity)",
@@ -190,5 +198,5 @@ def test_usage_written_straight_into_the_table_in_the_documented_format_is_bille
             },
         )
     (billed,) = billed_for(local_mode, listing["productCode"], minted["customerAWSAccountId"])
-    assert (billed["dimension"], billed["quantity"]) == ("learners", 11)
+    assert (billed["dimension"], billed["quantity"]) == ("learners", "11")
     assert billed["hour"] == hour.replace("Z", "+00:00")
