@@ -69,9 +69,15 @@ class MarketplaceClient:
         )
 
     def entitlements(self, identity: BuyerIdentity, *, legacy: bool) -> list[dict[str, Any]]:
-        """Every entitlement of the buyer for the product, all pages."""
+        """Every entitlement of this license (or, on a legacy listing, this customer), all pages.
+
+        By license, not by account: one account may hold several licenses of a product at once (concurrent
+        agreements), each with its own entitlements (GetEntitlements' LICENSE_ARN filter).
+        """
         if legacy and identity.customer_identifier:
             customer_filter = {"CUSTOMER_IDENTIFIER": [identity.customer_identifier]}
+        elif identity.license_arn:
+            customer_filter = {"LICENSE_ARN": [identity.license_arn]}
         else:
             customer_filter = {"CUSTOMER_AWS_ACCOUNT_ID": [identity.customer_aws_account_id]}
         found: list[dict[str, Any]] = []

@@ -160,3 +160,36 @@ def test_contract_entitlements_are_read_over_cbor_across_pages(deployed_contract
     assert registration.handler(register_post(DETAILS, cookie), CONTEXT)["statusCode"] == 201
     (item,) = subscribers()
     assert [entry["value"] for entry in item["entitlements"]] == list(range(30))
+
+
+def _register(token: str) -> None:
+    cookie = session_cookie(fulfil(token))
+    assert registration.handler(register_post(DETAILS, cookie), CONTEXT)["statusCode"] == 201
+
+
+def test_the_agreement_resolve_customer_names_is_kept_with_the_subscriber(deployed: Emulator) -> None:
+    minted = deployed.subscribe(PRODUCT, customerAWSAccountId="210987654321")
+    _register(minted["token"])
+    (item,) = subscribers()
+    assert item["agreementId"] == minted["agreementId"]  # ResolveCustomer's Metadata.AgreementId
+
+
+def test_two_licenses_of_one_account_register_with_their_own_entitlements(
+    deployed_contract: Emulator,
+) -> None:
+    account = "210987654321"
+    first = deployed_contract.subscribe(
+        CONTRACT_PRODUCT, customerAWSAccountId=account, entitlements=[{"dimension": "seats", "value": 5}]
+    )
+    second = deployed_contract.subscribe(
+        CONTRACT_PRODUCT,
+        customerAWSAccountId=account,
+        newAgreement=True,
+        entitlements=[{"dimension": "seats", "value": 50}],
+    )
+    _register(first["token"])
+    _register(second["token"])
+    by_license = {item["licenseArn"]: item for item in subscribers()}
+    assert set(by_license) == {first["licenseArn"], second["licenseArn"]}
+    assert [e["value"] for e in by_license[first["licenseArn"]]["entitlements"]] == [5]
+    assert [e["value"] for e in by_license[second["licenseArn"]]["entitlements"]] == [50]
