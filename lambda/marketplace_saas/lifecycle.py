@@ -38,13 +38,13 @@ from botocore.exceptions import ClientError
 from marketplace_saas.marketplace import MarketplaceClient
 from marketplace_saas.models import (
     AGREEMENT_ENDED_FACT,
-    AGREEMENT_PREFIX,
     ALL_FACTS,
     BILLABLE_STATUSES,
     ENDED_STATUSES,
     FACTS,
     PROVISIONED_FACT,
     STATUS_FACTS,
+    UNREGISTERED_PREFIX,
     BuyerIdentity,
     SubscriberStatus,
     agreement_key,
@@ -260,6 +260,12 @@ class Lifecycle:
             return Outcome("ignored", "held until a license event names this agreement")
         outcome = Outcome("applied")
         item = self._record(key, notice)
+        if key["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX):
+            # Written first, then looked for again: a buyer who registered meanwhile has either folded this
+            # placeholder in, or is found now and gets the fact directly (see Subscribers.register).
+            registered_key = self._registered_by_customer_identifier(notice)
+            if registered_key is not None:
+                key, item = registered_key, self._record(registered_key, notice)
         if notice.license_arn and notice.agreement_id:
             item = self._claim_agreement(key, notice.agreement_id) or item
         outcome.previous = item.get("status")
@@ -351,19 +357,23 @@ class Lifecycle:
         if notice.account and notice.agreement_id:
             return self._agreement_subscriber(notice.account, notice.agreement_id)
         if notice.customer_identifier:
-            found = self._query(
-                IndexName="byCustomerIdentifier",
-                KeyConditionExpression="customerIdentifier = :c",
-                ExpressionAttributeValues={":c": notice.customer_identifier},
-            )["Items"]
-            registered = [i for i in found if not is_placeholder(i["customerAWSAccountId"])]
-            if registered:
-                return {
-                    "customerAWSAccountId": registered[0]["customerAWSAccountId"],
-                    "subscriptionKey": registered[0]["subscriptionKey"],
-                }
-            return unregistered_key(notice.customer_identifier, self._settings.product_code)
+            found = self._registered_by_customer_identifier(notice)
+            return found or unregistered_key(notice.customer_identifier, self._settings.product_code)
         raise UnreadableMessage(f"{notice.name}: no customer named")
+
+    def _registered_by_customer_identifier(self, notice: Notice) -> dict[str, str] | None:
+        found = self._query(
+            IndexName="byCustomerIdentifier",
+            KeyConditionExpression="customerIdentifier = :c",
+            ExpressionAttributeValues={":c": notice.customer_identifier},
+        )["Items"]
+        registered = [i for i in found if not is_placeholder(i["customerAWSAccountId"])]
+        if not registered:
+            return None
+        return {
+            "customerAWSAccountId": registered[0]["customerAWSAccountId"],
+            "subscriptionKey": registered[0]["subscriptionKey"],
+        }
 
     def _agreement_subscriber(self, account: str, agreement_id: str) -> dict[str, str] | None:
         for item in self._items_of(account):
@@ -407,7 +417,8 @@ class Lifecycle:
         if notice.free_trial is not None:
             values[":freeTrial"] = notice.free_trial
             assignments.append("freeTrial = :freeTrial")
-        if key["customerAWSAccountId"].startswith(AGREEMENT_PREFIX):
+        if is_placeholder(key["customerAWSAccountId"]):
+            # Facts nobody claims (another product's agreement, a buyer who never registers) expire.
             values[":expires"] = int(self._clock()) + UNCLAIMED_AGREEMENT_SECONDS
             assignments.append("expiresAt = :expires")
         request: dict[str, Any] = {

@@ -194,9 +194,74 @@ class Subscribers:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
-        if early and identity.customer_identifier:
-            self._table.delete_item(Key=unregistered_key(identity.customer_identifier, identity.product_code))
-        return _subscriber(identity, result["Attributes"])
+        item = result["Attributes"]
+        if self._legacy and identity.customer_identifier:
+            item = self._settle_early_facts(identity, item)
+        return _subscriber(identity, item)
+
+    def _settle_early_facts(self, identity: BuyerIdentity, item: dict[str, Any]) -> dict[str, Any]:
+        """Fold in what the placeholder holds now, then remove it only if nothing changed meanwhile.
+
+        A notification that lands in the placeholder after the read above is either seen here (the
+        placeholder is read again after the subscriber was written) or, if it comes later still, finds the
+        registered subscriber itself: the lifecycle looks again after writing a placeholder. Never lost.
+        """
+        assert identity.customer_identifier is not None
+        key = unregistered_key(identity.customer_identifier, identity.product_code)
+        for _ in range(5):
+            try:
+                held = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+                if not held:
+                    return item
+                facts = {fact: held[fact] for fact in ALL_FACTS if fact in held}
+                newer = {f: v for f, v in facts.items() if f not in item or int(item[f]) < int(v)}
+                if newer:
+                    item = self._add_facts(identity, item, newer)
+                names = {f"#f{i}": fact for i, fact in enumerate(ALL_FACTS)}
+                values = {f":f{i}": facts[fact] for i, fact in enumerate(ALL_FACTS) if fact in facts}
+                unchanged = [
+                    f"#f{i} = :f{i}" if fact in facts else f"attribute_not_exists(#f{i})"
+                    for i, fact in enumerate(ALL_FACTS)
+                ]
+                request: dict[str, Any] = {
+                    "Key": key,
+                    "ConditionExpression": " AND ".join(unchanged),
+                    "ExpressionAttributeNames": names,
+                }
+                if values:
+                    request["ExpressionAttributeValues"] = values
+                self._table.delete_item(**request)
+                return item
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+                # A notification changed the placeholder (or the subscriber) meanwhile: fold again.
+                latest = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get("Item")
+                item = latest or item
+        # Still changing: it stays (with its expiry) and the lifecycle's own look-up applies what comes next.
+        return item
+
+    def _add_facts(
+        self, identity: BuyerIdentity, item: dict[str, Any], newer: dict[str, Any]
+    ) -> dict[str, Any]:
+        merged = {**item, **newer}
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":status": status_of(merged)}
+        assignments, conditions = ["#status = :status"], []
+        for index, (fact, value) in enumerate(newer.items()):
+            names[f"#n{index}"] = fact
+            values[f":n{index}"] = value
+            assignments.append(f"#n{index} = :n{index}")
+            conditions.append(f"(attribute_not_exists(#n{index}) OR #n{index} < :n{index})")
+        updated: dict[str, Any] = self._table.update_item(
+            Key=self._key(identity),
+            UpdateExpression="SET " + ", ".join(assignments),
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return updated
 
     def _early_facts(self, identity: BuyerIdentity) -> dict[str, Any]:
         """Lifecycle facts that legacy SNS notifications recorded before this buyer registered."""

@@ -77,7 +77,9 @@ class World:
         )
         assert status == 200, body
 
-    def register(self, account: str, company: str = "Acme", *, agreement: bool = True) -> Subscriber | None:
+    def register(
+        self, account: str, company: str = "Acme", *, agreement: bool = True, table: Any = None
+    ) -> Subscriber | None:
         """The buyer fills in the landing page form (what the registration function stores): with the
         agreement id ResolveCustomer gave at fulfillment, unless `agreement` is False (older answers)."""
         legacy = self.harness.settings.legacy_identity
@@ -98,7 +100,7 @@ class World:
             status="pending",
             offer_type=None,
         )
-        return Subscribers(self.harness.subscribers_table, legacy=legacy).register(subscriber)
+        return Subscribers(table or self.harness.subscribers_table, legacy=legacy).register(subscriber)
 
     def license_event(self, account: str, detail_type: str, at_ms: int) -> str:
         """A `License Updated` / `License Deprovisioned` event as AWS Marketplace sends it."""

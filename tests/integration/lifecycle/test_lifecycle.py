@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,46 @@ def test_legacy_sns_notifications_before_and_after_registration(legacy_world: Wo
     world.register(failing)
     lifecycle.handle(parse(world.sns_notification(failing, "subscribe-fail", t)))  # type: ignore[arg-type]
     assert world.subscriber(failing)["status"] == "failed"
+
+
+def test_a_legacy_notification_landing_while_the_buyer_registers_is_not_lost(legacy_world: World) -> None:
+    """The race: registration reads the buyer's early facts, a notification lands, registration goes on."""
+    world, account, t = legacy_world, "111122223333", legacy_world.now_ms - 60_000
+    world.subscribe(account)
+    lifecycle = world.lifecycle()
+    lifecycle.handle(parse(world.sns_notification(account, "subscribe-success", t)))  # type: ignore[arg-type]
+    table = world.harness.subscribers_table
+
+    class Racing:
+        """The subscribers table, with unsubscribe-pending arriving right after the first read."""
+
+        landed = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(table, name)
+
+        def get_item(self, **request: Any) -> Any:
+            answer = table.get_item(**request)
+            if not Racing.landed:
+                Racing.landed = True
+                lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-pending", t + 1000)))  # type: ignore[arg-type]
+            return answer
+
+    assert world.register(account, table=Racing()) is not None
+    assert Racing.landed
+    item = world.subscriber(account)
+    assert (item["status"], item["activatedAt"], item["cancelRequestedAt"]) == ("cancel-pending", t, t + 1000)
+    leftovers = [i for i in table.scan()["Items"] if i["customerAWSAccountId"] != account]
+    assert leftovers == []  # the placeholder is gone, and only once nothing new was in it
+
+
+def test_a_legacy_notification_after_registration_read_finds_the_subscriber(legacy_world: World) -> None:
+    world, account, t = legacy_world, "111122223333", legacy_world.now_ms - 60_000
+    world.subscribe(account)
+    world.register(account)
+    outcome = world.lifecycle().handle(parse(world.sns_notification(account, "subscribe-success", t)))  # type: ignore[arg-type]
+    assert outcome.action == "applied" and world.subscriber(account)["status"] == "active"
+    placeholders = [
+        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
+    ]
+    assert placeholders == []
