@@ -328,10 +328,19 @@ class MeteringJob:
             )
             for item in page["Items"]
         }
-        for subscriber in active:
+        candidates = [
+            subscriber
+            for subscriber in active
+            if int(subscriber.get("activatedAt", 0)) < (hour + HOUR) * 1000
+            and (subscriber["customerAWSAccountId"], subscriber["subscriptionKey"]) not in with_usage
+        ]
+        registered = self._registered(candidates)
+        for subscriber in candidates:
             customer: Customer = (subscriber["customerAWSAccountId"], subscriber["subscriptionKey"])
             account = customer[0]
-            if int(subscriber.get("activatedAt", 0)) >= (hour + HOUR) * 1000 or customer in with_usage:
+            if customer not in registered:
+                # Known only from a Marketplace event: nobody can have used the product yet, and an identity
+                # the listing never confirmed is not worth a record that may fail every hour.
                 continue
             # Usage of this hour already sent (a flush) also counts: one query of the account's hour.
             existing = self._usage.query(
@@ -372,6 +381,36 @@ class MeteringJob:
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise  # usage arrived meanwhile: nothing to add
+
+    def _registered(self, subscribers: list[dict[str, Any]]) -> set[Customer]:
+        """Which of these subscriptions a buyer registered (100 keys a BatchGetItem, the API's limit)."""
+        keys = [  # the low-level client's form: typed attribute values
+            {
+                "customerAWSAccountId": {"S": str(item["customerAWSAccountId"])},
+                "subscriptionKey": {"S": str(item["subscriptionKey"])},
+            }
+            for item in subscribers
+        ]
+        table_name = self._subscribers.name
+        found: set[Customer] = set()
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                table_name: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "customerAWSAccountId, subscriptionKey, registrationDate",
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                answer = self._subscribers.meta.client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(table_name, []):
+                    if "registrationDate" in item:
+                        found.add((item["customerAWSAccountId"]["S"], item["subscriptionKey"]["S"]))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(0.05 * 2**attempt)  # what DynamoDB could not read now, it reads on the next try
+        return found
 
     # --- sealing, sending, recording the answer -----------------------------------------------------
 

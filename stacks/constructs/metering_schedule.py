@@ -32,6 +32,8 @@ def allow_metering(function: ListingFunction, tables: ListingTables) -> None:
     function.allow(["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}", usage.table_arn])
     function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
     function.allow(["dynamodb:Query"], [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}"])
+    # Zero records go only to registered buyers: one BatchGetItem per 100 active licenses an hour.
+    function.allow(["dynamodb:BatchGetItem"], [subscribers.table_arn])
     function.allow(["aws-marketplace:BatchMeterUsage"], ["*"])
 
 

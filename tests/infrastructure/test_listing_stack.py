@@ -497,6 +497,7 @@ def test_the_metering_job_may_meter_pending_usage_and_close_ended_subscriptions(
     assert "dynamodb:Scan" not in grants
     assert any("pendingByHour" in resource for resource in grants["dynamodb:Query"])
     assert any("byStatus" in resource and subscribers in resource for resource in grants["dynamodb:Query"])
+    assert grants["dynamodb:BatchGetItem"] == {subscribers_arn}  # who registered, for zero records
 
 
 def test_usage_recording_may_read_subscribers_and_add_usage_only(two_listings: Synthesized) -> None:

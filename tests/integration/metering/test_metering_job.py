@@ -73,6 +73,24 @@ def test_quiet_active_subscribers_get_a_zero_record_each_hour(harness: Harness) 
     assert harness.billed() == {("200000000001", min(DIMENSIONS), hour_iso(harness, 1)): 0}
 
 
+def test_a_license_known_only_from_a_marketplace_event_gets_no_zero_record(harness: Harness) -> None:
+    harness.buyer(ACCOUNTS[0])
+    # A License event for a buyer who never registered leaves an active item with no registration.
+    harness.subscribers_table.put_item(
+        Item={
+            "customerAWSAccountId": ACCOUNTS[1],
+            "subscriptionKey": "l-neverregistered",
+            "licenseArn": "arn:aws:license-manager::111111111111:license:l-neverregistered",
+            "status": "active",
+        }
+    )
+    client = CrashingProxy(boto3.client("meteringmarketplace"), frozenset({"batch_meter_usage"}))
+    report = harness.job(client=client).run()
+    assert report.zero_records_added == 1 and report.failed == {}
+    assert client.calls == 1  # one call, never split record by record
+    assert {customer for customer, _, _ in harness.billed()} == {ACCOUNTS[0]}
+
+
 def test_allocations_are_sent_with_their_record(harness: Harness) -> None:
     harness.buyer(ACCOUNTS[0])
     harness.record(
