@@ -23,8 +23,8 @@ EVENTS = {
     "pending": [],
     "active": [],
     "cancel-pending": ["unsubscribe-pending"],
-    # Cancelled: the final hour after the cancellation is over (the cancellation is sent as of two hours ago,
-    # and the local metering job closes the license on its next run).
+    # Cancelled: the final hour after the cancellation is over (the subscription and its cancellation are
+    # played two hours ago, and the local metering job closes the license on its next run).
     "cancelled": ["unsubscribe-pending"],
     "failed": ["subscribe-fail"],
 }
@@ -111,13 +111,13 @@ def test_status_and_export_show_subscribers_in_every_state(
     accounts = {}
     for state in STATES:
         mint = {"status": "pending"} if state in ("pending", "failed") else {}
-        minted = register_buyer(local_mode, LISTING, company=f"Ops {state} Ltd", **mint)
-        accounts[state] = minted["customerAWSAccountId"]
         emulator = local_mode["emulator"]["url"]
         shift = 2 * 3600 if state == "cancelled" else 0
         if shift:
             assert post_json(f"{emulator}/_emulator/clock", {"offsetSeconds": -shift})[0] == 200
         try:
+            minted = register_buyer(local_mode, LISTING, company=f"Ops {state} Ltd", **mint)
+            accounts[state] = minted["customerAWSAccountId"]
             for kind in EVENTS[state]:
                 body = {"type": kind, "productCode": product, "customerAWSAccountId": accounts[state]}
                 assert post_json(f"{emulator}/_emulator/events", body)[0] == 200
