@@ -120,6 +120,9 @@ def create_tables() -> tuple[Any, Any]:
 def seed(emulator: EmulatorServer, usage: Any, subscribers: Any, count: int, now: float) -> None:
     """`count` pending records over active licenses x dimensions x the last 4 completed hours."""
     customers = max(1, count * CUSTOMERS_PER_1000 // 1000)
+    license_count = customers + (customers + 1) // 2
+    dimensions = [f"d{n}" for n in range(math.ceil(count / (license_count * 4)))]
+    emulator.marketplace.put_product({"productCode": PRODUCT, "dimensions": dimensions})
     licenses: list[tuple[str, str]] = []  # (account, license ARN); every other customer holds two
     for index in range(customers):
         account = f"{index:012d}"
@@ -128,8 +131,6 @@ def seed(emulator: EmulatorServer, usage: Any, subscribers: Any, count: int, now
                 {"productCode": PRODUCT, "customerAWSAccountId": account, "newAgreement": new_agreement}
             )
             licenses.append((account, subscription.license_arn))
-    dimensions = [f"d{n}" for n in range(math.ceil(count / (len(licenses) * 4)))]
-    emulator.marketplace.put_product({"productCode": PRODUCT, "dimensions": dimensions})
     # Only subscriptions AWS Marketplace confirmed are billed: every license here has been active for hours.
     with subscribers.batch_writer() as writer:
         for account, license_arn in licenses:

@@ -384,11 +384,8 @@ class MeteringJob:
 
     def _registered(self, subscribers: list[dict[str, Any]]) -> set[Customer]:
         """Which of these subscriptions a buyer registered (100 keys a BatchGetItem, the API's limit)."""
-        keys = [  # the low-level client's form: typed attribute values
-            {
-                "customerAWSAccountId": {"S": str(item["customerAWSAccountId"])},
-                "subscriptionKey": {"S": str(item["subscriptionKey"])},
-            }
+        keys = [
+            {"customerAWSAccountId": item["customerAWSAccountId"], "subscriptionKey": item["subscriptionKey"]}
             for item in subscribers
         ]
         table_name = self._subscribers.name
@@ -402,10 +399,11 @@ class MeteringJob:
                 }
             }
             for attempt in range(8):
+                # The table resource's client: plain Python values in and out, as for the table itself.
                 answer = self._subscribers.meta.client.batch_get_item(RequestItems=request)
                 for item in answer["Responses"].get(table_name, []):
                     if "registrationDate" in item:
-                        found.add((item["customerAWSAccountId"]["S"], item["subscriptionKey"]["S"]))
+                        found.add((str(item["customerAWSAccountId"]), str(item["subscriptionKey"])))
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -479,12 +477,12 @@ class MeteringJob:
             try:
                 result = self._call(records, report)
             except BatchRejected as rejection:
-                if rejection.code != "TimestampOutOfBoundsException" and len(waiting) > 1:
-                    # One record spoils the call: send each alone so only that one fails.
+                if len(waiting) > 1:
+                    # One record spoils the call (an invalid license or dimension, a timestamp out of
+                    # bounds): send each alone so only that one fails.
                     for sealed in list(waiting.values()):
                         self._send([sealed], report)
                     return
-                # TimestampOutOfBounds rejects the whole batch: none of it can be billed now.
                 for sealed in waiting.values():
                     self._finish(
                         sealed.key, "failed", report, reason=rejection.code.removesuffix("Exception")
@@ -543,7 +541,8 @@ def send_timestamp(hour: int, now: float) -> int | None:
     inside the 24-hour window; after that, the earliest moment of the hour still inside (with a margin for
     the run to finish sending), so usage recorded late in its window is still billed by the next run.
     """
-    earliest = math.ceil(earliest_accepted(now) + SEND_MARGIN_SECONDS)
+    # Accepted now and still when the run's last try goes out (the month may close meanwhile, at 06:00).
+    earliest = math.ceil(earliest_accepted(now + SEND_MARGIN_SECONDS))
     moment = max(hour, earliest)
     return moment if moment < hour + HOUR and moment <= now else None
 

@@ -483,3 +483,19 @@ def test_a_contract_with_consumption_meters_only_what_is_reported(harness: Harne
     report = harness.run()
     assert report.zero_records_added == 0
     assert harness.billed() == {(ACCOUNTS[0], "users", hour_iso(harness, 1)): 2}
+
+
+def test_a_timestamp_out_of_bounds_fails_only_its_own_record(harness: Harness) -> None:
+    harness.advance(-25 * 3600)
+    harness.buyer(ACCOUNTS[0])
+    moment = datetime.fromtimestamp(harness.now[0], UTC)
+    harness.advance(25 * 3600 + (55 - moment.minute) % 60 * 60 - moment.second)
+    harness.record(ACCOUNTS[0], 6, hours_ago=23.5)  # its hour began 23 h 55 min ago
+    harness.record(ACCOUNTS[0], 2, hours_ago=1, dimension="storage")
+    # AWS's clock is half an hour ahead of the job's: for AWS the late hour is already out of the window.
+    harness.emulator.shift_clock(1800)
+    report = harness.run()
+    assert report.failed == {"TimestampOutOfBounds": 1}
+    assert report.metered == 1 + report.zero_records_added
+    billed = harness.billed()
+    assert billed[(ACCOUNTS[0], "storage", hour_iso(harness, 1))] == 2
