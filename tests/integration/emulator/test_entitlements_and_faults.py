@@ -142,6 +142,44 @@ def test_entitlements_by_license_arn_under_concurrent_agreements(
     )
 
 
+def test_each_license_keeps_its_own_entitlements(emulator: Emulator, entitlement: Any) -> None:
+    emulator.product("CONTRACT", ("seats",), pricingModel="contract")
+    first = emulator.subscribe(
+        "CONTRACT", customerAWSAccountId="111122223333", entitlements=[{"dimension": "seats", "value": 10}]
+    )
+    second = emulator.subscribe(
+        "CONTRACT",
+        customerAWSAccountId="111122223333",
+        newAgreement=True,
+        entitlements=[{"dimension": "seats", "value": 50}],
+    )
+
+    def seats(license_arn: str) -> list[int]:
+        found = entitlement.get_entitlements(ProductCode="CONTRACT", Filter={"LICENSE_ARN": [license_arn]})
+        assert all(item["LicenseArn"] == license_arn for item in found["Entitlements"])
+        return [item["Value"]["IntegerValue"] for item in found["Entitlements"]]
+
+    # Subscribing again without newAgreement changes the account's newest license only.
+    emulator.subscribe(
+        "CONTRACT", customerAWSAccountId="111122223333", entitlements=[{"dimension": "seats", "value": 75}]
+    )
+    assert (seats(first["licenseArn"]), seats(second["licenseArn"])) == ([10], [75])
+    # A renewal keeps the license's entitlements; a cancelled license has none, the other keeps its own.
+    assert emulator.event("renew", "CONTRACT", licenseArn=first["licenseArn"])[0] == 200
+    assert seats(first["licenseArn"]) == [10]
+    status, _ = emulator.event(
+        "unsubscribe-success", "CONTRACT", licenseArn=second["licenseArn"], endedToDeprovisionedSeconds=0
+    )
+    assert status == 200
+    assert (seats(first["licenseArn"]), seats(second["licenseArn"])) == ([10], [])
+    by_account = entitlement.get_entitlements(
+        ProductCode="CONTRACT", Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]}
+    )["Entitlements"]
+    assert [(item["LicenseArn"], item["Value"]) for item in by_account] == [
+        (first["licenseArn"], {"IntegerValue": 10})
+    ]
+
+
 def test_raw_cbor_requests_get_cbor_answers(
     emulator: Emulator, contract_buyers: list[dict[str, Any]]
 ) -> None:
