@@ -27,6 +27,7 @@ EVENTS = (
     "unsubscribe-success",
     "subscribe-fail",
     "entitlement-updated",
+    "renew",
 )
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1b1f24; background: #f4f6f9; }

@@ -11,7 +11,11 @@ from pathlib import Path
 
 from local.marketplace_emulator.notifications import Notifier
 from local.marketplace_emulator.server import EmulatorServer
-from local.marketplace_emulator.state import AdminError, Marketplace
+from local.marketplace_emulator.state import (
+    DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
+    AdminError,
+    Marketplace,
+)
 
 
 def seed(marketplace: Marketplace, config_file: Path) -> int:
@@ -50,6 +54,13 @@ def main() -> None:
     parser.add_argument("--eventbridge-endpoint", help="deliver lifecycle events with PutEvents here")
     parser.add_argument("--sns-endpoint", help="deliver legacy SNS notifications here")
     parser.add_argument(
+        "--ended-to-deprovisioned-seconds",
+        type=float,
+        default=DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
+        help="seconds from Purchase Agreement Ended to License Deprovisioned when a license is cancelled "
+        "(POST /_emulator/events may give its own endedToDeprovisionedSeconds)",
+    )
+    parser.add_argument(
         "--seed", type=Path, help="a marketplace-config.json whose enabled listings become products"
     )
     args = parser.parse_args()
@@ -57,12 +68,16 @@ def main() -> None:
     marketplace = Marketplace(token_lifetime_seconds=args.token_lifetime)
     if args.seed:
         print(f"seeded {seed(marketplace, args.seed)} product(s) from {args.seed}", flush=True)
-    server = EmulatorServer(
-        args.host,
-        args.port,
-        marketplace=marketplace,
-        notifier=Notifier(args.eventbridge_endpoint, args.sns_endpoint),
-    )
+    try:
+        server = EmulatorServer(
+            args.host,
+            args.port,
+            marketplace=marketplace,
+            notifier=Notifier(args.eventbridge_endpoint, args.sns_endpoint),
+            ended_to_deprovisioned_seconds=args.ended_to_deprovisioned_seconds,
+        )
+    except AdminError as error:
+        parser.error(f"--ended-to-deprovisioned-seconds: {error.message}")
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -15,6 +15,8 @@ tests that check the emulator against botocore's service model.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import threading
 import time
@@ -28,8 +30,17 @@ from urllib.parse import parse_qs, urlsplit
 import cbor2
 
 from local.marketplace_emulator import shapes
-from local.marketplace_emulator.notifications import Notifier
-from local.marketplace_emulator.state import AdminError, ApiError, Marketplace, Subscription
+from local.marketplace_emulator.notifications import Notifier, iso_ms, render
+from local.marketplace_emulator.state import (
+    DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
+    LIFECYCLE_EVENTS,
+    MAX_ENDED_TO_DEPROVISIONED_SECONDS,
+    AdminError,
+    ApiError,
+    Marketplace,
+    Notice,
+    Subscription,
+)
 
 JSON_11 = "application/x-amz-json-1.1"
 CBOR = "application/cbor"
@@ -43,13 +54,7 @@ OPERATIONS: dict[str, tuple[Callable[[Marketplace, dict[str, Any]], dict[str, An
     ),
 }
 UNSUPPORTED = {"AWSMPMeteringService.MeterUsage", "AWSMPMeteringService.RegisterUsage"}
-EVENT_STATUS = {
-    "subscribe-success": "active",
-    "subscribe-fail": "failed",
-    "unsubscribe-pending": "cancel-pending",
-    "unsubscribe-success": "cancelled",
-    "entitlement-updated": None,
-}
+EVENT_FIELDS = ("productCode", "customerAWSAccountId", "licenseArn", "type", "endedToDeprovisionedSeconds")
 
 
 def _to_cbor_value(value: Any) -> Any:
@@ -105,12 +110,16 @@ class EmulatorServer:
         marketplace: Marketplace | None = None,
         notifier: Notifier | None = None,
         record_calls: bool = False,
+        ended_to_deprovisioned_seconds: float = DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
     ) -> None:
         self.marketplace = marketplace or Marketplace()
         self.notifier = notifier or Notifier()
         self.record_calls = record_calls
+        self.ended_to_deprovisioned_seconds = _gap(ended_to_deprovisioned_seconds)
         self.calls: list[RecordedCall] = []
         self._calls_lock = threading.Lock()
+        self._events_lock = threading.Lock()
+        self._timers = _Timers(self.marketplace.now)
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -129,6 +138,7 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
+        self._timers.cancel_all()
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -158,6 +168,12 @@ class EmulatorServer:
             return 201, marketplace.put_product(body).view()
         if route == ("POST", "/_emulator/subscriptions"):
             subscription, token = marketplace.subscribe(body)
+            deliveries = None
+            if subscription.status == "active":
+                # Marketplace tells the seller as the buyer is sent to the fulfillment URL (for a license
+                # whose agreement ended, about the new agreement).
+                notices = marketplace.lifecycle_event(subscription, "subscribe-success")
+                deliveries = self._announce("subscribe-success", subscription, notices)["deliveries"]
             answer: dict[str, Any] = {
                 "token": token,
                 "customerAWSAccountId": subscription.customer_aws_account_id,
@@ -168,9 +184,8 @@ class EmulatorServer:
             }
             if marketplace.products[subscription.product_code].legacy:
                 answer["customerIdentifier"] = subscription.customer_identifier
-            if subscription.status == "active":
-                # Marketplace tells the seller as the buyer is sent to the fulfillment URL.
-                answer["deliveries"] = self._notify("subscribe-success", subscription)
+            if deliveries is not None:
+                answer["deliveries"] = deliveries
             return 201, answer
         if route == ("GET", "/_emulator/subscriptions"):
             code = _first(query, "productCode")
@@ -185,7 +200,8 @@ class EmulatorServer:
         if route == ("POST", "/_emulator/events"):
             return self._event(body)
         if route == ("GET", "/_emulator/events"):
-            return 200, {"events": list(marketplace.events)}
+            with self._events_lock:
+                return 200, {"events": copy.deepcopy(marketplace.events)}
         if route == ("GET", "/_emulator/metering"):
             code = _first(query, "productCode")
             return 200, {"records": marketplace.billed_records(code)}
@@ -199,9 +215,13 @@ class EmulatorServer:
                 "operations": sorted(faults.operations),
             }
         if route == ("POST", "/_emulator/clock"):
-            return 200, {"now": self._set_clock(body)}
+            now = self._set_clock(body)
+            self._timers.clock_changed()  # a notification whose time the clock passed is delivered now
+            return 200, {"now": now}
         if route == ("POST", "/_emulator/reset"):
-            marketplace.reset()
+            self._timers.cancel_all()  # a notification still to come belongs to what is forgotten
+            with self._events_lock:
+                marketplace.reset()
             return 200, {"status": "reset"}
         raise AdminError(f"no admin route {method} {path}", 404)
 
@@ -225,9 +245,15 @@ class EmulatorServer:
         return datetime.fromtimestamp(marketplace.now(), UTC).isoformat()
 
     def _event(self, body: dict[str, Any]) -> tuple[int, Any]:
+        unknown = sorted(set(body) - set(EVENT_FIELDS))
+        if unknown:
+            raise AdminError(
+                f"unknown field {', '.join(map(repr, unknown))}: POST /_emulator/events takes "
+                + ", ".join(EVENT_FIELDS)
+            )
         kind = body.get("type")
-        if kind not in EVENT_STATUS:
-            raise AdminError(f"type: one of {', '.join(EVENT_STATUS)}")
+        if kind not in LIFECYCLE_EVENTS:
+            raise AdminError(f"type: one of {', '.join(LIFECYCLE_EVENTS)}")
         code, account, license_arn = (
             body.get("productCode"),
             body.get("customerAWSAccountId"),
@@ -239,32 +265,127 @@ class EmulatorServer:
             raise AdminError("customerAWSAccountId: a string")
         if license_arn is not None and not isinstance(license_arn, str):
             raise AdminError("licenseArn: a string")
+        gap = _gap(body.get("endedToDeprovisionedSeconds", self.ended_to_deprovisioned_seconds))
         # Without licenseArn the account's only license; several → 409 naming them.
         subscription = self.marketplace.find_subscription(code, account, license_arn)
-        status = EVENT_STATUS[kind]
-        if status:
-            self.marketplace.set_status(subscription, status)
+        notices = self.marketplace.lifecycle_event(subscription, kind, gap)
+        entry = self._announce(kind, subscription, notices)
         return 200, {
             "status": subscription.status,
             "licenseArn": subscription.license_arn,
             "agreementId": subscription.agreement_id,
-            "deliveries": self._notify(kind, subscription),
+            "deliveries": entry["deliveries"],
+            "notifications": entry["notifications"],
         }
 
-    def _notify(self, kind: str, subscription: Subscription) -> list[dict[str, Any]]:
+    def _announce(self, kind: str, subscription: Subscription, notices: list[Notice]) -> dict[str, Any]:
+        """Log the event and send its notifications: now, or (License Deprovisioned after the gap) later.
+
+        A deferred notification is delivered by a timer thread when the emulator's clock reaches its time
+        (or when POST /_emulator/clock passes it), so the answer never waits for it; until then the log shows
+        it `scheduled`. With a gap of 0 nothing is deferred. Returns a copy of the log entry once the others
+        are delivered.
+        """
         product = self.marketplace.products[subscription.product_code]
-        deliveries = self.notifier.deliver(kind, subscription, product, self.marketplace.now())
-        self.marketplace.events.append(
-            {
-                "type": kind,
-                "productCode": subscription.product_code,
-                "customerAWSAccountId": subscription.customer_aws_account_id,
-                "licenseArn": subscription.license_arn,
-                "agreementId": subscription.agreement_id,
-                "deliveries": deliveries,
+        entry: dict[str, Any] = {
+            "type": kind,
+            "productCode": subscription.product_code,
+            "customerAWSAccountId": subscription.customer_aws_account_id,
+            "licenseArn": subscription.license_arn,
+            "agreementId": subscription.agreement_id,
+            "time": iso_ms(int(self.marketplace.now() * 1000)),
+            "notifications": [],
+            "deliveries": [],
+        }
+        with self._events_lock:
+            self.marketplace.events.append(entry)
+        for notice in notices:
+            sent = render(notice, product)
+            record = {
+                "channel": notice.channel,
+                "name": notice.name,
+                "time": iso_ms(notice.at_ms),
+                "state": "scheduled",
+                "deliveries": [],
+                **{key: value for key, value in sent.items() if key != "channel"},
             }
+            with self._events_lock:
+                entry["notifications"].append(record)
+            deliver = functools.partial(self._deliver, entry, record, sent)
+            if notice.deferred:
+                self._timers.at(notice.at_ms / 1000, deliver)
+            else:
+                deliver()
+        with self._events_lock:
+            return copy.deepcopy(entry)
+
+    def _deliver(self, entry: dict[str, Any], record: dict[str, Any], sent: dict[str, Any]) -> None:
+        deliveries = self.notifier.deliver(sent)
+        with self._events_lock:
+            record["deliveries"] = deliveries
+            record["state"] = "delivered"
+            entry["deliveries"] = entry["deliveries"] + deliveries
+
+
+class _Timers:
+    """Deliveries that wait for their time (the emulator's clock), each on a daemon timer thread.
+
+    Setting the clock delivers those whose time has come (and re-times the others); reset and stop cancel
+    them all.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[threading.Timer, tuple[float, Callable[[], None]]] = {}
+
+    def at(self, moment: float, action: Callable[[], None]) -> None:
+        """Run `action` when the clock reaches `moment` (epoch seconds); at once if it has."""
+        delay = moment - self._clock()
+        if delay <= 0:
+            action()
+            return
+
+        def run() -> None:
+            with self._lock:
+                if self._pending.pop(timer, None) is None:
+                    return  # cancelled (or re-timed) meanwhile
+            action()
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        with self._lock:
+            self._pending[timer] = (moment, action)
+        timer.start()
+
+    def clock_changed(self) -> None:
+        for moment, action in self._take_all():
+            self.at(moment, action)
+
+    def cancel_all(self) -> None:
+        self._take_all()
+
+    def _take_all(self) -> list[tuple[float, Callable[[], None]]]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for timer in pending:
+            timer.cancel()
+        return sorted(pending.values(), key=lambda item: item[0])
+
+
+def _gap(value: Any) -> float:
+    """`endedToDeprovisionedSeconds`: seconds from Purchase Agreement Ended to License Deprovisioned."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdminError(
+            "endedToDeprovisionedSeconds: a number of seconds from Purchase Agreement Ended to License "
+            "Deprovisioned"
         )
-        return deliveries
+    if not 0 <= value <= MAX_ENDED_TO_DEPROVISIONED_SECONDS:
+        raise AdminError(
+            f"endedToDeprovisionedSeconds: between 0 and {MAX_ENDED_TO_DEPROVISIONED_SECONDS:g} (AWS sends "
+            "License Deprovisioned seconds to minutes after Purchase Agreement Ended)"
+        )
+    return float(value)
 
 
 def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:

@@ -15,26 +15,54 @@ Requests reach these methods already checked against their shape (shapes.py); th
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
+import string
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from local.marketplace_emulator.window import window_allows
 
 MAX_RECORDS_PER_CALL = 25
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 SELLER_ACCOUNT = "111111111111"
+# The channel partner that resells a product set up with `"resold": true` (the seller is then only the
+# manufacturer; the partner proposes the agreements).
+CHANNEL_PARTNER_ACCOUNT = "222222222222"
 ENTITLEMENTS_PAGE_SIZE = 25
+# Licenses whose entitlements GetEntitlements returns.
 BILLABLE = ("active", "cancel-pending")
 SUBSCRIPTION_STATES = ("pending", "active", "cancel-pending", "cancelled", "failed")
+# What POST /_emulator/events can make happen to a license (see Marketplace.lifecycle_event).
+LIFECYCLE_EVENTS = (
+    "subscribe-success",
+    "subscribe-fail",
+    "unsubscribe-pending",
+    "unsubscribe-success",
+    "entitlement-updated",
+    "renew",
+)
+# After `License Deprovisioned` / `unsubscribe-pending` Marketplace takes the license's usage for about an
+# hour (MARKETPLACE.md "Metering": "the seller has about 1 hour to send final records"; saas-notification:
+# "a limited time (about one hour) to get final metering records sent").
+FINAL_HOUR_SECONDS = 3600
+# `Purchase Agreement Ended` comes first, `License Deprovisioned` "seconds to minutes" later (MARKETPLACE.md).
+DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS = 5.0
+MAX_ENDED_TO_DEPROVISIONED_SECONDS = 3600.0
+# An agreement without an end date (pay-as-you-go): DescribeAgreement returns no endTime, but the
+# documented events always carry a date-time string, so the emulator writes one far in the future.
+# (An assumption: no page shows a pay-as-you-go agreement's event.)
+NO_END_TIME_MS = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp() * 1000)
+CONTRACT_DAYS = 365
+_ID_ALPHABET = string.ascii_lowercase + string.digits
 PRICING_MODELS = ("subscription", "contract", "contract-with-consumption")
 # A dimension's types (Catalog API `AddDimensions`, MARKETPLACE.md "Listing management"): only
 # ExternallyMetered dimensions are metered; Entitled ones are bought up front (contracts).
@@ -71,6 +99,26 @@ class Product:
     dimensions: dict[str, tuple[str, ...]]  # name → its types (ExternallyMetered and/or Entitled)
     pricing_model: str
     legacy: bool
+    # Sold through a channel partner's private offer: the seller is the manufacturer only, so it receives
+    # `- Manufacturer` agreement events; otherwise it is manufacturer and proposer and receives `- Proposer`
+    # ones (saas-eventbridge-integration: "only the proposer purchase agreement event is sent when you are
+    # both the manufacturer and proposer").
+    resold: bool = False
+
+    @property
+    def product_id(self) -> str:
+        """The product's id (`prod-…`), which license events name beside its code; stable per code."""
+        digest = hashlib.sha256(self.product_code.encode()).digest()
+        return "prod-" + "".join(_ID_ALPHABET[byte % len(_ID_ALPHABET)] for byte in digest[:13])
+
+    @property
+    def has_contract(self) -> bool:
+        """Contract pricing: the only pricing models with an entitlement SNS topic (MARKETPLACE.md)."""
+        return self.pricing_model != "subscription"
+
+    @property
+    def agreement_role(self) -> str:
+        return "Manufacturer" if self.resold else "Proposer"
 
     def view(self) -> dict[str, Any]:
         return {
@@ -78,12 +126,28 @@ class Product:
             "dimensions": [{"name": name, "types": list(types)} for name, types in self.dimensions.items()],
             "pricingModel": self.pricing_model,
             "legacy": self.legacy,
+            "resold": self.resold,
         }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One purchase agreement as its events show it (a snapshot: a later renewal does not change it)."""
+
+    agreement_id: str
+    status: str  # AgreementStatus of the marketplace-agreement model: ACTIVE, CANCELLED, RENEWED, ...
+    intent: str  # why it was created: NEW or RENEW
+    accepted_at_ms: int
+    ends_at_ms: int
+    previous_agreement_id: str | None = None
 
 
 @dataclass
 class Subscription:
-    """One license of one product held by one buyer account (one agreement)."""
+    """One license of one product held by one buyer account, bought by its current agreement.
+
+    A renewal replaces the agreement (a new one in the same chain) and keeps the license.
+    """
 
     product_code: str
     customer_aws_account_id: str
@@ -94,6 +158,14 @@ class Subscription:
     offer_type: str | None
     created_at: float
     entitlements: list[dict[str, Any]] = field(default_factory=list)
+    offer_id: str = ""
+    agreement: Agreement | None = None  # the current agreement (its id is agreement_id)
+    initial_agreement_id: str = ""  # the first agreement of the renewal chain
+    was_active: bool = False  # Marketplace ever confirmed it (a license never active is never billed)
+    # The final hour: from License Deprovisioned (unsubscribe-pending) Marketplace takes usage stamped before
+    # `final_hour_from` until `final_hour_until`.
+    final_hour_from: float | None = None
+    final_hour_until: float | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -101,12 +173,50 @@ class Subscription:
             "customerAWSAccountId": self.customer_aws_account_id,
             "licenseArn": self.license_arn,
             "agreementId": self.agreement_id,
+            "initialAgreementId": self.initial_agreement_id,
+            "offerId": self.offer_id,
             "customerIdentifier": self.customer_identifier,
             "status": self.status,
             "offerType": self.offer_type,
             "entitlements": self.entitlements,
             "createdAt": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+            "finalUsageUntil": (
+                datetime.fromtimestamp(self.final_hour_until, UTC).isoformat()
+                if self.final_hour_until is not None
+                else None
+            ),
         }
+
+    def takes_usage(self, timestamp: float, now: float) -> bool:
+        """Whether BatchMeterUsage bills this license's usage stamped `timestamp`, at `now`.
+
+        Active: yes. After License Deprovisioned / unsubscribe-pending: for one more hour, usage from before
+        the cancellation (MARKETPLACE.md "Metering": "after `unsubscribe-pending` (SNS) or `License
+        Deprovisioned` (EventBridge) the seller has about 1 hour to send final records"). Usage stamped after
+        the cancellation is not the buyer's any more. A license that was never active: never.
+        """
+        if self.status == "active":
+            return True
+        if not self.was_active or self.final_hour_from is None or self.final_hour_until is None:
+            return False
+        return timestamp < self.final_hour_from and now < self.final_hour_until
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification Marketplace sends about a license: on which channel, what, and when.
+
+    `name` is the EventBridge detail-type or the SNS action; `at_ms` the event's time (epoch milliseconds,
+    the emulator's clock). A `deferred` one (License Deprovisioned, a gap after Purchase Agreement Ended) is
+    delivered when its time comes; the others at once.
+    """
+
+    channel: Literal["eventbridge", "sns"]
+    name: str
+    at_ms: int
+    subscription: Subscription
+    agreement: Agreement
+    deferred: bool = False
 
 
 @dataclass
@@ -204,6 +314,7 @@ class Marketplace:
             self.calls = 0
             self.events: list[dict[str, Any]] = []
             self.clock_offset = 0.0
+            self._last_event_ms = 0
 
     # --- admin -------------------------------------------------------------------------------------
 
@@ -221,7 +332,14 @@ class Marketplace:
             if name in declared:
                 raise AdminError(f"dimensions: {name!r} is declared twice")
             declared[name] = types
-        product = Product(code, declared, pricing, bool(data.get("legacy", False)))
+        legacy, resold = data.get("legacy", False), data.get("resold", False)
+        if not isinstance(legacy, bool):
+            raise AdminError("legacy: true or false")
+        if not isinstance(resold, bool):
+            raise AdminError(
+                "resold: true (sold through a channel partner: - Manufacturer agreement events) or false"
+            )
+        product = Product(code, declared, pricing, legacy, resold)
         with self._lock:
             self.products[code] = product
         return product
@@ -257,8 +375,12 @@ class Marketplace:
             held = self.licenses(code, account)
             if held and not new_agreement:
                 subscription = held[-1]
-                if subscription.status in ("cancelled", "failed"):
+                if subscription.status in ("cancelled", "failed", "cancel-pending"):
+                    # Subscribing again. During the final hour too: "If a buyer unsubscribes and then
+                    # immediately successfully re-subscribes before the final unsubscribe-success message is
+                    # sent, ... a subscribe-success message will be sent instead" (saas-notification).
                     subscription.status = status
+                    subscription.final_hour_from = subscription.final_hour_until = None
                 if "entitlements" in data:
                     subscription.entitlements = entitlements
                 if "offerType" in data:
@@ -274,18 +396,24 @@ class Marketplace:
                         409,
                     )
                 license_id = secrets.token_hex(16)
+                agreement = self._new_agreement(product, f"agmt-{license_id[:24]}", "NEW")
                 subscription = Subscription(
                     product_code=code,
                     customer_aws_account_id=account,
                     license_arn=f"arn:aws:license-manager::{SELLER_ACCOUNT}:license:l-{license_id}",
-                    agreement_id=f"agmt-{license_id[:24]}",
+                    agreement_id=agreement.agreement_id,
                     customer_identifier=secrets.token_urlsafe(8),
                     status=status,
                     offer_type=data.get("offerType"),
                     created_at=self.now(),
                     entitlements=entitlements,
+                    offer_id="offer-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(13)),
+                    agreement=agreement,
+                    initial_agreement_id=agreement.agreement_id,
                 )
                 self.subscriptions.append(subscription)
+            if subscription.status == "active":
+                subscription.was_active = True
             token = secrets.token_urlsafe(48)
             self.tokens[token] = Token(subscription, self.now() + self.token_lifetime_seconds)
             return subscription, token
@@ -328,10 +456,151 @@ class Marketplace:
                 )
             return held[0]
 
-    def set_status(self, subscription: Subscription, status: str) -> Subscription:
+    # --- the subscription lifecycle ----------------------------------------------------------------
+
+    def lifecycle_event(
+        self,
+        subscription: Subscription,
+        kind: str,
+        ended_to_deprovisioned_seconds: float = DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
+    ) -> list[Notice]:
+        """Make `kind` happen to the license; the notifications Marketplace sends about it, in order.
+
+        EventBridge (every product) as the seller guide documents it (tests/fixtures/marketplace_events):
+        agreement events `- Proposer` for a seller who is also the proposer, `- Manufacturer` for a resold
+        product; license events `- Manufacturer`. SNS only for legacy products.
+
+        - subscribe-success: `Purchase Agreement Created` (intent NEW), then `License Updated`. Again for an
+          active license (Marketplace repeats it, e.g. for an accepted agreement-based offer); after the
+          agreement ended, for a new agreement of the same license.
+        - subscribe-fail (a pending license: a failed payment): no EventBridge event is documented for a
+          failed subscription. No agreement was announced (a pending license has had no `Purchase Agreement
+          Created`), so no agreement can end; what remains is the license, which is withdrawn:
+          `License Deprovisioned` alone (a license deprovisioned without ever being active is a failure).
+        - unsubscribe-pending: `Purchase Agreement Ended` (status CANCELLED) at once, then
+          `License Deprovisioned`, which opens the final hour, `ended_to_deprovisioned_seconds` later
+          (MARKETPLACE.md: Ended "arrives first (seconds to minutes before Deprovisioned)").
+        - unsubscribe-success: from cancel-pending, nothing more on EventBridge (the final hour's end has no
+          event) and the final hour closes now (saas-notification: "signals the completion of cancellation,
+          after which no further metering records will be accepted"). Directly from active, the whole
+          cancellation: Ended, then Deprovisioned as for unsubscribe-pending, and the final hour follows
+          Deprovisioned as there (an assumption: AWS always announces the cancellation before completing it,
+          and MARKETPLACE.md gives every cancellation its final hour, so a final flush is still billed).
+        - entitlement-updated: `License Updated`; SNS `entitlement-updated` on the entitlement topic, which
+          only contract pricing has.
+        - renew: a new agreement in the same chain for the same license: `Purchase Agreement Created`
+          (intent RENEW, previousAgreementId) for the new one, then `Purchase Agreement Ended` (status
+          RENEWED) for the old one; the license stays active and billed. SNS: `entitlement-updated` for
+          contract pricing ("regardless of the action (new, upgrade, renewal, or expired), the message is the
+          same", saas-notification).
+
+        Event times are milliseconds and strictly increasing, so events of one second keep their order.
+        """
+        if kind not in LIFECYCLE_EVENTS:
+            raise AdminError(f"type: one of {', '.join(LIFECYCLE_EVENTS)}")
         with self._lock:
-            subscription.status = status
-            return subscription
+            product = self.products[subscription.product_code]
+            role = product.agreement_role
+            status = subscription.status
+            notices: list[Notice] = []
+            gap_ms = round(ended_to_deprovisioned_seconds * 1000)
+
+            def send(channel: Literal["eventbridge", "sns"], name: str, agreement: Agreement) -> int:
+                at_ms = self._next_event_ms()
+                notices.append(Notice(channel, name, at_ms, subscription, agreement))
+                return at_ms
+
+            def sns(action: str) -> None:
+                if product.legacy:
+                    send("sns", action, current)
+
+            def deprovision_later(ended_ms: int) -> int:
+                """License Deprovisioned, the gap after Ended (delivered when its time comes)."""
+                if gap_ms <= 0:
+                    return send("eventbridge", "License Deprovisioned - Manufacturer", current)
+                at_ms = ended_ms + gap_ms
+                notices.append(
+                    Notice(
+                        "eventbridge",
+                        "License Deprovisioned - Manufacturer",
+                        at_ms,
+                        subscription,
+                        current,
+                        deferred=True,
+                    )
+                )
+                return at_ms
+
+            def refuse(what: str) -> AdminError:
+                return AdminError(f"{kind}: the license {subscription.license_arn} is {status}; {what}", 409)
+
+            current = subscription.agreement or self._new_agreement(product, subscription.agreement_id, "NEW")
+            if kind == "subscribe-success":
+                if current.status != "ACTIVE":
+                    # Subscribing again after the agreement ended: a new purchase, a new agreement (an ended
+                    # agreement stays ended); the license, and so the buyer's identity, stays.
+                    current = self._new_agreement(product, f"agmt-{secrets.token_hex(12)}", "NEW")
+                    subscription.agreement_id = subscription.initial_agreement_id = current.agreement_id
+                subscription.status, subscription.was_active, subscription.agreement = "active", True, current
+                subscription.final_hour_from = subscription.final_hour_until = None
+                send("eventbridge", f"Purchase Agreement Created - {role}", current)
+                send("eventbridge", "License Updated - Manufacturer", current)
+                sns("subscribe-success")
+            elif kind == "subscribe-fail":
+                if status not in ("pending", "failed"):
+                    raise refuse("subscribe-fail is for a subscription that never started (a failed payment)")
+                subscription.status = "failed"
+                send("eventbridge", "License Deprovisioned - Manufacturer", current)
+                sns("subscribe-fail")
+            elif kind == "unsubscribe-pending" or (kind == "unsubscribe-success" and status == "active"):
+                if status != "active":
+                    raise refuse("only an active license can be cancelled")
+                ended = replace(current, status="CANCELLED")
+                subscription.agreement = ended
+                ended_ms = send("eventbridge", f"Purchase Agreement Ended - {role}", ended)
+                sns(kind)
+                deprovisioned_ms = deprovision_later(ended_ms)
+                subscription.status = "cancel-pending" if kind == "unsubscribe-pending" else "cancelled"
+                subscription.final_hour_from = deprovisioned_ms / 1000
+                subscription.final_hour_until = subscription.final_hour_from + FINAL_HOUR_SECONDS
+            elif kind == "unsubscribe-success":
+                if status != "cancel-pending":
+                    raise refuse("only an active or cancel-pending license can be cancelled")
+                subscription.status = "cancelled"
+                if subscription.final_hour_until is not None:
+                    subscription.final_hour_until = min(subscription.final_hour_until, self.now())
+                sns("unsubscribe-success")
+            elif kind == "entitlement-updated":
+                if status in ("pending", "failed"):
+                    raise refuse("Marketplace announces entitlements of a license that was confirmed")
+                send("eventbridge", "License Updated - Manufacturer", current)
+                if product.has_contract:
+                    sns("entitlement-updated")
+            else:  # renew
+                if status != "active":
+                    raise refuse("only an active license renews")
+                renewed = self._new_agreement(
+                    product, f"agmt-{secrets.token_hex(12)}", "RENEW", previous=current.agreement_id
+                )
+                subscription.agreement, subscription.agreement_id = renewed, renewed.agreement_id
+                send("eventbridge", f"Purchase Agreement Created - {role}", renewed)
+                send("eventbridge", f"Purchase Agreement Ended - {role}", replace(current, status="RENEWED"))
+                current = renewed
+                if product.has_contract:
+                    sns("entitlement-updated")
+            return notices
+
+    def _new_agreement(
+        self, product: Product, agreement_id: str, intent: str, previous: str | None = None
+    ) -> Agreement:
+        accepted_ms = int(self.now() * 1000)
+        ends_ms = accepted_ms + CONTRACT_DAYS * 86_400_000 if product.has_contract else NO_END_TIME_MS
+        return Agreement(agreement_id, "ACTIVE", intent, accepted_ms, ends_ms, previous)
+
+    def _next_event_ms(self) -> int:
+        """Now, in epoch milliseconds, and always after the previous event's time."""
+        self._last_event_ms = max(int(self.now() * 1000), self._last_event_ms + 1)
+        return self._last_event_ms
 
     def set_faults(self, data: dict[str, Any]) -> Faults:
         share = float(data.get("unprocessedShare", 0))
@@ -431,7 +700,9 @@ class Marketplace:
             unprocessed_count = math.floor(share * len(records))
             processed = len(records) - unprocessed_count
             results = [
-                self._bill(record, product, subscription, quantity, allocations, product_code is not None)
+                self._bill(
+                    record, product, subscription, quantity, allocations, product_code is not None, now
+                )
                 for record, (_, subscription), (quantity, allocations) in zip(
                     records[:processed], resolved, usage, strict=False
                 )
@@ -527,10 +798,11 @@ class Marketplace:
         quantity: Decimal,
         allocations: list[Allocation],
         product_code_sent: bool,
+        now: float,
     ) -> dict[str, Any]:
         timestamp = _timestamp(record["Timestamp"]).timestamp()
         hour = int(timestamp // 3600 * 3600)
-        if subscription is None or subscription.status not in BILLABLE:
+        if subscription is None or not subscription.takes_usage(timestamp, now):
             return {"UsageRecord": record, "Status": "CustomerNotSubscribed"}
         identity_type = "CustomerAWSAccountId" if "CustomerAWSAccountId" in record else "CustomerIdentifier"
         customer = record[identity_type]

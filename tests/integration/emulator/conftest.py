@@ -76,6 +76,22 @@ class Emulator:
     def subscriptions(self, code: str = "PROD") -> list[dict[str, Any]]:
         return self.admin("GET", f"/_emulator/subscriptions?productCode={code}")[1]["subscriptions"]
 
+    def events(self) -> list[dict[str, Any]]:
+        """The log of GET /_emulator/events: one entry per lifecycle event, with its notifications."""
+        status, body = self.admin("GET", "/_emulator/events")
+        assert status == 200, body
+        events: list[dict[str, Any]] = body["events"]
+        return events
+
+    def notifications(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every notification sent so far (or scheduled), in the order the events were made."""
+        return [
+            notification
+            for event in self.events()
+            for notification in event["notifications"]
+            if channel is None or notification["channel"] == channel
+        ]
+
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:

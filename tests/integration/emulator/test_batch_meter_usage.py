@@ -270,14 +270,14 @@ def test_bad_allocations_are_refused(
     assert error_code(refused) == error
 
 
-@pytest.mark.parametrize("event", ["unsubscribe-success", "subscribe-fail"])
-def test_customers_not_actively_subscribed_are_not_billed(
-    emulator: Emulator, metering: Any, buyer: dict[str, Any], event: str
-) -> None:
-    emulator.event(event, customerAWSAccountId=buyer["customerAWSAccountId"])
+def test_a_failed_subscription_is_not_billed(emulator: Emulator, metering: Any) -> None:
+    emulator.product()
+    buyer = emulator.subscribe(status="pending")
+    assert emulator.event("subscribe-fail", customerAWSAccountId=buyer["customerAWSAccountId"])[0] == 200
     result = metering.batch_meter_usage(UsageRecords=[record(buyer)])
     assert result["Results"][0]["Status"] == "CustomerNotSubscribed"
     assert emulator.billed() == []
+    # (A cancelled license's final hour: test_final_hour.py.)
 
 
 def test_a_pending_subscription_is_not_billed_until_it_succeeds(emulator: Emulator, metering: Any) -> None:

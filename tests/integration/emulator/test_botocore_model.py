@@ -202,8 +202,10 @@ def drive_a_realistic_session(
         ],
         ProductCode="LEGACY",
     )
-    assert emulator.event("unsubscribe-success", licenseArn=other["licenseArn"])[0] == 200
-    metering.batch_meter_usage(UsageRecords=[usage(other, QuantityAsDecimal="1")])  # CustomerNotSubscribed
+    # Cancelled, and its final hour closed by unsubscribe-success: CustomerNotSubscribed.
+    for kind in ("unsubscribe-pending", "unsubscribe-success"):
+        assert emulator.event(kind, licenseArn=other["licenseArn"], endedToDeprovisionedSeconds=0)[0] == 200
+    metering.batch_meter_usage(UsageRecords=[usage(other, QuantityAsDecimal="1")])
     emulator.admin("POST", "/_emulator/faults", {"unprocessedShare": 0.5})
     metering.batch_meter_usage(
         UsageRecords=[usage(first, Dimension="storage", Quantity=1), usage(second, Dimension="storage")]

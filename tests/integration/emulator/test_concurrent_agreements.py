@@ -3,7 +3,6 @@ account + LicenseArn, and metering, de-duplication and status are per license.""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,11 +11,13 @@ import pytest
 from tests.integration.emulator.conftest import Emulator
 
 ACCOUNT = "123456789012"
+# The emulator's clock for these tests: mid-month, so that an hour's usage is never last month's.
+MID_MONTH = datetime(2026, 11, 17, 14, 25, tzinfo=UTC)
 
 
 def usage(buyer: dict[str, Any], quantity: str = "4", **extra: Any) -> dict[str, Any]:
     return {
-        "Timestamp": datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1),
+        "Timestamp": MID_MONTH.replace(minute=0) - timedelta(hours=1),
         "CustomerAWSAccountId": buyer["customerAWSAccountId"],
         "LicenseArn": buyer["licenseArn"],
         "Dimension": "users",
@@ -27,6 +28,7 @@ def usage(buyer: dict[str, Any], quantity: str = "4", **extra: Any) -> dict[str,
 
 @pytest.fixture
 def two_licenses(emulator: Emulator) -> tuple[dict[str, Any], dict[str, Any]]:
+    emulator.set_clock(MID_MONTH)
     emulator.product()
     first = emulator.subscribe(customerAWSAccountId=ACCOUNT)
     second = emulator.subscribe(customerAWSAccountId=ACCOUNT, newAgreement=True)
@@ -125,6 +127,7 @@ def test_an_event_names_the_license_when_the_account_holds_several(
     )
     statuses = {s["licenseArn"]: s["status"] for s in emulator.subscriptions()}
     assert statuses == {first["licenseArn"]: "cancelled", second["licenseArn"]: "active"}
+    emulator.shift_clock(3600 + 10)  # the first license's final hour is over
     outcomes = metering.batch_meter_usage(UsageRecords=[usage(first), usage(second)])["Results"]
     assert [outcome["Status"] for outcome in outcomes] == ["CustomerNotSubscribed", "Success"]
 
@@ -154,14 +157,20 @@ def test_an_account_with_one_license_needs_no_license_arn_in_events(emulator: Em
 
 def test_each_agreement_is_announced_with_its_own_ids(emulator: Emulator) -> None:
     emulator.product()
-    delivered: list[dict[str, Any]] = []
-    emulator.server.notifier.callbacks.append(delivered.append)
     first = emulator.subscribe(customerAWSAccountId=ACCOUNT)
     second = emulator.subscribe(customerAWSAccountId=ACCOUNT, newAgreement=True)
-    agreements = [json.loads(n["eventbridge"][0]["Detail"])["agreement"]["id"] for n in delivered]
-    licenses = [json.loads(n["eventbridge"][1]["Detail"])["license"]["arn"] for n in delivered]
-    assert agreements == [first["agreementId"], second["agreementId"]]
-    assert licenses == [first["licenseArn"], second["licenseArn"]]
+    events = [n["event"] for n in emulator.notifications("eventbridge")]
+    assert [e["detail-type"] for e in events] == [
+        "Purchase Agreement Created - Proposer",
+        "License Updated - Manufacturer",
+    ] * 2
+    assert [e["detail"]["agreement"]["id"] for e in events] == [first["agreementId"]] * 2 + [
+        second["agreementId"]
+    ] * 2
+    assert [e["detail"]["license"]["arn"] for e in events[1::2]] == [
+        first["licenseArn"],
+        second["licenseArn"],
+    ]
 
 
 def test_legacy_products_cannot_hold_concurrent_agreements(emulator: Emulator) -> None:

@@ -17,7 +17,6 @@ import cbor2
 import pytest
 from botocore.config import Config
 
-from local.marketplace_emulator.notifications import DETAIL_TYPES
 from tests.integration.emulator.conftest import Emulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -143,6 +142,44 @@ def test_entitlements_by_license_arn_under_concurrent_agreements(
     )
 
 
+def test_each_license_keeps_its_own_entitlements(emulator: Emulator, entitlement: Any) -> None:
+    emulator.product("CONTRACT", ("seats",), pricingModel="contract")
+    first = emulator.subscribe(
+        "CONTRACT", customerAWSAccountId="111122223333", entitlements=[{"dimension": "seats", "value": 10}]
+    )
+    second = emulator.subscribe(
+        "CONTRACT",
+        customerAWSAccountId="111122223333",
+        newAgreement=True,
+        entitlements=[{"dimension": "seats", "value": 50}],
+    )
+
+    def seats(license_arn: str) -> list[int]:
+        found = entitlement.get_entitlements(ProductCode="CONTRACT", Filter={"LICENSE_ARN": [license_arn]})
+        assert all(item["LicenseArn"] == license_arn for item in found["Entitlements"])
+        return [item["Value"]["IntegerValue"] for item in found["Entitlements"]]
+
+    # Subscribing again without newAgreement changes the account's newest license only.
+    emulator.subscribe(
+        "CONTRACT", customerAWSAccountId="111122223333", entitlements=[{"dimension": "seats", "value": 75}]
+    )
+    assert (seats(first["licenseArn"]), seats(second["licenseArn"])) == ([10], [75])
+    # A renewal keeps the license's entitlements; a cancelled license has none, the other keeps its own.
+    assert emulator.event("renew", "CONTRACT", licenseArn=first["licenseArn"])[0] == 200
+    assert seats(first["licenseArn"]) == [10]
+    status, _ = emulator.event(
+        "unsubscribe-success", "CONTRACT", licenseArn=second["licenseArn"], endedToDeprovisionedSeconds=0
+    )
+    assert status == 200
+    assert (seats(first["licenseArn"]), seats(second["licenseArn"])) == ([10], [])
+    by_account = entitlement.get_entitlements(
+        ProductCode="CONTRACT", Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]}
+    )["Entitlements"]
+    assert [(item["LicenseArn"], item["Value"]) for item in by_account] == [
+        (first["licenseArn"], {"IntegerValue": 10})
+    ]
+
+
 def test_raw_cbor_requests_get_cbor_answers(
     emulator: Emulator, contract_buyers: list[dict[str, Any]]
 ) -> None:
@@ -207,55 +244,6 @@ def test_latency_is_added(emulator: Emulator, metering: Any) -> None:
     started = time.monotonic()
     metering.resolve_customer(RegistrationToken=buyer["token"])
     assert time.monotonic() - started >= 0.3
-
-
-def test_events_change_the_subscription_and_are_delivered(emulator: Emulator) -> None:
-    emulator.product("LEG", legacy=True)
-    buyer = emulator.subscribe("LEG")
-    delivered: list[dict[str, Any]] = []
-    emulator.server.notifier.callbacks.append(delivered.append)
-    status, body = emulator.admin(
-        "POST",
-        "/_emulator/events",
-        {
-            "productCode": "LEG",
-            "customerAWSAccountId": buyer["customerAWSAccountId"],
-            "type": "unsubscribe-pending",
-        },
-    )
-    assert status == 200 and body["status"] == "cancel-pending"
-    (notification,) = delivered
-    (event,) = notification["eventbridge"]
-    assert event["Source"] == "aws.agreement-marketplace"
-    assert [event["DetailType"]] == DETAIL_TYPES["unsubscribe-pending"]
-    detail = json.loads(event["Detail"])
-    assert detail["license"]["arn"] == buyer["licenseArn"]
-    assert detail["product"]["code"] == "LEG"
-    assert detail["acceptor"]["accountId"] == buyer["customerAWSAccountId"]
-    assert "action" not in detail  # Marketplace's events say what happened by their detail-type only
-    topic, message = notification["sns"]
-    assert topic.endswith(":aws-mp-subscription-notification-LEG")
-    assert message["action"] == "unsubscribe-pending"
-    assert message["customer-identifier"] == buyer["customerIdentifier"]
-    kinds = [event["type"] for event in emulator.admin("GET", "/_emulator/events")[1]["events"]]
-    assert kinds == ["subscribe-success", "unsubscribe-pending"]
-
-
-def test_an_active_subscription_is_announced_as_aws_announces_it(emulator: Emulator) -> None:
-    emulator.product("ANN")
-    delivered: list[dict[str, Any]] = []
-    emulator.server.notifier.callbacks.append(delivered.append)
-    buyer = emulator.subscribe("ANN")
-    (notification,) = delivered
-    assert notification["sns"] is None  # not a legacy product
-    created, updated = notification["eventbridge"]
-    assert created["DetailType"] == "Purchase Agreement Created - Manufacturer"
-    assert updated["DetailType"] == "License Updated - Manufacturer"
-    agreement = json.loads(created["Detail"])
-    license_event = json.loads(updated["Detail"])
-    assert "product" not in agreement and "license" not in agreement
-    assert agreement["agreement"]["id"] == license_event["agreement"]["id"]
-    assert license_event["license"]["arn"] == buyer["licenseArn"]
 
 
 @pytest.mark.parametrize(
