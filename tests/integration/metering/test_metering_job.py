@@ -122,11 +122,18 @@ def test_legacy_listings_meter_by_customer_identifier_and_product_code(legacy_ha
 def test_a_cancelled_customer_is_a_final_failure_not_a_retry(harness: Harness) -> None:
     harness.buyer(ACCOUNTS[0])
     harness.record(ACCOUNTS[0], 4)
-    harness.emulator.admin(
-        "POST",
-        "/_emulator/events",
-        {"productCode": "PROD_ONBOARD", "customerAWSAccountId": ACCOUNTS[0], "type": "unsubscribe-success"},
-    )
+    for kind in ("unsubscribe-pending", "unsubscribe-success"):  # the final hour closed for AWS as well
+        status, body = harness.emulator.admin(
+            "POST",
+            "/_emulator/events",
+            {
+                "productCode": "PROD_ONBOARD",
+                "customerAWSAccountId": ACCOUNTS[0],
+                "type": kind,
+                "endedToDeprovisionedSeconds": 0,
+            },
+        )
+        assert status == 200, body
     report = harness.run()
     assert report.failed == {"CustomerNotSubscribed": 1}
     (item,) = harness.items()
