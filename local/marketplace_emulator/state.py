@@ -314,7 +314,7 @@ class Marketplace:
             self.calls = 0
             self.events: list[dict[str, Any]] = []
             self.clock_offset = 0.0
-            self._last_event_ms = 0
+            self._last_event_ms: dict[str, int] = {}  # per license
 
     # --- admin -------------------------------------------------------------------------------------
 
@@ -506,7 +506,7 @@ class Marketplace:
             gap_ms = round(ended_to_deprovisioned_seconds * 1000)
 
             def send(channel: Literal["eventbridge", "sns"], name: str, agreement: Agreement) -> int:
-                at_ms = self._next_event_ms()
+                at_ms = self._next_event_ms(subscription.license_arn)
                 notices.append(Notice(channel, name, at_ms, subscription, agreement))
                 return at_ms
 
@@ -597,10 +597,12 @@ class Marketplace:
         ends_ms = accepted_ms + CONTRACT_DAYS * 86_400_000 if product.has_contract else NO_END_TIME_MS
         return Agreement(agreement_id, "ACTIVE", intent, accepted_ms, ends_ms, previous)
 
-    def _next_event_ms(self) -> int:
-        """Now, in epoch milliseconds, and always after the previous event's time."""
-        self._last_event_ms = max(int(self.now() * 1000), self._last_event_ms + 1)
-        return self._last_event_ms
+    def _next_event_ms(self, license_arn: str) -> int:
+        """Now, in epoch milliseconds, and always after the previous event's time for the same license (so a
+        license's events keep their order; another license's, played with the clock moved back, need not)."""
+        at_ms = max(int(self.now() * 1000), self._last_event_ms.get(license_arn, 0) + 1)
+        self._last_event_ms[license_arn] = at_ms
+        return at_ms
 
     def set_faults(self, data: dict[str, Any]) -> Faults:
         share = float(data.get("unprocessedShare", 0))

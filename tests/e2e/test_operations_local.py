@@ -119,7 +119,12 @@ def test_status_and_export_show_subscribers_in_every_state(
             minted = register_buyer(local_mode, LISTING, company=f"Ops {state} Ltd", **mint)
             accounts[state] = minted["customerAWSAccountId"]
             for kind in EVENTS[state]:
-                body = {"type": kind, "productCode": product, "customerAWSAccountId": accounts[state]}
+                body = {
+                    "type": kind,
+                    "productCode": product,
+                    "customerAWSAccountId": accounts[state],
+                    "endedToDeprovisionedSeconds": 0,  # both at the (shifted) moment of the cancellation
+                }
                 assert post_json(f"{emulator}/_emulator/events", body)[0] == 200
         finally:
             if shift:
