@@ -26,6 +26,11 @@ from tests.integration.conftest import PRODUCT
 from tests.integration.metering.conftest import Harness, _harness
 
 
+def account_of(customer: str) -> str:
+    """A customer is an account id, or `<account>#<n>` for another license of the same account."""
+    return customer.split("#", 1)[0]
+
+
 def iso(moment_ms: int) -> str:
     return datetime.fromtimestamp(moment_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
@@ -58,8 +63,13 @@ class World:
         )
 
     def subscribe(self, account: str) -> str:
-        """The buyer subscribes in AWS Marketplace (their license exists; no event delivered yet)."""
-        minted = self.harness.emulator.subscribe(PRODUCT, customerAWSAccountId=account, status="pending")
+        """The buyer subscribes in AWS Marketplace (their license exists; no event delivered yet).
+
+        `<account>#<n>` buys another license for an account that has one (concurrent agreements)."""
+        extra = {"newAgreement": True} if "#" in account else {}
+        minted = self.harness.emulator.subscribe(
+            PRODUCT, customerAWSAccountId=account_of(account), status="pending", **extra
+        )
         self.licenses[account] = minted["licenseArn"]
         if minted.get("customerIdentifier"):
             self.customer_identifiers[account] = minted["customerIdentifier"]
@@ -73,7 +83,13 @@ class World:
         status, body = self.harness.emulator.admin(
             "POST",
             "/_emulator/events",
-            {"productCode": PRODUCT, "customerAWSAccountId": account, "type": kind},
+            {
+                "productCode": PRODUCT,
+                "customerAWSAccountId": account_of(account),
+                "licenseArn": self.licenses[account],
+                "type": kind,
+                "endedToDeprovisionedSeconds": 0,
+            },
         )
         assert status == 200, body
 
@@ -84,7 +100,7 @@ class World:
         agreement id ResolveCustomer gave at fulfillment, unless `agreement` is False (older answers)."""
         legacy = self.harness.settings.legacy_identity
         identity = BuyerIdentity(
-            account,
+            account_of(account),
             PRODUCT,
             self.licenses[account],
             self.customer_identifiers.get(account),
@@ -119,7 +135,7 @@ class World:
         detail = {
             "requestId": "r-1",
             "agreement": {"id": self.agreements[account]},
-            "acceptor": {"accountId": account},
+            "acceptor": {"accountId": account_of(account)},
             "proposer": {"accountId": "111111111111"},
             **extra,
         }
@@ -182,7 +198,7 @@ class World:
 
     def subscriber(self, account: str) -> dict[str, Any]:
         sort_key = PRODUCT if self.harness.settings.legacy_identity else license_id(self.licenses[account])
-        key = {"customerAWSAccountId": account, "subscriptionKey": sort_key}
+        key = {"customerAWSAccountId": account_of(account), "subscriptionKey": sort_key}
         item: dict[str, Any] = self.harness.subscribers_table.get_item(Key=key, ConsistentRead=True)["Item"]
         return item
 

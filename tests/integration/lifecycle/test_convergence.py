@@ -15,7 +15,7 @@ import boto3
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from marketplace_saas.lifecycle import parse
-from tests.integration.lifecycle.conftest import World
+from tests.integration.lifecycle.conftest import World, account_of
 
 HOUR_MS = 3600 * 1000
 
@@ -56,41 +56,45 @@ accounts = itertools.count(100_000_000_000)
 
 @dataclass
 class Recorder:
-    """A metering client that remembers whom each BatchMeterUsage call billed."""
+    """A metering client that remembers which licenses each BatchMeterUsage call billed."""
 
     target: Any
-    customers: list[str]
+    licenses: list[str]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.target, name)
 
     def batch_meter_usage(self, **request: Any) -> Any:
-        self.customers += [record["CustomerAWSAccountId"] for record in request["UsageRecords"]]
+        self.licenses += [record["LicenseArn"] for record in request["UsageRecords"]]
         return self.target.batch_meter_usage(**request)
 
 
 @st.composite
-def deliveries(draw: st.DrawFn) -> tuple[list[str], list[tuple[str, int]]]:
+def deliveries(draw: st.DrawFn) -> tuple[list[str], list[tuple[str, int]], bool]:
     """Three customers' stories, and an arrival order: every event at least once, some twice, any order,
-    with each buyer's registration somewhere among them (index -1)."""
+    with each buyer's registration somewhere among them (index -1). The third customer is sometimes a
+    second license of the second one's account (concurrent agreements): each license has its own story."""
     stories = [draw(st.sampled_from(sorted(STORIES))) for _ in range(3)]
+    concurrent = draw(st.booleans())
     steps = [
         (customer, index) for customer, story in enumerate(stories) for index in range(len(STORIES[story][0]))
     ]
     repeats = draw(st.lists(st.sampled_from(steps), max_size=4)) if steps else []
     registrations = [(customer, -1) for customer in range(3)]
     order = draw(st.permutations(steps + repeats + registrations))
-    return stories, [(str(customer), index) for customer, index in order]
+    return stories, [(str(customer), index) for customer, index in order], concurrent
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=deliveries())
 def test_any_order_of_events_converges_and_the_never_active_are_never_metered(
-    world: World, plan: tuple[list[str], list[tuple[str, int]]]
+    world: World, plan: tuple[list[str], list[tuple[str, int]], bool]
 ) -> None:
-    stories, order = plan
+    stories, order, concurrent = plan
     harness = world.harness
     customers = [f"{next(accounts):012d}" for _ in stories]
+    if concurrent:
+        customers[2] = f"{customers[1]}#2"  # the second customer's account buys a second license
     started_ms = world.now_ms - 2 * HOUR_MS  # the events happened over the last two hours
     for account in customers:
         world.subscribe(account)
@@ -98,7 +102,7 @@ def test_any_order_of_events_converges_and_the_never_active_are_never_metered(
     # Usage of the last hour for everyone, as the seller's product would report it.
     hour = harness.now[0] // 3600 * 3600 - 3600
     for account in customers:
-        harness.usage_table.put_item(Item=_usage(account, world.licenses[account], int(hour)))
+        harness.usage_table.put_item(Item=_usage(account_of(account), world.licenses[account], int(hour)))
 
     lifecycle = world.lifecycle()
     for customer, step in order:
@@ -119,18 +123,19 @@ def test_any_order_of_events_converges_and_the_never_active_are_never_metered(
 
     published: dict[str, set[str]] = {}
     for event in world.seller_events():
-        published.setdefault(event["detail"]["customerAWSAccountId"], set()).add(event["detail-type"])
+        published.setdefault(event["detail"]["licenseArn"], set()).add(event["detail-type"])
     sent: list[str] = []
     harness.job(client=Recorder(boto3.client("meteringmarketplace"), sent)).run()
     for account, story in zip(customers, stories, strict=True):
         events, expected = STORIES[story]
         assert world.subscriber(account)["status"] == expected, (story, order)
+        license_arn = world.licenses[account]
         if expected != "pending":
-            assert SELLER_EVENT[expected] in published[account], (story, order)
+            assert SELLER_EVENT[expected] in published[license_arn], (story, order)
         ever_active = ("license", "Updated") in events or ("agreement", "Created") in events
         if not ever_active:
-            assert account not in sent, (story, order)
-            assert "subscriber.activated" not in published.get(account, set())
+            assert license_arn not in sent, (story, order)
+            assert "subscriber.activated" not in published.get(license_arn, set())
     # Nobody's usage was sent twice, and the active customers' usage was sent (now or at their flush).
     assert len(sent) == len(set(sent))
 
@@ -141,7 +146,7 @@ def _usage(account: str, license_arn: str, hour: int) -> dict[str, Any]:
     iso_hour = datetime.fromtimestamp(hour, UTC).isoformat().replace("+00:00", "Z")
     return {
         "customerAWSAccountId": account,
-        "usageKey": f"{iso_hour}#users",
+        "usageKey": f"{iso_hour}#users#{license_arn.rsplit(':', 1)[-1]}",
         "usageHour": iso_hour,
         "dimension": "users",
         "quantity": 4,
