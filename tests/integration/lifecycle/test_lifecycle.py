@@ -10,6 +10,7 @@ import pytest
 from handlers import lifecycle as lifecycle_handler
 from marketplace_saas.lifecycle import parse
 from marketplace_saas.usage import UsageRejected
+from tests.integration.conftest import PRODUCT
 from tests.integration.lifecycle.conftest import World
 from tests.integration.metering.conftest import DIMENSIONS
 
@@ -306,3 +307,20 @@ def test_a_legacy_notification_after_registration_read_finds_the_subscriber(lega
         i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
     ]
     assert placeholders == []
+
+
+def test_an_unsubscribe_success_with_no_pending_first_still_bills_the_usage_taken(
+    legacy_world: World,
+) -> None:
+    world, account = legacy_world, "111122223333"
+    world.subscribe(account)
+    world.register(account)
+    harness, lifecycle = world.harness, world.lifecycle()
+    world.marketplace_says(account, "subscribe-success")
+    lifecycle.handle(parse(world.sns_notification(account, "subscribe-success", world.now_ms - HOUR_MS)))  # type: ignore[arg-type]
+    harness.record(account, 5, hours_ago=0)  # usage earlier in this hour
+    world.marketplace_says(account, "unsubscribe-success")  # no unsubscribe-pending came first
+    outcome = lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-success", world.now_ms)))  # type: ignore[arg-type]
+    assert outcome.flushed and outcome.status == "cancelled"
+    assert sorted(harness.billed().values()) == [5]  # sent before the status closed metering, and billed
+    assert [r["status"] for r in harness.emulator.billed(PRODUCT)] == ["Success"]
