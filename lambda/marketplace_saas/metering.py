@@ -88,9 +88,8 @@ class RunReport:
     pending_after: int = 0
     oldest_pending_hour: str | None = None
     active_subscribers: int = 0
-    billed_by_dimension: dict[str, Decimal] = field(
-        default_factory=dict
-    )  # quantity AWS accepted, per dimension
+    # The quantity AWS accepted, per dimension.
+    billed_by_dimension: dict[str, Decimal] = field(default_factory=dict)
 
     def fail(self, reason: str, count: int = 1) -> None:
         self.failed[reason] = self.failed.get(reason, 0) + count
@@ -429,10 +428,10 @@ class MeteringJob:
                     raise
                 # Another run sealed it first: send what it sealed.
                 item = self._usage.get_item(Key=key, ConsistentRead=True)["Item"]
-        hour = int(datetime.fromisoformat(item["usageHour"].replace("Z", "+00:00")).timestamp())
         record: dict[str, Any] = {
             # A moment of the usage hour, sealed, never the send time: a resend is identical, and billed once.
-            "Timestamp": datetime.fromtimestamp(int(item.get("sealedTimestamp", hour)), UTC),
+            # (An item sealed before timestamps were sealed was sent with its hour: `timestamp` is that.)
+            "Timestamp": datetime.fromtimestamp(int(item.get("sealedTimestamp", timestamp)), UTC),
             "Dimension": item["dimension"],
             # QuantityAsDecimal, not the deprecated whole-number Quantity (model of 2026-10-20).
             "QuantityAsDecimal": decimal_text(Decimal(item["sealedQuantity"])),
