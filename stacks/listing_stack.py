@@ -17,7 +17,7 @@ from stacks.constructs.metering_schedule import MeteringSchedule
 from stacks.constructs.monitoring import ListingMonitoring, Signals
 from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
-from stacks.constructs.tables import ListingTables
+from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
 from stacks.naming import ListingNames
 
 FULFILLMENT_PATH = "/marketplace/fulfillment"
@@ -62,6 +62,7 @@ class MarketplaceListingStack(Stack):
             "SUBSCRIBERS_TABLE": self.tables.subscribers.table_name,
             "METERING_TABLE": self.tables.usage_records.table_name,
             "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
+            "HELD_EVENTS_TABLE": self.tables.held_events.table_name,
             "DIMENSIONS": ",".join(dimension.name for dimension in listing.dimensions),
             "SELLER_EVENT_BUS": names.seller_event_bus,
             "SELLER_EVENT_SOURCE": names.stack,
@@ -169,11 +170,15 @@ class MarketplaceListingStack(Stack):
         self.fulfillment.allow(["aws-marketplace:ResolveCustomer"], ["*"])
         self.fulfillment.allow(["dynamodb:PutItem"], [tables.pending_registrations.table_arn])
         self.registration.allow(["dynamodb:GetItem"], [tables.pending_registrations.table_arn])
-        subscriber_actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        self.registration.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [tables.subscribers.table_arn])
         if self.listing.legacy:
-            # Folding in the SNS events that came before the buyer registered (see store.Subscribers).
-            subscriber_actions.append("dynamodb:DeleteItem")
-        self.registration.allow(subscriber_actions, [tables.subscribers.table_arn])
+            # Folding in the SNS events that came before the buyer registered (see store.Subscribers),
+            # also from where earlier versions held them, and deleting nothing else.
+            held = tables.held_events.table_arn
+            self.registration.allow(["dynamodb:GetItem", "dynamodb:DeleteItem"], [held])
+            self.registration.allow(
+                ["dynamodb:DeleteItem"], [tables.subscribers.table_arn], FORMER_HELD_EVENTS_ONLY
+            )
         if self.listing.pricing_model.has_entitlements:
             self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
         # subscriber.registered: who the buyer is, for the seller's product.
@@ -239,6 +244,10 @@ class MarketplaceListingStack(Stack):
             "RegistrationsTableName": (
                 self.tables.pending_registrations.table_name,
                 "Buyers between the fulfillment redirect and the registration form (expire after an hour)",
+            ),
+            "HeldEventsTableName": (
+                self.tables.held_events.table_name,
+                "Subscription events waiting for the subscriber they belong to (expire after 30 days)",
             ),
         }
         for output_id, (value, description) in outputs.items():

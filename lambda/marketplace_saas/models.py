@@ -69,12 +69,17 @@ ENDED_STATUSES: frozenset[SubscriberStatus] = frozenset({"failed", "cancelled"})
 # Facts of the same instant: the later stage of a subscription's documented sequence wins (subscribe, then
 # unsubscribe-pending, then unsubscribe-success) ...
 _RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed": 2, "cancelled": 3}
-# Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
-# tells us their account), their lifecycle facts wait in an item under this partition.
+# Lifecycle facts nobody can tell the owner of yet wait in the held-events table, one item per
+# "heldFor" value:
+# - legacy SNS notifications name the buyer by CustomerIdentifier only: until that buyer registers (and so
+#   tells us their account), their facts wait under "customer-identifier#<CustomerIdentifier>";
+# - agreement events name no product or license: one that arrives before the license event that ties its
+#   agreement to a subscriber waits under "agreement#<agreement id>" until that license event comes.
+HELD_KEY = "heldFor"
 UNREGISTERED_PREFIX = "customer-identifier#"
-# Agreement events name no product or license. One that arrives before the license event that ties its
-# agreement to a subscriber waits under this partition until that license event comes.
 AGREEMENT_PREFIX = "agreement#"
+# Earlier versions held them in the subscribers table, under these prefixes as `customerAWSAccountId`
+# (and the product code as sort key). Such items are still read, claimed and removed, never listed.
 PLACEHOLDER_PREFIXES = (UNREGISTERED_PREFIX, AGREEMENT_PREFIX)
 _LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
 
@@ -122,15 +127,30 @@ def license_id(license_arn: str) -> str:
 
 
 def is_placeholder(account: str) -> bool:
-    """Whether a subscribers-table partition holds early lifecycle facts rather than a subscriber."""
+    """Whether a subscribers-table item holds early lifecycle facts an earlier version kept there."""
     return account.startswith(PLACEHOLDER_PREFIXES)
 
 
-def agreement_key(agreement_id: str, product_code: str) -> dict[str, str]:
+def held_agreement_key(agreement_id: str) -> dict[str, str]:
+    return {HELD_KEY: f"{AGREEMENT_PREFIX}{agreement_id}"}
+
+
+def held_customer_key(customer_identifier: str) -> dict[str, str]:
+    return {HELD_KEY: f"{UNREGISTERED_PREFIX}{customer_identifier}"}
+
+
+def is_held(key: Mapping[str, str]) -> bool:
+    """Whether a key names held facts (the held-events table) rather than a subscriber."""
+    return HELD_KEY in key
+
+
+def former_agreement_key(agreement_id: str, product_code: str) -> dict[str, str]:
+    """Where an earlier version held an agreement's facts: in the subscribers table."""
     return {"customerAWSAccountId": f"{AGREEMENT_PREFIX}{agreement_id}", "subscriptionKey": product_code}
 
 
-def unregistered_key(customer_identifier: str, product_code: str) -> dict[str, str]:
+def former_customer_key(customer_identifier: str, product_code: str) -> dict[str, str]:
+    """Where an earlier version held a CustomerIdentifier's facts: in the subscribers table."""
     return {
         "customerAWSAccountId": f"{UNREGISTERED_PREFIX}{customer_identifier}",
         "subscriptionKey": product_code,

@@ -20,6 +20,8 @@ class ListingSettings:
     subscribers_table: str
     registrations_table: str
     metering_table: str = ""
+    # Lifecycle facts that wait for the subscriber they belong to (see lifecycle.HeldEvents).
+    held_events_table: str = ""
     dimensions: frozenset[str] = frozenset()
     # Where state changes are published for the seller's product (the listing's own EventBridge bus).
     seller_bus: str = ""
@@ -63,6 +65,7 @@ def listing_settings() -> ListingSettings:
         subscribers_table=_required("SUBSCRIBERS_TABLE"),
         registrations_table=_required("REGISTRATIONS_TABLE"),
         metering_table=_required("METERING_TABLE"),
+        held_events_table=_required("HELD_EVENTS_TABLE"),
         # Empty for a listing that declares no dimensions (the seed's config as written).
         dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),

@@ -37,7 +37,11 @@ def onboarding() -> Onboarding:
             settings,
             MarketplaceClient.from_environment(),
             PendingRegistrations(dynamodb.Table(settings.registrations_table)),
-            Subscribers(dynamodb.Table(settings.subscribers_table), legacy=settings.legacy_identity),
+            Subscribers(
+                dynamodb.Table(settings.subscribers_table),
+                legacy=settings.legacy_identity,
+                held_events=dynamodb.Table(settings.held_events_table),
+            ),
         )
     return _onboarding
 
@@ -90,9 +94,11 @@ def lifecycle() -> Lifecycle:
         def flush(customer: tuple[str, str]) -> None:
             job.flush({customer})
 
+        dynamodb = boto3.resource("dynamodb")
         _lifecycle = Lifecycle(
             settings,
-            boto3.resource("dynamodb").Table(settings.subscribers_table),
+            dynamodb.Table(settings.subscribers_table),
+            dynamodb.Table(settings.held_events_table),
             MarketplaceClient.from_environment(),
             seller_events(),
             flush=flush,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, aws_iam as iam, aws_lambda, aws_logs
 from constructs import Construct
@@ -95,8 +96,17 @@ class ListingFunction(Construct):
             },
         )
 
-    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
+    def allow(
+        self,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Grant exactly these actions on exactly these ARNs (no index or object wildcards)."""
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources))
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=list(resources),
+                conditions=dict(conditions) if conditions else None,
+            )
         )

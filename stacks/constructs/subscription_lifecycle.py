@@ -22,6 +22,7 @@ from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import allow_metering
 from stacks.constructs.tables import (
+    FORMER_HELD_EVENTS_ONLY,
     SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
     ListingTables,
 )
@@ -167,6 +168,11 @@ class SubscriptionLifecycle(Construct):
         )
         subscribers = tables.subscribers
         function.allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"], [subscribers.table_arn])
+        # A held fact is removed once claimed, also where earlier versions held it, and nothing else.
+        function.allow(["dynamodb:DeleteItem"], [subscribers.table_arn], FORMER_HELD_EVENTS_ONLY)
+        function.allow(
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], [tables.held_events.table_arn]
+        )
         function.allow(
             ["dynamodb:Query"],
             [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX}"],

@@ -62,7 +62,11 @@ def test_two_listings_share_no_physical_name(two_listings: Synthesized) -> None:
 
 def test_tables_have_the_seed_names_on_demand_billing_pitr_and_protection(two_listings: Synthesized) -> None:
     tables = two_listings.resources(AI, "AWS::DynamoDB::GlobalTable")
-    for name in ("codio-marketplace-subscribers-ai-skills", "codio-marketplace-metering-ai-skills"):
+    for name in (
+        "codio-marketplace-subscribers-ai-skills",
+        "codio-marketplace-metering-ai-skills",
+        "codio-marketplace-held-events-ai-skills",
+    ):
         table = by_property(tables, "TableName", name)
         properties = table["Properties"]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
@@ -332,6 +336,20 @@ def _grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
         for action in _actions(statement):
             grants.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
     return grants
+
+
+def _assert_deletes_only_held_events(statements: list[dict[str, Any]], subscribers: str, held: str) -> None:
+    """DeleteItem: any item of the held-events table; of the subscribers table only the items earlier
+    versions held events in (by their partition key), never a subscriber."""
+    deletes = [s for s in statements if "dynamodb:DeleteItem" in _actions(s)]
+    by_table = {json.dumps(s["Resource"], sort_keys=True): s for s in deletes}
+    assert set(by_table) == {json.dumps({"Fn::GetAtt": [t, "Arn"]}) for t in (subscribers, held)}
+    assert "Condition" not in by_table[json.dumps({"Fn::GetAtt": [held, "Arn"]})]
+    among_subscribers = by_table[json.dumps({"Fn::GetAtt": [subscribers, "Arn"]})]
+    assert _actions(among_subscribers) == ["dynamodb:DeleteItem"]
+    assert among_subscribers["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["agreement#*", "customer-identifier#*"]}
+    }
 
 
 def test_registration_role_may_only_touch_its_own_tables(two_listings: Synthesized) -> None:
@@ -609,8 +627,13 @@ def test_subscriber_changes_are_published_on_the_listings_own_bus(two_listings: 
     grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-Lifecycle"))
     assert grants["events:PutEvents"] == {json.dumps({"Fn::GetAtt": [bus_id, "Arn"]})}
     subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
-    assert "dynamodb:DeleteItem" not in grants and "dynamodb:Scan" not in grants
+    held = _table_id(two_listings, AI, "codio-marketplace-held-events-ai-skills")
+    assert "dynamodb:Scan" not in grants
     assert json.dumps({"Fn::GetAtt": [subscribers, "Arn"]}) in grants["dynamodb:UpdateItem"]
+    assert json.dumps({"Fn::GetAtt": [held, "Arn"]}) in grants["dynamodb:UpdateItem"]
+    _assert_deletes_only_held_events(
+        _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-Lifecycle"), subscribers, held
+    )
     lifecycle = by_property(
         two_listings.resources(AI, "AWS::Lambda::Function"),
         "FunctionName",
@@ -638,6 +661,16 @@ def test_a_legacy_subscription_listing_hears_no_entitlement_topic_since_aws_has_
     assert _legacy_topics() == [
         "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-PROD_OLD"
     ]
+
+
+def test_a_legacy_listings_registration_folds_in_held_events_and_deletes_no_subscriber() -> None:
+    synthesized = Synthesized(synth(config_with(listing("old", "PROD_OLD", legacy=True))))
+    stack = "codio-marketplace-old"
+    statements = _statements_of_role(synthesized, stack, "CodioMarketplace-old-RegistrationHandler")
+    subscribers = _table_id(synthesized, stack, "codio-marketplace-subscribers-old")
+    held = _table_id(synthesized, stack, "codio-marketplace-held-events-old")
+    _assert_deletes_only_held_events(statements, subscribers, held)
+    assert json.dumps({"Fn::GetAtt": [held, "Arn"]}) in _grants(statements)["dynamodb:GetItem"]
 
 
 def test_a_listing_outside_us_east_1_gets_marketplace_events_forwarded_from_there() -> None:
