@@ -257,7 +257,9 @@ class LandingSite(Construct):
                 "Serverless-LambdaLatestVersion": _CDK_PROVIDER,
                 "Serverless-LambdaTracing": _CDK_PROVIDER,
                 "Serverless-LambdaDLQ": (
-                    "Invoked by CloudFormation, which reports a failed copy as a failed deployment."
+                    "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
+                    "copy fails the deployment, and so does a crash without an answer, when the custom "
+                    "resource times out. A dead-letter queue would keep a request whose response URL expired."
                 ),
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AWSLambdaBasicExecutionRole]": (
