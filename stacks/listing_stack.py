@@ -155,6 +155,7 @@ class MarketplaceListingStack(Stack):
                 dead_letter_queues={
                     "lifecycle": self.lifecycle.dead_letters,
                     "metering": self.metering.dead_letters,
+                    "metering-job": self.metering.failed_runs,
                 },
                 final_failures_alarm=self.metering.final_failures_alarm,
                 dimensions=[dimension.name for dimension in listing.dimensions],

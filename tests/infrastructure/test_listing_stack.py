@@ -189,6 +189,31 @@ def test_the_page_and_its_generated_config_are_deployed_to_the_page_bucket(two_l
     assert "DistributionId" in properties  # the cache is invalidated after a change
 
 
+def test_the_deployment_function_may_invalidate_only_this_listings_distribution(
+    two_listings: Synthesized,
+) -> None:
+    distribution_id, _ = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
+    statements = [
+        statement
+        for policy in two_listings.resources(AI, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(action.startswith("cloudfront:") for action in _actions(statement))
+    ]
+    (statement,) = statements
+    assert sorted(_actions(statement)) == ["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"]
+    assert statement["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                f":cloudfront::{ACCOUNT}:distribution/",
+                {"Ref": distribution_id},
+            ],
+        ]
+    }
+
+
 def test_custom_domain_enforces_tls_1_2() -> None:
     from tests.infrastructure.conftest import config_with, listing, synth
 
@@ -408,6 +433,51 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
+def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watches(
+    two_listings: Synthesized,
+) -> None:
+    functions = two_listings.resources(AI, "AWS::Lambda::Function")
+    job_id = next(
+        key
+        for key, function in functions.items()
+        if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
+    )
+    # EventBridge invokes the job asynchronously: Lambda retries twice, then sends the run's record there.
+    _, config = only(two_listings.resources(AI, "AWS::Lambda::EventInvokeConfig"))
+    properties = config["Properties"]
+    assert properties["FunctionName"] == {"Ref": job_id}
+    assert properties["MaximumRetryAttempts"] == 2
+    assert properties["MaximumEventAgeInSeconds"] == 50 * 60  # the next hour's run supersedes it
+    queue_id = properties["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    queue = two_listings.resources(AI, "AWS::SQS::Queue")[queue_id]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-MeteringJob"))
+    assert json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}) in grants["sqs:SendMessage"]
+    alarm = _alarms(two_listings, AI)["metering-job-dead-letters"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    # The schedule's own dead-letter queue (runs EventBridge could not deliver) is another queue.
+    (rule,) = [
+        r
+        for r in two_listings.resources(AI, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] != queue_id
+
+
+def test_only_the_metering_job_has_a_concurrency_limit_of_one_run_at_a_time(
+    two_listings: Synthesized,
+) -> None:
+    limits = {
+        function["Properties"].get("FunctionName", key): function["Properties"].get(
+            "ReservedConcurrentExecutions"
+        )
+        for key, function in two_listings.resources(AI, "AWS::Lambda::Function").items()
+    }
+    assert limits.pop("CodioMarketplace-ai-skills-MeteringJob") == 1
+    assert set(limits.values()) == {None}  # the buyer-facing functions: see checkov-skips.json
+
+
 def _alarms(synthesized: Synthesized, stack: str) -> dict[str, dict[str, Any]]:
     return {
         alarm["Properties"]["AlarmName"].removeprefix(f"{stack}-"): alarm["Properties"]
@@ -428,6 +498,7 @@ EXPECTED_ALARMS = {
     ),
     "lifecycle-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     "metering-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    "metering-job-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     **{
         f"{function}-{kind}": ("AWS/Lambda", metric, "Sum", 300, 1, GE)
         for function in ("fulfillment", "registration", "usage", "metering", "lifecycle")
