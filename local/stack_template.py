@@ -1,7 +1,8 @@
 """Reads what local mode needs out of a synthesized listing template, so local and cloud cannot drift.
 
 Tables, functions (handler and environment), API routes, the response security headers, queues, event
-buses, event rules, SNS subscriptions and event source mappings all come from `<stack>.template.json`;
+buses, event rules, SNS subscriptions and event source mappings all come from `<stack>.template.json`, and
+the stack's tags from the cloud assembly's `manifest.json` beside it (where `cdk deploy` reads them);
 nothing here restates them.
 """
 
@@ -94,6 +95,9 @@ class ListingTemplate:
     rules: list[RuleSpec] = field(default_factory=list)
     event_sources: list[EventSourceSpec] = field(default_factory=list)
     topic_subscriptions: list[TopicSubscriptionSpec] = field(default_factory=list)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)  # the stack's own tags, as a deploy passes them
+    output_descriptions: dict[str, str] = field(default_factory=dict)
 
     def table_name(self, output_key: str) -> str:
         """The table a stack output such as `SubscribersTableName` names."""
@@ -140,7 +144,30 @@ def load(path: Path) -> ListingTemplate:
         rules=_queue_rules(resources, queues),
         event_sources=_event_sources(resources, queues, functions),
         topic_subscriptions=_topic_subscriptions(resources, queues),
+        description=str(template.get("Description", "")),
+        tags=_stack_tags(path),
+        output_descriptions={
+            key: str(output.get("Description", "")) for key, output in template.get("Outputs", {}).items()
+        },
     )
+
+
+def _stack_tags(template_path: Path) -> dict[str, str]:
+    """The tags the cloud assembly gives the stack of this template (where CDK puts `Tags.of(stack)`)."""
+    manifest_path = template_path.parent / "manifest.json"
+    try:
+        manifest: Json = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(
+            f"{template_path.name}: no manifest.json beside it (synthesize the app)"
+        ) from None
+    for artifact in manifest.get("artifacts", {}).values():
+        properties = artifact.get("properties", {})
+        if artifact.get("type") == "aws:cloudformation:stack" and properties.get("templateFile") == (
+            template_path.name
+        ):
+            return {str(key): str(value) for key, value in properties.get("tags", {}).items()}
+    raise TemplateError(f"{manifest_path}: no stack artifact has the template {template_path.name}")
 
 
 def _of_type(resources: Json, resource_type: str) -> list[Json]:
