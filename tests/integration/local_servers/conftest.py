@@ -41,6 +41,7 @@ class Server:
     port: int
     normal_request: bytes  # a request the server answers with 2xx or 3xx when healthy
     post_path: str  # a route that reads a request body
+    pid: int | None = None  # the server's own process, when it runs in one
 
 
 def closed_port() -> int:
@@ -136,7 +137,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         with socket.create_connection(("127.0.0.1", port), timeout=STARTUP_SECONDS) as warm:
             warm.sendall(b"POST /api/register HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
             assert warm.recv(12).startswith(b"HTTP/1.")
-        yield Server("gateway", port, b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n", "/api/register")
+        yield Server(
+            "gateway", port, b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n", "/api/register", process.pid
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)

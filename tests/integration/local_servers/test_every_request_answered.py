@@ -5,13 +5,18 @@ normal request the server must still answer. Socket timeouts, not clocks, decide
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 from collections.abc import Callable
 
 import pytest
 
-from tests.integration.local_servers.conftest import Server, exchange, status_of
+from local.console import serve as console_server
+from local.marketplace_emulator import EmulatorServer
+from local.run import free_port, local_aws_environment
+from tests.integration.local_servers.conftest import Server, closed_port, exchange, status_of
 
 BURST = 64
 SERVERS = ("gateway", "emulator", "console")
@@ -102,6 +107,65 @@ def test_the_gateway_answers_options_as_cloudfront_and_api_gateway_do(gateway: S
     api = exchange(gateway.port, b"OPTIONS /api/register HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(api) == 403
     assert b"Missing Authentication Token" in api
+
+
+def test_a_burst_of_connections_waits_in_the_backlog_and_is_answered(gateway: Server) -> None:
+    """Connections that arrive while a server cannot accept them wait in its listen backlog, all answered.
+
+    With http.server's backlog of 5 the kernel takes only a handful: the others' connection attempts go
+    unanswered (their connect times out), or are reset. The gateway is paused (SIGSTOP) while the burst
+    connects; the emulator and the console have not started accepting yet.
+    """
+    emulator = EmulatorServer()
+    dead = f"http://127.0.0.1:{closed_port()}"
+    endpoints = {"emulator": {"url": dead}, "aws": {"url": dead}, "listings": {}}
+    console = console_server(free_port(), endpoints, local_aws_environment("us-east-1", dead, dead))
+    servers: list[tuple[str, int, bytes, Callable[[], None]]] = [
+        ("emulator", emulator._server.server_address[1], b"GET /_emulator/health HTTP/1.1", emulator.start),
+        (
+            "console",
+            console.server_address[1],
+            b"GET / HTTP/1.1",
+            threading.Thread(target=console.serve_forever, daemon=True).start,
+        ),
+    ]
+    assert gateway.pid is not None
+    os.kill(gateway.pid, signal.SIGSTOP)
+    servers.append(
+        (
+            "gateway",
+            gateway.port,
+            b"GET /config.json HTTP/1.1",
+            lambda: os.kill(gateway.pid or 0, signal.SIGCONT),
+        )
+    )
+    try:
+        for name, port, request_line, start_accepting in servers:
+            connections = []
+            try:
+                for index in range(BURST):
+                    try:
+                        connections.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+                    except OSError as error:
+                        pytest.fail(f"{name}: connection {index + 1} of {BURST} failed: {error!r}")
+                start_accepting()
+                statuses = []
+                for connection in connections:
+                    connection.settimeout(30)
+                    connection.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    answer = b""
+                    while chunk := connection.recv(65536):
+                        answer += chunk
+                    statuses.append(status_of(answer))
+                assert statuses == [200] * BURST, f"{name}: {statuses}"
+            finally:
+                for connection in connections:
+                    connection.close()
+    finally:
+        os.kill(gateway.pid, signal.SIGCONT)
+        emulator.stop()
+        console.shutdown()
+        console.server_close()
 
 
 def test_a_burst_of_connections_is_answered_in_full(server: Server) -> None:
