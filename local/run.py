@@ -382,6 +382,8 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
             seed_emulator(emulator_url, config, paths)
 
             endpoints: dict[str, Any] = {
+                # Who wrote the file: a local mode that was killed leaves it behind (a clean stop removes it).
+                "pid": os.getpid(),
                 "emulator": {"url": emulator_url},
                 "aws": {"url": moto_url},
                 "meteringSeconds": metering_seconds,

@@ -62,6 +62,30 @@ LIVE_STACK_STATUSES = [
 ]  # fmt: skip
 
 
+LOCAL_NOT_RUNNING = "local mode is not running: start it with ./deploy-marketplace.sh --local"
+
+
+def running_local_mode() -> dict[str, Any] | None:
+    """The endpoints of the running `--local`, or None when none runs.
+
+    A local mode that was killed (not stopped) leaves its endpoints.json behind: the process it names must
+    still be alive.
+    """
+    try:
+        endpoints: dict[str, Any] = json.loads(ENDPOINTS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = endpoints.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return endpoints
+
+
 class OperationError(Exception):
     """The command cannot do what was asked; the message says why and what to do."""
 
@@ -85,9 +109,10 @@ class Target:
         region = config.deployment_settings.region
         if not local:
             return cls(region)
-        if not ENDPOINTS.exists():
-            raise OperationError("local mode is not running: start it with ./deploy-marketplace.sh --local")
-        return cls(region, json.loads(ENDPOINTS.read_text(encoding="utf-8")))
+        endpoints = running_local_mode()
+        if endpoints is None:
+            raise OperationError(LOCAL_NOT_RUNNING)
+        return cls(region, endpoints)
 
     def _connection(self, region: str | None) -> dict[str, Any]:
         connection: dict[str, Any] = {"region_name": region or self.region}
