@@ -36,6 +36,7 @@ from marketplace_saas.observability import logger, mask_email, metrics, tracer
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
+from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events
 
@@ -84,7 +85,7 @@ def _foreign_origin() -> str | None:
             origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else referer
         except ValueError:
             origin = referer
-    if origin.strip().rstrip("/").lower() in onboarding().settings.site_origins:
+    if origin.strip().rstrip("/").lower() in listing_settings().site_origins:
         return None
     return origin[:200]
 

@@ -115,7 +115,7 @@ class LandingSite(Construct):
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",
-            comment="Strict CSP, HSTS, nosniff, no framing, no referrer",
+            comment="Strict CSP, HSTS, nosniff, no framing, no referrer to other sites",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=CONTENT_SECURITY_POLICY, override=True
@@ -131,7 +131,7 @@ class LandingSite(Construct):
                     frame_option=cloudfront.HeadersFrameOption.DENY, override=True
                 ),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override=True
                 ),
             ),
             custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(

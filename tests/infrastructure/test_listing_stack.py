@@ -169,7 +169,7 @@ def test_every_response_carries_the_security_headers(two_listings: Synthesized) 
     assert headers["StrictTransportSecurity"]["IncludeSubdomains"] is True
     assert headers["ContentTypeOptions"] == {"Override": True}
     assert headers["FrameOptions"]["FrameOption"] == "DENY"
-    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "same-origin"
 
     _, distribution = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
     config = distribution["Properties"]["DistributionConfig"]

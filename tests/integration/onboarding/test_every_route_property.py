@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from handlers import fulfillment, registration, usage
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
+from marketplace_saas.settings import listing_settings
 from tests.integration.onboarding.conftest import Listing
 from tests.support.events import (
     FakeLambdaContext,
@@ -199,6 +200,7 @@ def requests(draw: st.DrawFn, route: str, session: str) -> dict[str, Any]:
 def listing(onboard: Listing, monkeypatch: pytest.MonkeyPatch) -> tuple[Listing, str]:
     """A buyer who registered and whose subscription then ended; their real session cookie."""
     monkeypatch.setenv("SITE_ORIGINS", SITE)
+    listing_settings.cache_clear()
     onboard.marketplace.buyer("tok-valid")
     onboard.marketplace.fail("tok-expired", TokenRejected("expired"))
     onboard.marketplace.fail(
