@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from handlers import fulfillment, registration, usage
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
+from marketplace_saas.observability import logger
 from marketplace_saas.settings import listing_settings
 from tests.integration.onboarding.conftest import Listing
 from tests.support.events import (
@@ -197,10 +198,14 @@ def requests(draw: st.DrawFn, route: str, session: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def listing(onboard: Listing, monkeypatch: pytest.MonkeyPatch) -> tuple[Listing, str]:
+def listing(onboard: Listing, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Listing, str]]:
     """A buyer who registered and whose subscription then ended; their real session cookie."""
     monkeypatch.setenv("SITE_ORIGINS", SITE)
     listing_settings.cache_clear()
+    # Thousands of requests: their log lines and metric blobs would cost more than the requests themselves.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    level = logger.log_level
+    logger.setLevel("ERROR")
     onboard.marketplace.buyer("tok-valid")
     onboard.marketplace.fail("tok-expired", TokenRejected("expired"))
     onboard.marketplace.fail(
@@ -214,7 +219,8 @@ def listing(onboard: Listing, monkeypatch: pytest.MonkeyPatch) -> tuple[Listing,
     key = {"customerAWSAccountId": item["customerAWSAccountId"], "subscriptionKey": item["subscriptionKey"]}
     table.update_item(Key=key, UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
                       ExpressionAttributeValues={":c": "cancelled"})  # fmt: skip
-    return onboard, cookie
+    yield onboard, cookie
+    logger.setLevel(level)
 
 
 def _state(listing: Listing) -> list[Any]:
