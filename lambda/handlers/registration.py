@@ -5,6 +5,7 @@
 
 Errors are JSON `{"error": <code>, "message": <what is wrong and where>}` with the right status; a form post
 gets the same answers as small HTML pages. Bad input never writes anything and never produces a 5xx.
+A post from another site than the listing's own (its Origin, or Referer) is refused: 403 cross_site_request.
 """
 
 from __future__ import annotations
