@@ -136,6 +136,8 @@ class Gateway:
                     raise SystemExit(f"functions disagree on environment variable {key}")
         os.environ.update(merged)
         os.environ.update(spec.aws_environment)
+        # The gateway plays the listing's distribution: the site's origin is the gateway's own address.
+        os.environ["SITE_ORIGINS"] = f"http://127.0.0.1:{spec.port},http://localhost:{spec.port}"
 
     def handler(self, function: FunctionSpec) -> Handler:
         name = function.handler

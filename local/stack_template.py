@@ -16,6 +16,11 @@ from typing import Any
 Json = dict[str, Any]
 
 
+DISTRIBUTION = "AWS::CloudFront::Distribution"
+# Environment variables naming the listing's site, which the gateway sets to its own loopback address.
+GATEWAY_PROVIDED = frozenset({"SITE_ORIGINS"})
+
+
 class TemplateError(ValueError):
     """The template does not have a shape local mode understands."""
 
@@ -118,8 +123,12 @@ def load(path: Path) -> ListingTemplate:
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::DynamoDB::GlobalTable"
     }
+    # The site's address (a distribution's domain name) is where local mode's gateway serves it instead.
+    distributions = {
+        logical_id for logical_id, resource in resources.items() if resource["Type"] == DISTRIBUTION
+    }
     functions = {
-        logical_id: _function(logical_id, resource["Properties"], table_names)
+        logical_id: _function(logical_id, resource["Properties"], table_names, distributions)
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Lambda::Function"
         and "Handler" in resource["Properties"]
@@ -200,13 +209,22 @@ def _resolve(value: Any, table_names: dict[str, str]) -> str:
     raise TemplateError(f"local mode cannot resolve the environment value {json.dumps(value)}")
 
 
-def _function(logical_id: str, properties: Json, table_names: dict[str, str]) -> FunctionSpec:
+def _function(
+    logical_id: str, properties: Json, table_names: dict[str, str], distributions: set[str]
+) -> FunctionSpec:
     variables = properties.get("Environment", {}).get("Variables", {})
+    for key in GATEWAY_PROVIDED & set(variables):
+        if not any(f'"{distribution}"' in json.dumps(variables[key]) for distribution in distributions):
+            raise TemplateError(f"{logical_id}: {key} does not name the listing's distribution")
     return FunctionSpec(
         logical_id=logical_id,
         name=str(properties.get("FunctionName", logical_id)),
         handler=properties["Handler"],
-        environment={key: _resolve(value, table_names) for key, value in variables.items()},
+        environment={
+            key: _resolve(value, table_names)
+            for key, value in variables.items()
+            if key not in GATEWAY_PROVIDED
+        },
         timeout_seconds=int(properties.get("Timeout", 3)),
         memory_mb=int(properties.get("MemorySize", 128)),
     )

@@ -139,6 +139,8 @@ class MarketplaceListingStack(Stack):
             custom_domain=listing.custom_domain,
             retain=retain,
         )
+        # The pages that may post a registration: the listing's own site (see handlers/registration.py).
+        self.registration.function.add_environment("SITE_ORIGINS", ",".join(self._site_origins()))
         self.monitoring = ListingMonitoring(
             self,
             "Monitoring",
@@ -207,6 +209,12 @@ class MarketplaceListingStack(Stack):
         }
         for key, value in tags.items():
             Tags.of(self).add(key, value)
+
+    def _site_origins(self) -> list[str]:
+        origins = [f"https://{self.site.distribution.distribution_domain_name}"]
+        if self.listing.custom_domain:
+            origins.append(f"https://{self.listing.custom_domain.domain_name}")
+        return origins
 
     @property
     def website_url(self) -> str:

@@ -277,10 +277,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)`, `@SUM(...)`):
+# the buyer typed the company name, so a CSV cell must never start with one (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """The value as a spreadsheet shows it, never run: text starting like a formula gets a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def export_subscribers(
     config: MarketplaceConfig, path: str, *, local: bool, fmt: str, output: str | None
 ) -> int:
-    """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many."""
+    """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many.
+
+    JSON carries every value exactly as stored; CSV neutralises text a spreadsheet would run as a formula.
+    """
     if fmt not in ("csv", "json"):
         raise OperationError(f"--format {fmt}: csv or json")
     target = Target.of(config, local)
@@ -294,9 +309,10 @@ def export_subscribers(
         text = json.dumps(rows, indent=2) + "\n"
     else:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes a cell holding a bare CR, which would split a row.
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({field: _csv_cell(value) for field, value in row.items()} for row in rows)
         text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)

@@ -26,6 +26,8 @@ class ListingSettings:
     # Where state changes are published for the seller's product (the listing's own EventBridge bus).
     seller_bus: str = ""
     seller_event_source: str = ""
+    # The origins (`https://host`) of the listing's own site: the only pages that may post the registration.
+    site_origins: frozenset[str] = frozenset()
 
     @property
     def has_entitlements(self) -> bool:
@@ -70,4 +72,10 @@ def listing_settings() -> ListingSettings:
         dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
         seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
+        # Set on the registration function only (its stack, or local mode's gateway for its loopback site).
+        site_origins=frozenset(
+            origin.strip().rstrip("/").lower()
+            for origin in os.environ.get("SITE_ORIGINS", "").split(",")
+            if origin.strip()
+        ),
     )

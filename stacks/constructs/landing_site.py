@@ -33,6 +33,7 @@ from constructs import Construct, IConstruct
 
 from stacks.bundling import PROJECT_ROOT
 from stacks.config import CustomDomain
+from stacks.constructs.listing_api import STAGE_NAME
 from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
@@ -119,7 +120,7 @@ class LandingSite(Construct):
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",
-            comment="Strict CSP, HSTS, nosniff, no framing, no referrer",
+            comment="Strict CSP, HSTS, nosniff, no framing, no referrer to other sites",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=CONTENT_SECURITY_POLICY, override=True
@@ -135,7 +136,7 @@ class LandingSite(Construct):
                     frame_option=cloudfront.HeadersFrameOption.DENY, override=True
                 ),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override=True
                 ),
             ),
             custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(
@@ -157,7 +158,7 @@ class LandingSite(Construct):
         self, names: ListingNames, api: apigateway.RestApi, custom_domain: CustomDomain | None
     ) -> cloudfront.Distribution:
         api_behavior = cloudfront.BehaviorOptions(
-            origin=origins.RestApiOrigin(api),
+            origin=_api_origin(api),
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
@@ -325,6 +326,19 @@ class _InvalidationScoped:
                 f"expected one invalidation statement in BucketDeployment's policy, found {scoped}"
             )
         node.policy_document = document
+
+
+def _api_origin(api: apigateway.RestApi) -> origins.HttpOrigin:
+    """What `RestApiOrigin(api)` is, named by the API's id and stage name rather than by `api.url`: that URL
+    refers to the stage, so the registration function (which the stage's methods call) could not be told
+    the distribution's domain (its SITE_ORIGINS) without a circular dependency."""
+    stack = Stack.of(api)
+    return origins.HttpOrigin(
+        f"{api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}",
+        origin_path=f"/{STAGE_NAME}",
+        protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+        origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+    )
 
 
 _CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
