@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "lambda")]
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -34,14 +30,14 @@ os.environ.update(
     }
 )
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
-from local.marketplace_emulator import EmulatorServer  # noqa: E402
-from marketplace_saas.metering import MeteringJob  # noqa: E402
-from marketplace_saas.models import license_id  # noqa: E402
-from marketplace_saas.settings import ListingSettings  # noqa: E402
-from marketplace_saas.usage import HOUR, decimal_text, hour_of, iso_hour  # noqa: E402
+from local.marketplace_emulator import EmulatorServer
+from marketplace_saas.metering import MeteringJob
+from marketplace_saas.models import license_id
+from marketplace_saas.settings import ListingSettings
+from marketplace_saas.usage import HOUR, decimal_text, hour_of, iso_hour
 
 PRODUCT = "PROD_BENCH"
 CUSTOMERS_PER_1000 = 40

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["app.py", "stacks", "operations", "local", "lambda", "scripts"]
+SHIPPED = ["app.py", "stacks", "operations", "local", "lambda", "scripts", "bench"]
 
 
 def _venv_with_import_path(folder: Path) -> Path:
