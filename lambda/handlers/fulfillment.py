@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from marketplace_saas import pages
 from marketplace_saas.http import NO_STORE, html_response, media_type
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS, BadToken, ForeignProduct
 from marketplace_saas.session import registration_cookie
 from marketplace_saas.store import StoreUnavailable
@@ -107,7 +107,6 @@ def not_found(_: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

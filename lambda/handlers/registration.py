@@ -23,7 +23,7 @@ from marketplace_saas import pages
 from marketplace_saas.http import error_response, html_response, json_response, media_type
 from marketplace_saas.marketplace import MarketplaceUnavailable
 from marketplace_saas.models import RegistrationRequest, Subscriber
-from marketplace_saas.observability import logger, mask_email, metrics, tracer
+from marketplace_saas.observability import logger, mask_email, metrics
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
@@ -215,7 +215,6 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
