@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from marketplace_saas import pages
 from marketplace_saas.http import error_response, html_response, json_response, media_type
 from marketplace_saas.marketplace import MarketplaceUnavailable
-from marketplace_saas.models import RegistrationRequest, Subscriber
+from marketplace_saas.models import Subscriber
 from marketplace_saas.observability import logger, mask_email, metrics
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
@@ -30,10 +29,12 @@ from marketplace_saas.session import registration_id_from
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events
 
+if TYPE_CHECKING:  # loaded by the first form that arrives (see _validate), not by the state request
+    from marketplace_saas.registration_form import RegistrationRequest
+
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
-FIELDS = {name: info.alias for name, info in RegistrationRequest.model_fields.items()}
 
 app = APIGatewayRestResolver()
 
@@ -95,6 +96,12 @@ def _parse_body() -> tuple[dict[str, Any], bool]:
 
 
 def _validate(data: dict[str, Any]) -> RegistrationRequest:
+    # pydantic and email_validator load here, on the first submitted form: the page's state request, which
+    # usually starts a new execution environment, does not wait for them.
+    from pydantic import ValidationError
+
+    from marketplace_saas.registration_form import RegistrationRequest
+
     try:
         return RegistrationRequest.model_validate(data)
     except ValidationError as error:
