@@ -521,7 +521,27 @@ def test_every_alarm_watches_its_signal(two_listings: Synthesized) -> None:
         assert properties["AlarmDescription"]
         if namespace == "MarketplaceListings":
             assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
-        assert "AlarmActions" not in properties  # no notification e-mail in this config
+
+
+def test_every_alarm_notifies_the_listings_topic_even_with_no_e_mail_configured(
+    two_listings: Synthesized,
+) -> None:
+    """No notification e-mail in this config: the topic exists all the same (an output, for the seller to
+    subscribe to), every alarm notifies it when it fires and when it recovers, and nobody is subscribed."""
+    for stack in (AI, DATA):
+        topic_id, _ = only(two_listings.resources(stack, "AWS::SNS::Topic"))
+        alarms = two_listings.resources(stack, "AWS::CloudWatch::Alarm")
+        assert alarms
+        for alarm in alarms.values():
+            properties = alarm["Properties"]
+            assert properties["AlarmActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+            assert properties["OKActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+        subscriptions = two_listings.resources(stack, "AWS::SNS::Subscription").values()
+        assert [s for s in subscriptions if s["Properties"]["TopicArn"] == {"Ref": topic_id}] == []
+        assert two_listings[stack].to_json()["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
+        rules = two_listings.resources(stack, "AWS::Events::Rule").values()
+        # subscriber changes are e-mailed only to an address the config names
+        assert not [r for r in rules if topic_id in json.dumps(r["Properties"].get("Targets", []))]
 
 
 def test_each_alarm_watches_its_own_resource(two_listings: Synthesized) -> None:
