@@ -117,6 +117,7 @@ class MarketplaceListingStack(Stack):
             tables=self.tables,
             seller_bus=self.seller_bus,
             notifications=self.notifications,
+            retain=retain,
         )
         self._grant_closing_subscriptions()
 

@@ -67,7 +67,7 @@ class LandingSite(Construct):
         self.bucket = self._build_site_bucket(names, removal)
         self.headers_policy = self._build_headers_policy()
         self.distribution = self._build_distribution(names, api, custom_domain)
-        self._deploy_site(page_config)
+        self._deploy_site(page_config, removal)
 
     def _build_log_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -219,7 +219,7 @@ class LandingSite(Construct):
             )
         return distribution
 
-    def _deploy_site(self, page_config: dict[str, Any]) -> None:
+    def _deploy_site(self, page_config: dict[str, Any], removal: RemovalPolicy) -> None:
         s3_deployment.BucketDeployment(
             self,
             "Deployment",
@@ -238,6 +238,8 @@ class LandingSite(Construct):
         provider = next(
             child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
         )
+        # CDK retains the log group it makes for that function; like every other, it follows retainResources.
+        provider.node.find_child("LogGroup").apply_removal_policy(removal)  # type: ignore[attr-defined]
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
         copy_reason = (

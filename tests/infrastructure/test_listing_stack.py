@@ -96,6 +96,24 @@ def test_disposable_listing_tables_are_deleted_with_the_stack(disposable_listing
         assert table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is False
 
 
+def test_every_log_group_is_kept_or_deleted_as_retain_resources_says(
+    two_listings: Synthesized, disposable_listing: Synthesized
+) -> None:
+    for synthesized, stacks, policy in (
+        (two_listings, (AI, DATA), "Retain"),
+        (disposable_listing, ("codio-marketplace-trial",), "Delete"),
+    ):
+        for stack in stacks:
+            groups = synthesized.resources(stack, "AWS::Logs::LogGroup")
+            assert len(groups) >= 6  # one per function, plus the API's access logs
+            wrong = {
+                json.dumps(group["Properties"].get("LogGroupName")): group.get("DeletionPolicy")
+                for group in groups.values()
+                if group.get("DeletionPolicy") != policy or group.get("UpdateReplacePolicy") != policy
+            }
+            assert not wrong, f"{stack}: log groups not {policy}: {wrong}"
+
+
 # --- landing site ------------------------------------------------------------------------------------
 
 
