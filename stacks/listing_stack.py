@@ -135,6 +135,7 @@ class MarketplaceListingStack(Stack):
             "Site",
             names=names,
             api=self.api.rest_api,
+            origin_headers=self.api.origin_headers,
             page_config=page_config(listing),
             custom_domain=listing.custom_domain,
             retain=retain,

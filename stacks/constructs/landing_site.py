@@ -6,6 +6,7 @@ share an origin (no CORS) and the fulfillment URL is HTTPS on the listing's own 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import (
@@ -57,6 +58,7 @@ class LandingSite(Construct):
         *,
         names: ListingNames,
         api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
         page_config: dict[str, Any],
         custom_domain: CustomDomain | None,
         retain: bool,
@@ -66,7 +68,7 @@ class LandingSite(Construct):
         self.log_bucket = self._build_log_bucket(removal)
         self.bucket = self._build_site_bucket(names, removal)
         self.headers_policy = self._build_headers_policy()
-        self.distribution = self._build_distribution(names, api, custom_domain)
+        self.distribution = self._build_distribution(names, api, origin_headers, custom_domain)
         self._deploy_site(page_config, removal)
 
     def _build_log_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
@@ -149,10 +151,16 @@ class LandingSite(Construct):
         )
 
     def _build_distribution(
-        self, names: ListingNames, api: apigateway.RestApi, custom_domain: CustomDomain | None
+        self,
+        names: ListingNames,
+        api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
+        custom_domain: CustomDomain | None,
     ) -> cloudfront.Distribution:
         api_behavior = cloudfront.BehaviorOptions(
-            origin=origins.RestApiOrigin(api),
+            # The origin headers prove to API Gateway that a request came through this distribution; a
+            # viewer's header of the same name is overwritten.
+            origin=origins.RestApiOrigin(api, custom_headers=dict(origin_headers)),
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
