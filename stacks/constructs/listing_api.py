@@ -132,8 +132,8 @@ class ListingApi(Construct):
                 "AwsSolutions-SMG4": (
                     "CloudFormation reads the value once, into the API key and the distribution's origin "
                     "header; a scheduled rotation would change neither. The key only proves a request came "
-                    "through the distribution (each buyer request is still authorised by its Marketplace "
-                    "token or registration cookie); README 'Security' says how to replace it."
+                    "through the distribution: each buyer request is still authorised by its Marketplace "
+                    "token or registration cookie."
                 )
             },
         )
