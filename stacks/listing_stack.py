@@ -119,6 +119,7 @@ class MarketplaceListingStack(Stack):
             seller_bus=self.seller_bus,
             # Subscriber changes are e-mailed only to an address the config names.
             notifications=self.notifications.topic if self.notifications.email else None,
+            retain=retain,
         )
         self._grant_closing_subscriptions()
 
@@ -136,6 +137,7 @@ class MarketplaceListingStack(Stack):
             "Site",
             names=names,
             api=self.api.rest_api,
+            origin_headers=self.api.origin_headers,
             page_config=page_config(listing),
             custom_domain=listing.custom_domain,
             retain=retain,
