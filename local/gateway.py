@@ -5,6 +5,10 @@ response headers policy, and turns every request for an API route of the templat
 REST proxy event for the real handler, called in this process with the environment the template gives
 that function. AWS calls from the handler reach loopback only through `AWS_ENDPOINT_URL_<SERVICE>`.
 
+The site's own paths play the distribution, which adds its origin headers (the API key) to API requests;
+`/live/...` plays API Gateway's own endpoint, where a buyer route without that key is refused (403) and the
+usage API is called, as in AWS.
+
 Run by `local.run` as one process per listing: `python -m local.gateway --spec FILE`.
 """
 
@@ -16,6 +20,7 @@ import importlib
 import json
 import mimetypes
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -36,6 +41,9 @@ from local.stack_template import EventSourceSpec, FunctionSpec, ListingTemplate,
 # API Gateway's own limit on a request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 STAGE = "live"
+# API Gateway's own endpoint (https://<api>.execute-api.<region>.amazonaws.com/live/...), played on this path.
+API_ENDPOINT_PREFIX = f"/{STAGE}/"
+API_KEY_HEADER = "x-api-key"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -138,6 +146,17 @@ class Gateway:
         os.environ.update(spec.aws_environment)
         # The gateway plays the listing's distribution: the site's origin is the gateway's own address.
         os.environ["SITE_ORIGINS"] = f"http://127.0.0.1:{spec.port},http://localhost:{spec.port}"
+        # CloudFormation resolves a dynamic reference (the Secrets Manager secret behind the API key and
+        # the distribution's origin header) at deploy time; here each gets a fresh value per process.
+        resolved: dict[str, str] = {}
+
+        def resolve(value: Any) -> str:
+            if isinstance(value, str) and "{{resolve:" not in value:
+                return value
+            return resolved.setdefault(json.dumps(value, sort_keys=True), secrets.token_urlsafe(36))
+
+        self.api_keys = {resolve(value) for value in template.api_keys}
+        self.origin_headers = {name: resolve(value) for name, value in template.origin_headers.items()}
 
     def handler(self, function: FunctionSpec) -> Handler:
         name = function.handler
@@ -305,14 +324,13 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             body = json.dumps({"error": code, "message": message}).encode()
             self._send(status, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
 
-        def _route(self) -> Route | None:
-            return gateway.routes.get((self.command, request_path(self.path)))
-
         def _is_api_path(self) -> bool:
-            return request_path(self.path).startswith(("/api/", "/marketplace/"))
+            return request_path(self.path).startswith(("/api/", "/marketplace/", API_ENDPOINT_PREFIX))
 
         def _api(self) -> None:
-            route = self._route()
+            direct = request_path(self.path).startswith(API_ENDPOINT_PREFIX)
+            target = self.path[len(API_ENDPOINT_PREFIX) - 1 :] if direct else self.path
+            route = gateway.routes.get((self.command, request_path(target)))
             if route is None:
                 # API Gateway answers an unknown method or resource with 403 "Missing Authentication Token".
                 self._json_error(
@@ -325,13 +343,23 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
                 )
                 return
+            headers = dict(self.headers.items())
+            if not direct:
+                # The distribution adds its origin headers, replacing a viewer's header of the same name.
+                added = {name.lower() for name in gateway.origin_headers}
+                headers = {k: v for k, v in headers.items() if k.lower() not in added}
+                headers.update(gateway.origin_headers)
+            if route.api_key_required:
+                key = next((v for k, v in headers.items() if k.lower() == API_KEY_HEADER), None)
+                if key not in gateway.api_keys:
+                    self._json_error(HTTPStatus.FORBIDDEN, "INVALID_API_KEY", "Forbidden")
+                    return
             try:
                 body = self.read_body(MAX_BODY_BYTES)
             except BodyRefused as refused:
                 code = {413: "REQUEST_TOO_LARGE", 408: "REQUEST_TIMEOUT"}.get(refused.status, "BAD_REQUEST")
                 self._json_error(refused.status, code, refused.message)
                 return
-            headers = dict(self.headers.items())
             missing = [
                 name for name in route.required_headers if name.lower() not in {h.lower() for h in headers}
             ]
@@ -342,7 +370,7 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     f"Missing required request parameters: [{', '.join(missing)}]",
                 )
                 return
-            event = gateway.proxy_event(route, self.command, self.path, headers, body, self.client_address[0])
+            event = gateway.proxy_event(route, self.command, target, headers, body, self.client_address[0])
             try:
                 result = gateway.invoke(route, event)
                 status = int(result.get("statusCode", 200))

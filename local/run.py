@@ -417,6 +417,8 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
                     "siteUrl": site_url,
                     "fulfillmentUrl": f"{site_url}marketplace/fulfillment",
                     "apiUrl": f"{site_url}api/",
+                    # API Gateway's own endpoint, as the stack output UsageApiUrl
+                    "usageApiUrl": f"{site_url}live/api/usage",
                     "tables": {"subscribers": names.subscribers_table, "metering": names.metering_table},
                 }
             for path in templates:

@@ -48,6 +48,7 @@ class Route:
     function: FunctionSpec
     required_headers: tuple[str, ...] = ()
     iam_auth: bool = False
+    api_key_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class ListingTemplate:
     routes: list[Route]
     scheduled: list[FunctionSpec] = field(default_factory=list)
     security_headers: dict[str, str] = field(default_factory=dict)
+    # The API keys' values and the headers the distribution adds to API requests, as the template gives
+    # them (a value may be a dynamic reference, which only CloudFormation resolves).
+    api_keys: list[Any] = field(default_factory=list)
+    origin_headers: dict[str, Any] = field(default_factory=dict)
     table_outputs: dict[str, str] = field(default_factory=dict)
     queues: dict[str, QueueSpec] = field(default_factory=dict)
     event_buses: list[str] = field(default_factory=list)
@@ -143,6 +148,8 @@ def load(path: Path) -> ListingTemplate:
         routes=_routes(resources, functions),
         scheduled=_scheduled(resources, functions),
         security_headers=_security_headers(resources),
+        api_keys=[key["Properties"].get("Value") for key in _of_type(resources, "AWS::ApiGateway::ApiKey")],
+        origin_headers=_api_origin_headers(resources),
         table_outputs={
             key: _resolve(output["Value"], table_names)
             for key, output in template.get("Outputs", {}).items()
@@ -256,6 +263,7 @@ def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
                 function=target,
                 required_headers=required,
                 iam_auth=properties.get("AuthorizationType") == "AWS_IAM",
+                api_key_required=bool(properties.get("ApiKeyRequired", False)),
             )
         )
     return routes
@@ -301,6 +309,17 @@ def _security_headers(resources: Json) -> dict[str, str]:
         headers["Referrer-Policy"] = security["ReferrerPolicy"]["ReferrerPolicy"]
     for custom in config.get("CustomHeadersConfig", {}).get("Items", []):
         headers[custom["Header"]] = custom["Value"]
+    return headers
+
+
+def _api_origin_headers(resources: Json) -> dict[str, Any]:
+    """The custom headers the distribution sends to its API origin (the one custom origin)."""
+    headers: dict[str, Any] = {}
+    for distribution in _of_type(resources, "AWS::CloudFront::Distribution"):
+        for origin in distribution["Properties"]["DistributionConfig"].get("Origins", []):
+            if "CustomOriginConfig" in origin:
+                for header in origin.get("OriginCustomHeaders", []):
+                    headers[header["HeaderName"]] = header["HeaderValue"]
     return headers
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events, aws_sns as sns
+from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events
 from constructs import Construct
 
 from stacks.bundling import lambda_code
@@ -48,8 +48,8 @@ class MarketplaceListingStack(Stack):
 
         self.tables = ListingTables(self, "Tables", names=names, retain=retain)
         email = listing.notification_email or settings.notification_email
-        self.notifications: sns.ITopic | None = (
-            SellerNotifications(self, "Notifications", names=names, email=str(email)).topic if email else None
+        self.notifications = SellerNotifications(
+            self, "Notifications", names=names, email=str(email) if email else None
         )
         # The seller's product learns of subscriber changes here (see SubscriptionLifecycle).
         self.seller_bus = events.EventBus(self, "SellerEvents", event_bus_name=names.seller_event_bus)
@@ -117,7 +117,9 @@ class MarketplaceListingStack(Stack):
             environment=environment,
             tables=self.tables,
             seller_bus=self.seller_bus,
-            notifications=self.notifications,
+            # Subscriber changes are e-mailed only to an address the config names.
+            notifications=self.notifications.topic if self.notifications.email else None,
+            retain=retain,
         )
         self._grant_closing_subscriptions()
 
@@ -135,6 +137,7 @@ class MarketplaceListingStack(Stack):
             "Site",
             names=names,
             api=self.api.rest_api,
+            origin_headers=self.api.origin_headers,
             page_config=page_config(listing),
             custom_domain=listing.custom_domain,
             retain=retain,
@@ -162,7 +165,7 @@ class MarketplaceListingStack(Stack):
                 final_failures_alarm=self.metering.final_failures_alarm,
                 dimensions=[dimension.name for dimension in listing.dimensions],
             ),
-            topic=self.notifications,
+            topic=self.notifications.topic,
         )
         self._tag(settings)
         self._outputs()
@@ -250,6 +253,10 @@ class MarketplaceListingStack(Stack):
             ),
             "LifecycleQueueUrl": (self.lifecycle.queue.queue_url, "AWS Marketplace events for this listing"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "The listing's CloudWatch dashboard"),
+            "AlarmTopicArn": (
+                self.notifications.topic.topic_arn,
+                "Every alarm of the listing, when it fires and when it recovers: subscribe anything to it",
+            ),
             "RegistrationsTableName": (
                 self.tables.pending_registrations.table_name,
                 "Buyers between the fulfillment redirect and the registration form (expire after an hour)",

@@ -25,7 +25,7 @@ from marketplace_saas.http import (
     media_type,
 )
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS, BadToken, ForeignProduct
 from marketplace_saas.session import registration_cookie
 from marketplace_saas.store import StoreUnavailable
@@ -124,7 +124,6 @@ def not_found(_: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer

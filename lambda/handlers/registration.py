@@ -11,14 +11,13 @@ A post from another site than the listing's own (its Origin, or Referer) is refu
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
-from pydantic import ValidationError
 
 from marketplace_saas import deadline, pages
 from marketplace_saas.http import (
@@ -32,8 +31,8 @@ from marketplace_saas.http import (
     media_type,
 )
 from marketplace_saas.marketplace import MarketplaceUnavailable
-from marketplace_saas.models import RegistrationRequest, Subscriber
-from marketplace_saas.observability import logger, mask_email, metrics, tracer
+from marketplace_saas.models import Subscriber
+from marketplace_saas.observability import logger, mask_email, metrics
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
@@ -41,12 +40,14 @@ from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events
 
+if TYPE_CHECKING:  # loaded by the first form that arrives (see _validate), not by the state request
+    from marketplace_saas.registration_form import RegistrationRequest
+
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 # The form has four fields; a post of many more is not from it.
 MAX_FORM_FIELDS = 50
-FIELDS = {name: info.alias for name, info in RegistrationRequest.model_fields.items()}
 
 app = APIGatewayRestResolver()
 
@@ -133,6 +134,12 @@ def _parse_body() -> tuple[dict[str, Any], bool]:
 
 
 def _validate(data: dict[str, Any]) -> RegistrationRequest:
+    # pydantic and email_validator load here, on the first submitted form: the page's state request, which
+    # usually starts a new execution environment, does not wait for them.
+    from pydantic import ValidationError
+
+    from marketplace_saas.registration_form import RegistrationRequest
+
     try:
         return RegistrationRequest.model_validate(data)
     except ValidationError as error:
@@ -266,7 +273,6 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer

@@ -28,7 +28,7 @@ from marketplace_saas.http import (
     json_value,
     media_type,
 )
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.usage import UsageRecord, UsageRejected
 from marketplace_saas.wiring import usage_recorder
@@ -83,7 +83,6 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer

@@ -16,11 +16,11 @@ from marketplace_saas.onboarding import Onboarding
 from marketplace_saas.seller_events import SellerEvents
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
-from marketplace_saas.usage import UsageRecorder
 
-if TYPE_CHECKING:  # imported where they are built: only the metering and lifecycle functions load them
+if TYPE_CHECKING:  # imported where they are built: each function loads only the services it uses
     from marketplace_saas.lifecycle import Lifecycle
     from marketplace_saas.metering import MeteringJob
+    from marketplace_saas.usage import UsageRecorder  # pydantic: the usage and metering functions only
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
@@ -53,6 +53,8 @@ def onboarding() -> Onboarding:
 
 def usage_recorder() -> UsageRecorder:
     global _usage_recorder
+    from marketplace_saas.usage import UsageRecorder
+
     if _usage_recorder is None:
         settings = listing_settings()
         _usage_recorder = UsageRecorder(

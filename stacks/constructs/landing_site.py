@@ -6,6 +6,7 @@ share an origin (no CORS) and the fulfillment URL is HTTPS on the listing's own 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jsii
@@ -63,6 +64,7 @@ class LandingSite(Construct):
         *,
         names: ListingNames,
         api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
         page_config: dict[str, Any],
         custom_domain: CustomDomain | None,
         retain: bool,
@@ -72,8 +74,8 @@ class LandingSite(Construct):
         self.log_bucket = self._build_log_bucket(removal)
         self.bucket = self._build_site_bucket(names, removal)
         self.headers_policy = self._build_headers_policy()
-        self.distribution = self._build_distribution(names, api, custom_domain)
-        self._deploy_site(page_config)
+        self.distribution = self._build_distribution(names, api, origin_headers, custom_domain)
+        self._deploy_site(page_config, removal)
 
     def _build_log_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -155,10 +157,16 @@ class LandingSite(Construct):
         )
 
     def _build_distribution(
-        self, names: ListingNames, api: apigateway.RestApi, custom_domain: CustomDomain | None
+        self,
+        names: ListingNames,
+        api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
+        custom_domain: CustomDomain | None,
     ) -> cloudfront.Distribution:
         api_behavior = cloudfront.BehaviorOptions(
-            origin=_api_origin(api),
+            # The origin headers prove to API Gateway that a request came through this distribution; a
+            # viewer's header of the same name is overwritten.
+            origin=_api_origin(api, origin_headers),
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
@@ -225,7 +233,7 @@ class LandingSite(Construct):
             )
         return distribution
 
-    def _deploy_site(self, page_config: dict[str, Any]) -> None:
+    def _deploy_site(self, page_config: dict[str, Any], removal: RemovalPolicy) -> None:
         deployment = s3_deployment.BucketDeployment(
             self,
             "Deployment",
@@ -245,6 +253,8 @@ class LandingSite(Construct):
         provider = next(
             child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
         )
+        # CDK retains the log group it makes for that function; like every other, it follows retainResources.
+        provider.node.find_child("LogGroup").apply_removal_policy(removal)  # type: ignore[attr-defined]
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
         copy_reason = (
@@ -328,7 +338,7 @@ class _InvalidationScoped:
         node.policy_document = document
 
 
-def _api_origin(api: apigateway.RestApi) -> origins.HttpOrigin:
+def _api_origin(api: apigateway.RestApi, custom_headers: Mapping[str, str]) -> origins.HttpOrigin:
     """What `RestApiOrigin(api)` is, named by the API's id and stage name rather than by `api.url`: that URL
     refers to the stage, so the registration function (which the stage's methods call) could not be told
     the distribution's domain (its SITE_ORIGINS) without a circular dependency."""
@@ -338,6 +348,7 @@ def _api_origin(api: apigateway.RestApi) -> origins.HttpOrigin:
         origin_path=f"/{STAGE_NAME}",
         protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
         origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+        custom_headers=dict(custom_headers),
     )
 
 

@@ -95,6 +95,7 @@ class SubscriptionLifecycle(Construct):
         tables: ListingTables,
         seller_bus: events.EventBus,
         notifications: sns.ITopic | None,
+        retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self.seller_bus = seller_bus
@@ -109,7 +110,7 @@ class SubscriptionLifecycle(Construct):
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=MAX_RECEIVES),
         )
-        self.function = self._build_function(names, code, environment, tables)
+        self.function = self._build_function(names, code, environment, tables, retain)
         self.function.function.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,
@@ -153,6 +154,7 @@ class SubscriptionLifecycle(Construct):
         code: aws_lambda.Code,
         environment: Mapping[str, str],
         tables: ListingTables,
+        retain: bool,
     ) -> ListingFunction:
         function = ListingFunction(
             self,
@@ -163,7 +165,7 @@ class SubscriptionLifecycle(Construct):
             handler="handlers.lifecycle.handler",
             description=f"Follows AWS Marketplace subscription events for {names.path}",
             environment=environment,
-            retain=False,
+            retain=retain,
             timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         )
         subscribers = tables.subscribers

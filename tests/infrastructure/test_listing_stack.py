@@ -100,6 +100,24 @@ def test_disposable_listing_tables_are_deleted_with_the_stack(disposable_listing
         assert table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is False
 
 
+def test_every_log_group_is_kept_or_deleted_as_retain_resources_says(
+    two_listings: Synthesized, disposable_listing: Synthesized
+) -> None:
+    for synthesized, stacks, policy in (
+        (two_listings, (AI, DATA), "Retain"),
+        (disposable_listing, ("codio-marketplace-trial",), "Delete"),
+    ):
+        for stack in stacks:
+            groups = synthesized.resources(stack, "AWS::Logs::LogGroup")
+            assert len(groups) >= 6  # one per function, plus the API's access logs
+            wrong = {
+                json.dumps(group["Properties"].get("LogGroupName")): group.get("DeletionPolicy")
+                for group in groups.values()
+                if group.get("DeletionPolicy") != policy or group.get("UpdateReplacePolicy") != policy
+            }
+            assert not wrong, f"{stack}: log groups not {policy}: {wrong}"
+
+
 # --- landing site ------------------------------------------------------------------------------------
 
 
@@ -294,6 +312,61 @@ def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthes
         assert methods[route]["RequestParameters"] == {"method.request.header.Content-Type": True}
         assert "RequestValidatorId" in methods[route]
     assert "RequestModels" in methods["POST /api/register"]
+
+
+def test_buyer_routes_refuse_requests_that_did_not_come_through_the_distribution(
+    two_listings: Synthesized,
+) -> None:
+    # API Gateway's own endpoint stays on (the distribution reaches the API there without a custom domain),
+    # so API Gateway itself requires the key only the distribution sends, before any function runs.
+    for stack in (AI, DATA):
+        methods = _methods(two_listings, stack)
+        assert {route: m.get("ApiKeyRequired", False) for route, m in methods.items()} == {
+            "GET /api/registration": True,
+            "POST /api/register": True,
+            "POST /api/usage": False,  # the seller's product calls it on API Gateway's endpoint, SigV4-signed
+            "POST /marketplace/fulfillment": True,
+        }
+        _, api = only(two_listings.resources(stack, "AWS::ApiGateway::RestApi"))
+        assert api["Properties"].get("DisableExecuteApiEndpoint", False) is False
+        # A key counts only through a usage plan that covers the stage
+        key_id, _ = only(two_listings.resources(stack, "AWS::ApiGateway::ApiKey"))
+        plan_id, plan = only(two_listings.resources(stack, "AWS::ApiGateway::UsagePlan"))
+        (api_stage,) = plan["Properties"]["ApiStages"]
+        stage_id, _ = only(two_listings.resources(stack, "AWS::ApiGateway::Stage"))
+        assert api_stage["ApiId"] == {
+            "Ref": next(iter(two_listings.resources(stack, "AWS::ApiGateway::RestApi")))
+        }
+        assert api_stage["Stage"] == {"Ref": stage_id}
+        _, binding = only(two_listings.resources(stack, "AWS::ApiGateway::UsagePlanKey"))
+        assert binding["Properties"] == {
+            "KeyId": {"Ref": key_id},
+            "KeyType": "API_KEY",
+            "UsagePlanId": {"Ref": plan_id},
+        }
+
+
+def test_the_distribution_sends_the_key_whose_value_is_in_no_template(two_listings: Synthesized) -> None:
+    for stack in (AI, DATA):
+        secret_id, secret = only(two_listings.resources(stack, "AWS::SecretsManager::Secret"))
+        assert "SecretString" not in secret["Properties"]  # Secrets Manager generates the value
+        generated = secret["Properties"]["GenerateSecretString"]
+        assert generated["PasswordLength"] >= 32 and generated["ExcludePunctuation"] is True
+        # Both the API key and the distribution's origin header are a dynamic reference to that secret,
+        # which CloudFormation resolves at deploy time; the value itself is never synthesized.
+        reference = {
+            "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
+        }
+        _, key = only(two_listings.resources(stack, "AWS::ApiGateway::ApiKey"))
+        assert key["Properties"]["Value"] == reference
+        _, distribution = only(two_listings.resources(stack, "AWS::CloudFront::Distribution"))
+        config = distribution["Properties"]["DistributionConfig"]
+        api_origin = next(o for o in config["Origins"] if "CustomOriginConfig" in o)
+        assert api_origin["OriginCustomHeaders"] == [{"HeaderName": "x-api-key", "HeaderValue": reference}]
+        s3_origin = next(o for o in config["Origins"] if "S3OriginConfig" in o)
+        assert "OriginCustomHeaders" not in s3_origin
+        template = json.dumps(two_listings[stack].to_json())
+        assert template.count("{{resolve:secretsmanager:") == 2
 
 
 def test_gateway_errors_use_the_api_json_error_shape(two_listings: Synthesized) -> None:
@@ -521,7 +594,27 @@ def test_every_alarm_watches_its_signal(two_listings: Synthesized) -> None:
         assert properties["AlarmDescription"]
         if namespace == "MarketplaceListings":
             assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
-        assert "AlarmActions" not in properties  # no notification e-mail in this config
+
+
+def test_every_alarm_notifies_the_listings_topic_even_with_no_e_mail_configured(
+    two_listings: Synthesized,
+) -> None:
+    """No notification e-mail in this config: the topic exists all the same (an output, for the seller to
+    subscribe to), every alarm notifies it when it fires and when it recovers, and nobody is subscribed."""
+    for stack in (AI, DATA):
+        topic_id, _ = only(two_listings.resources(stack, "AWS::SNS::Topic"))
+        alarms = two_listings.resources(stack, "AWS::CloudWatch::Alarm")
+        assert alarms
+        for alarm in alarms.values():
+            properties = alarm["Properties"]
+            assert properties["AlarmActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+            assert properties["OKActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+        subscriptions = two_listings.resources(stack, "AWS::SNS::Subscription").values()
+        assert [s for s in subscriptions if s["Properties"]["TopicArn"] == {"Ref": topic_id}] == []
+        assert two_listings[stack].to_json()["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
+        rules = two_listings.resources(stack, "AWS::Events::Rule").values()
+        # subscriber changes are e-mailed only to an address the config names
+        assert not [r for r in rules if topic_id in json.dumps(r["Properties"].get("Targets", []))]
 
 
 def test_each_alarm_watches_its_own_resource(two_listings: Synthesized) -> None:
