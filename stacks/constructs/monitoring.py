@@ -30,6 +30,12 @@ FIVE_MINUTES = Duration.minutes(5)
 ONBOARDING_FAILURES_THRESHOLD = 5
 # The job runs hourly and sends the previous hour: older than two hours means it is not keeping up.
 PENDING_USAGE_MAX_AGE_HOURS = 2
+# The metering job runs one at a time on purpose (reserved concurrency 1): a throttle is a run that found
+# the previous one still going, and Lambda retries it.
+THROTTLED = {
+    "metering": "The metering job was throttled: a run started while the last one was still going (it runs "
+    "one at a time); Lambda retries it, and a run that keeps failing lands in its failed-runs queue",
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class ListingMonitoring(Construct):
                 f"{name}-throttles",
                 function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
                 1,
-                f"The {name} function was throttled: raise its concurrency or the account's limit",
+                THROTTLED.get(name, f"The {name} function was throttled: raise the account's Lambda limit"),
             )
         self.alarms.append(signals.final_failures_alarm)
         self._notify(signals.final_failures_alarm)
@@ -99,7 +105,7 @@ class ListingMonitoring(Construct):
             oldest,
             PENDING_USAGE_MAX_AGE_HOURS,
             f"Usage has waited more than {PENDING_USAGE_MAX_AGE_HOURS} hours to be sent; AWS refuses it "
-            "after 6. Is the metering job running?",
+            "24 hours after its hour (last month's after 06:00 UTC on the 1st). Is the metering job running?",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
         for name, queue in signals.dead_letter_queues.items():
