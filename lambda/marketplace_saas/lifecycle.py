@@ -57,7 +57,7 @@ from marketplace_saas.models import (
 )
 from marketplace_saas.seller_events import SellerEvents, subscriber_detail
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import HeldFacts, StoreUnavailable, pages
+from marketplace_saas.store import CONDITION_FAILED, HeldFacts, StoreUnavailable, error_code, pages
 
 AGREEMENT_SOURCE = "aws.agreement-marketplace"
 # After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
@@ -452,8 +452,8 @@ class Lifecycle:
             attributes: dict[str, Any] = self._table_of(key).update_item(**request)["Attributes"]
             return attributes
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            if error_code(error) != CONDITION_FAILED:
+                raise StoreUnavailable(error_code(error)) from None
         # A later (or the same) event of this kind is already recorded: only the status may need catching up.
         item = self._get(key)
         if item is None:
@@ -513,9 +513,9 @@ class Lifecycle:
             )["Attributes"]
             return attributes
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 raise _FactsChanged from None
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
 
     # --- entitlements ------------------------------------------------------------------------------
 
@@ -538,9 +538,9 @@ class Lifecycle:
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return  # a later notice already stored what is current
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         detail = self._event_detail(updated, updated.get("status", "pending"), updated.get("status"))
         detail["entitlements"] = entitlements
         self._seller.publish(ENTITLEMENTS_EVENT, detail)
@@ -566,14 +566,14 @@ class Lifecycle:
             )
             return item
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
 
     def _query(self, **request: Any) -> dict[str, Any]:
         try:
             page: dict[str, Any] = self._table.query(**request)
             return page
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
 
 
 class _FactsChanged(Exception):

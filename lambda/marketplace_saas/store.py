@@ -59,8 +59,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code"))
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a failed call (e.g. ConditionalCheckFailedException), as text."""
+    return error_code(error)
 
 
 class HeldFacts:
@@ -79,7 +83,7 @@ class HeldFacts:
         try:
             item = self._table.get_item(Key=self.key, ConsistentRead=True).get("Item")
         except ClientError as error:
-            raise StoreUnavailable(_error_code(error)) from None
+            raise StoreUnavailable(error_code(error)) from None
         if not item:
             return None
         facts = {fact: item[fact] for fact in ALL_FACTS if fact in item}
@@ -109,9 +113,9 @@ class HeldFacts:
         try:
             self._table.delete_item(**request)
         except ClientError as error:
-            if _error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return False
-            raise StoreUnavailable(_error_code(error)) from None
+            raise StoreUnavailable(error_code(error)) from None
         return True
 
 
@@ -138,7 +142,7 @@ class PendingRegistrations:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(registrationKey)")
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         return registration_id
 
     def get(self, registration_id: str | None, now: int) -> PendingRegistration | None:
@@ -149,7 +153,7 @@ class PendingRegistrations:
                 Key={"registrationKey": _registration_key(registration_id)}, ConsistentRead=True
             ).get("Item")
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         # DynamoDB deletes expired items eventually, not at once: the expiry is checked here.
         if item is None or int(item["expiresAt"]) <= now:
             return None
@@ -186,7 +190,7 @@ class Subscribers:
         try:
             item = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get("Item")
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         if item is None or "registrationDate" not in item:
             return None  # no registration yet (a lifecycle event may have recorded a status already)
         return _subscriber(identity, item)
@@ -253,9 +257,9 @@ class Subscribers:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return None
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         item = result["Attributes"]
         if self._legacy and identity.customer_identifier:
             item = self._settle_early_facts(identity, item)
@@ -287,8 +291,8 @@ class Subscribers:
                     try:
                         item = self._add_facts(identity, item, newer)
                     except ClientError as error:
-                        if _error_code(error) != "ConditionalCheckFailedException":
-                            raise StoreUnavailable(_error_code(error)) from None
+                        if error_code(error) != CONDITION_FAILED:
+                            raise StoreUnavailable(error_code(error)) from None
                         # A notification changed the subscriber meanwhile: fold again into what it holds now.
                         latest = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get(
                             "Item"
