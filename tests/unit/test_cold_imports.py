@@ -7,13 +7,11 @@ measured by bench/registration.py, not here.)
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.fresh_interpreter import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_LOCK = ROOT / "requirements" / "lambda.txt"
@@ -41,18 +39,7 @@ print(json.dumps({{"modules": sorted(sys.modules), "session": boto3.DEFAULT_SESS
 
 
 def _import_in_fresh_interpreter(module: str) -> tuple[set[str], bool]:
-    # The function's environment is read on the first request, not at import: none of it is set here.
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "lambda")])
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", _PROBE.format(module=module)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_probe(_PROBE.format(module=module))
     return set(report["modules"]), report["session"]
 
 
@@ -77,12 +64,9 @@ def test_the_registration_form_loads_with_the_first_form() -> None:
         "'contactEmail': 'jane@example.com', 'contactPhone': '+1 555 010 2030'})\n"
         "assert request.contact_email == 'jane@example.com'\n"
         "assert 'email_validator' in sys.modules\n"
+        "print('{}')\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambda")])}
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    run_probe(probe)
 
 
 def test_the_functions_lock_has_no_x_ray_sdk() -> None:

@@ -7,12 +7,7 @@ memory, as if it had run the import itself.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +15,8 @@ import pytest
 from marketplace_saas.deadline import Clients
 from marketplace_saas.models import BuyerIdentity
 from marketplace_saas.store import PendingRegistrations
+from tests.support.fresh_interpreter import run_probe
 
-ROOT = Path(__file__).resolve().parents[2]
 BUYER_FACING = ("handlers.fulfillment", "handlers.registration", "handlers.usage")
 
 _PROBE = """
@@ -41,17 +36,7 @@ print(json.dumps({{"opened": opened, "session": boto3.DEFAULT_SESSION is not Non
 
 @pytest.mark.parametrize("module", BUYER_FACING)
 def test_importing_a_buyer_facing_handler_opens_no_connection_and_builds_no_client(module: str) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "lambda")])
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", _PROBE.format(module=module)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_probe(_PROBE.format(module=module))
     assert report == {"opened": [], "session": False}
 
 
