@@ -14,7 +14,15 @@ import boto3
 import pytest
 
 from marketplace_saas.models import license_id
-from tests.e2e.conftest import PROJECT_ROOT, billed_for, mint_token, post_json, register_buyer, request
+from tests.e2e.conftest import (
+    PROJECT_ROOT,
+    billed_for,
+    mint_token,
+    post_json,
+    register_buyer,
+    register_minted,
+    request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -153,16 +161,8 @@ def test_a_second_local_mode_is_refused(local_mode: dict[str, Any]) -> None:
 def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_mode: dict[str, Any]) -> None:
     listing = local_mode["listings"]["data-analytics"]
     minted = mint_token(local_mode, listing["productCode"])
-    form = urlencode({"x-amzn-marketplace-token": minted["token"]}).encode()
-    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
-    cookie = request(listing["fulfillmentUrl"], "POST", form, form_type)[1]["set-cookie"].split(";", 1)[0]
-    details = {
-        "companyName": "Beta",
-        "contactPerson": "Sam Roe",
-        "contactEmail": "sam@example.com",
-        "contactPhone": "+44 20 7946 0958",
-    }
-    assert post_json(listing["apiUrl"] + "register", details, cookie)[0] == 201
+    buyer = {"companyName": "Beta", "contactPerson": "Sam Roe", "contactEmail": "sam@example.com"}
+    register_minted(listing, minted["token"], {**buyer, "contactPhone": "+44 20 7946 0958"})
 
     # The product reports usage of the last hour (the current one is still accumulating), twice
     last_hour = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
