@@ -10,23 +10,23 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
 
 from marketplace_saas import deadline, pages
 from marketplace_saas.http import (
-    NO_STORE,
     UnreadableBody,
     body_text,
     form_fields,
     html_response,
     media_type,
+    redirect,
 )
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
 from marketplace_saas.observability import logger, metrics
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS, BadToken, ForeignProduct
+from marketplace_saas.routing import Request, Response, Router
 from marketplace_saas.session import registration_cookie
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding
@@ -38,10 +38,15 @@ MAX_FORM_BYTES = 8192
 MAX_FORM_FIELDS = 20
 FORM = "application/x-www-form-urlencoded"
 
-app = APIGatewayRestResolver()
+
+def _not_found(_: Request) -> Response:
+    return html_response(HTTPStatus.NOT_FOUND, pages.page("Not found", "There is nothing at this address."))
 
 
-def _failed(reason: str, status: HTTPStatus, title: str, *text: str, retry: bool = False) -> Response[str]:
+app = Router(not_found=_not_found)
+
+
+def _failed(reason: str, status: HTTPStatus, title: str, *text: str, retry: bool = False) -> Response:
     metrics.add_metric(name=f"FulfillmentRejected{reason}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="FulfillmentFailures", unit=MetricUnit.Count, value=1)  # what the alarm watches
     logger.info("fulfillment refused", extra={"reason": reason, "status": status.value})
@@ -55,9 +60,8 @@ def _first(form: dict[str, list[str]], name: str) -> str | None:
 
 
 @app.post("/marketplace/fulfillment")
-def fulfillment() -> Response[str]:
-    event = app.current_event
-    if media_type(event.headers.get("content-type")) != FORM:
+def fulfillment(request: Request) -> Response:
+    if media_type(request.headers.get("content-type")) != FORM:
         return _failed(
             "ContentType",
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -65,7 +69,7 @@ def fulfillment() -> Response[str]:
             "AWS Marketplace sends buyers here with a form post. " + pages.START_AGAIN,
         )
     try:
-        body = body_text(event)
+        body = body_text(request)
         if len(body.encode()) > MAX_FORM_BYTES:
             return _failed(
                 "TooLarge", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large", pages.START_AGAIN
@@ -111,20 +115,11 @@ def fulfillment() -> Response[str]:
         )
     metrics.add_metric(name="BuyersArrived", unit=MetricUnit.Count, value=1)
     logger.info("buyer arrived from AWS Marketplace", extra={"offerType": offer_type or "standard"})
-    return Response(
-        status_code=HTTPStatus.SEE_OTHER.value,
-        headers={"Location": "/", **NO_STORE},
-        cookies=[registration_cookie(registration_id, PENDING_REGISTRATION_SECONDS)],
-    )
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return html_response(HTTPStatus.NOT_FOUND, pages.page("Not found", "There is nothing at this address."))
+    return redirect("/", cookies=(registration_cookie(registration_id, PENDING_REGISTRATION_SECONDS),))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer
-        return app.resolve(event, context)
+        return app.resolve(event)

@@ -14,7 +14,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
@@ -34,6 +33,7 @@ from marketplace_saas.marketplace import MarketplaceUnavailable
 from marketplace_saas.models import Subscriber
 from marketplace_saas.observability import logger, mask_email, metrics
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
+from marketplace_saas.routing import Request, Response, Router
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
 from marketplace_saas.settings import listing_settings
@@ -49,7 +49,12 @@ MAX_BODY_BYTES = 16 * 1024
 # The form has four fields; a post of many more is not from it.
 MAX_FORM_FIELDS = 50
 
-app = APIGatewayRestResolver()
+
+def _not_found(_: Request) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such API route.")
+
+
+app = Router(not_found=_not_found)
 
 
 class BadRequest(Exception):
@@ -63,11 +68,11 @@ class BadRequest(Exception):
         self.fields = fields
 
 
-def _session() -> str | None:
-    return registration_id_from(app.current_event.headers.get("cookie"))
+def _session(request: Request) -> str | None:
+    return registration_id_from(request.headers.get("cookie"))
 
 
-def _foreign_origin() -> str | None:
+def _foreign_origin(request: Request) -> str | None:
     """The other site a state-changing request came from, or None if it came from the listing's own page.
 
     A browser names the page that made a POST in `Origin` (`null` when it hides it: refused too, as an
@@ -76,7 +81,7 @@ def _foreign_origin() -> str | None:
     POST), so it is no cross-site forgery: a script holding the buyer's cookie could set either header as it
     liked anyway. The pending-registration cookie is also SameSite=Lax, so other sites' posts do not carry it.
     """
-    headers = app.current_event.headers
+    headers = request.headers
     origin = headers.get("origin")
     if origin is None:
         referer = headers.get("referer")
@@ -97,17 +102,16 @@ def _registered_body(subscriber: Subscriber) -> dict[str, Any]:
 
 
 @app.get("/api/registration")
-def registration() -> Response[dict[str, Any]]:
-    state = onboarding().state(_session())
+def registration(request: Request) -> Response:
+    state = onboarding().state(_session(request))
     if state.subscriber is not None:
         return json_response(HTTPStatus.OK, _registered_body(state.subscriber))
     return json_response(HTTPStatus.OK, {"state": "unregistered", "offerType": state.pending.offer_type})
 
 
-def _parse_body() -> tuple[dict[str, Any], bool]:
+def _parse_body(request: Request) -> tuple[dict[str, Any], bool]:
     """The submitted fields, and whether they came as a plain form post."""
-    event = app.current_event
-    kind = media_type(event.headers.get("content-type"))
+    kind = media_type(request.headers.get("content-type"))
     if kind not in (JSON, FORM):
         raise BadRequest(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -115,7 +119,7 @@ def _parse_body() -> tuple[dict[str, Any], bool]:
             f"Content-Type must be {JSON} or {FORM}, not {kind or 'missing'}",
         )
     try:
-        raw = body_text(event)
+        raw = body_text(request)
         if len(raw.encode()) > MAX_BODY_BYTES:
             raise BadRequest(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -173,8 +177,8 @@ def _announce(subscriber: Subscriber) -> None:
 
 
 @app.post("/api/register")
-def register() -> Response[Any]:
-    foreign = _foreign_origin()
+def register(request: Request) -> Response:
+    foreign = _foreign_origin(request)
     if foreign is not None:
         metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RegistrationRejectedCrossSite", unit=MetricUnit.Count, value=1)
@@ -186,11 +190,11 @@ def register() -> Response[Any]:
             "page AWS Marketplace sent you to.",
         )
     # A form post gets HTML answers, whatever is wrong with it (even a form that cannot be parsed).
-    as_form = media_type(app.current_event.headers.get("content-type")) == FORM
+    as_form = media_type(request.headers.get("content-type")) == FORM
     try:
-        data, as_form = _parse_body()
-        request = _validate(data)
-        created, subscriber = onboarding().register(_session(), request)
+        data, as_form = _parse_body(request)
+        form = _validate(data)
+        created, subscriber = onboarding().register(_session(request), form)
     except BadRequest as problem:
         metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
         metrics.add_metric(
@@ -231,8 +235,8 @@ def register() -> Response[Any]:
     return json_response(status, _registered_body(subscriber))
 
 
-@app.exception_handler(NoPendingRegistration)
-def no_registration(_: Exception) -> Response[dict[str, Any]]:
+@app.on_error(NoPendingRegistration)
+def no_registration(_: Request, __: Exception) -> Response:
     metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RegistrationRejectedNoSession", unit=MetricUnit.Count, value=1)
     return error_response(
@@ -243,8 +247,8 @@ def no_registration(_: Exception) -> Response[dict[str, Any]]:
     )
 
 
-@app.exception_handler(RegisteredWithOtherDetails)
-def registered_differently(_: Exception) -> Response[dict[str, Any]]:
+@app.on_error(RegisteredWithOtherDetails)
+def registered_differently(_: Request, __: Exception) -> Response:
     return error_response(
         HTTPStatus.CONFLICT,
         "already_registered",
@@ -253,27 +257,21 @@ def registered_differently(_: Exception) -> Response[dict[str, Any]]:
     )
 
 
-@app.exception_handler(MarketplaceUnavailable)
-@app.exception_handler(StoreUnavailable)
-@app.exception_handler(BotoCoreError)  # DynamoDB unreachable in the time left
-def unavailable(error: Exception) -> Response[dict[str, Any]]:
+@app.on_error(MarketplaceUnavailable, StoreUnavailable, BotoCoreError)  # BotoCoreError: out of time
+def unavailable(_: Request, error: Exception) -> Response:
     logger.warning("registration unavailable", extra={"cause": str(error)})
     metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RegistrationUnavailable", unit=MetricUnit.Count, value=1)
-    response = error_response(
-        HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "The service is busy; please try again in a minute."
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "unavailable",
+        "The service is busy; please try again in a minute.",
+        headers={"Retry-After": "30"},
     )
-    response.headers["Retry-After"] = "30"
-    return response
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[dict[str, str]]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such API route.")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer
-        return app.resolve(event, context)
+        return app.resolve(event)

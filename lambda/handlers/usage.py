@@ -13,7 +13,6 @@ from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
@@ -29,12 +28,19 @@ from marketplace_saas.http import (
     media_type,
 )
 from marketplace_saas.observability import logger, metrics
+from marketplace_saas.routing import Request, Response, Router
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.usage import UsageRecord, UsageRejected
 from marketplace_saas.wiring import usage_recorder
 
 MAX_BODY_BYTES = 256 * 1024
-app = APIGatewayRestResolver()
+
+
+def _not_found(_: Request) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such API route.")
+
+
+app = Router(not_found=_not_found)
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -46,14 +52,13 @@ def _validation_message(error: ValidationError) -> str:
 
 
 @app.post("/api/usage")
-def record_usage() -> Response[dict[str, Any]]:
-    event = app.current_event
-    if media_type(event.headers.get("content-type")) != "application/json":
+def record_usage(request: Request) -> Response:
+    if media_type(request.headers.get("content-type")) != "application/json":
         return error_response(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
         )
     try:
-        raw = body_text(event)
+        raw = body_text(request)
         if len(raw.encode()) > MAX_BODY_BYTES:
             return error_response(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large"
@@ -77,13 +82,8 @@ def record_usage() -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.CREATED, recorded.view())
 
 
-@app.not_found
-def not_found(_: Exception) -> Response[dict[str, str]]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "There is no such API route.")
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context):  # every AWS call ends in time to answer
-        return app.resolve(event, context)
+        return app.resolve(event)

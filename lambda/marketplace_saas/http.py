@@ -8,34 +8,34 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from marketplace_saas.routing import JSON, Request, Response
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(
-        status_code=status.value,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": code, "message": message, **extra},
-        headers=NO_STORE,
-    )
+def error_response(
+    status: HTTPStatus, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    return json_response(status, {"error": code, "message": message, **extra}, headers=headers)
 
 
-def json_response(status: HTTPStatus, body: dict[str, Any]) -> Response[dict[str, Any]]:
-    return Response(
-        status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=NO_STORE
-    )
+def json_response(
+    status: HTTPStatus,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    cookies: tuple[str, ...] = (),
+) -> Response:
+    return Response(status, body, JSON, {**NO_STORE, **(headers or {})}, cookies)
 
 
-def html_response(status: HTTPStatus, html: str, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=status.value,
-        content_type="text/html; charset=utf-8",
-        body=html,
-        headers={**NO_STORE, **(headers or {})},
-    )
+def html_response(status: HTTPStatus, html: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, html, "text/html; charset=utf-8", {**NO_STORE, **(headers or {})})
+
+
+def redirect(location: str, *, cookies: tuple[str, ...] = ()) -> Response:
+    """A 303 See Other to `location` (the browser then GETs it), never cached."""
+    return Response(HTTPStatus.SEE_OTHER, "", None, {"Location": location, **NO_STORE}, cookies)
 
 
 def media_type(content_type: str | None) -> str:
@@ -52,10 +52,10 @@ class UnreadableBody(ValueError):
         self.message = message
 
 
-def body_text(event: APIGatewayProxyEvent) -> str:
+def body_text(request: Request) -> str:
     """The body as text: API Gateway sends text, or base64 when it is flagged so (binary media types)."""
-    body = event.body or ""
-    if event.is_base64_encoded and body:
+    body = request.body or ""
+    if request.is_base64_encoded and body:
         try:
             return binascii.a2b_base64(body.encode("ascii"), strict_mode=True).decode()
         except (binascii.Error, UnicodeError):

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from http.cookies import CookieError, SimpleCookie
 
-from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-
 COOKIE_NAME = "__Host-registration"
+# What a registration id is made of (secrets.token_urlsafe): a cookie value needs no quoting.
+_COOKIE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def registration_cookie(registration_id: str, max_age: int) -> Cookie:
-    return Cookie(
-        name=COOKIE_NAME,
-        value=registration_id,
-        path="/",
-        secure=True,
-        http_only=True,
-        max_age=max_age,
-        same_site=SameSite.LAX_MODE,
-    )
+def registration_cookie(registration_id: str, max_age: int) -> str:
+    """The `Set-Cookie` value that hands the browser its pending registration's id."""
+    if not registration_id or not set(registration_id) <= _COOKIE_SAFE:
+        raise ValueError("a registration id is URL-safe base64 text")
+    return f"{COOKIE_NAME}={registration_id}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax"
 
 
 def registration_id_from(cookie_header: str | None) -> str | None:
