@@ -24,6 +24,9 @@ class ListingSettings:
     # Where state changes are published for the seller's product (the listing's own EventBridge bus).
     seller_bus: str = ""
     seller_event_source: str = ""
+    # BatchMeterUsage calls the metering job makes at once (deploymentSettings.meteringConcurrency); 0: the
+    # job's default.
+    metering_concurrency: int = 0
 
     @property
     def has_entitlements(self) -> bool:
@@ -67,4 +70,5 @@ def listing_settings() -> ListingSettings:
         dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
         seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
+        metering_concurrency=int(os.environ.get("METERING_CONCURRENCY") or 0),
     )
