@@ -30,7 +30,9 @@ def allow_metering(function: ListingFunction, tables: ListingTables) -> None:
     usage, seal and settle it, read who is billable, and call BatchMeterUsage."""
     usage, subscribers = tables.usage_records, tables.subscribers
     function.allow(["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}", usage.table_arn])
-    function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
+    # (A batch is sealed, and its answers stored, in one TransactWriteItems: IAM checks it as UpdateItem;
+    # records changed meanwhile are read again with BatchGetItem.)
+    function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], [usage.table_arn])
     function.allow(["dynamodb:Query"], [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}"])
     # Zero records go only to registered buyers: one BatchGetItem per 100 active licenses an hour.
     function.allow(["dynamodb:BatchGetItem"], [subscribers.table_arn])
@@ -49,6 +51,7 @@ class MeteringSchedule(Construct):
         tables: ListingTables,
         schedule: str,
         retain: bool,
+        concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.job = ListingFunction(
@@ -59,7 +62,7 @@ class MeteringSchedule(Construct):
             code=code,
             handler="handlers.metering_job.handler",
             description=f"Sends {names.path}'s usage to AWS Marketplace every hour",
-            environment=environment,
+            environment={**environment, "METERING_CONCURRENCY": str(concurrency)},
             retain=retain,
             timeout_seconds=JOB_TIMEOUT_SECONDS,
         )
