@@ -151,7 +151,7 @@ class Harness:
             )
         )
 
-    def job(self, *, table: Any = None, client: Any = None) -> MeteringJob:
+    def job(self, *, table: Any = None, client: Any = None, concurrency: int | None = None) -> MeteringJob:
         return MeteringJob(
             self.settings,
             table if table is not None else self.usage_table,
@@ -159,6 +159,7 @@ class Harness:
             client if client is not None else boto3.client("meteringmarketplace"),
             clock=lambda: self.now[0],
             sleep=self.sleeps.append,
+            concurrency=concurrency,
         )
 
     def run(self) -> RunReport:
