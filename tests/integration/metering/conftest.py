@@ -22,6 +22,7 @@ from marketplace_saas.settings import ListingSettings, listing_settings
 from marketplace_saas.usage import UsageRecord, UsageRecorder
 from tests.integration.conftest import PRODUCT
 from tests.integration.emulator.conftest import Emulator
+from tests.support import moto_dynamodb
 
 DIMENSIONS = ("users", "storage", "seats", "jobs", "gpu_hours")
 
@@ -202,6 +203,7 @@ def _harness(
         for key, value in environment.items():
             monkeypatch.setenv(key, value)
         listing_settings.cache_clear()
+        moto_dynamodb.apply()  # the job's workers call DynamoDB from several threads
         with mock_aws():
             client = boto3.client("dynamodb")
             for table in template.tables:

@@ -197,7 +197,7 @@ def test_one_workers_throttle_pauses_the_others() -> None:
     other = threading.Thread(target=backoff.wait)  # ... and another worker's next call waits as well
     other.start()
     other.join()
-    assert sleeps == [0.1]
+    assert sleeps == pytest.approx([0.1])
     backoff.succeeded()  # a success shortens the pause for the next throttle
     backoff.throttled()
     assert backoff._step == 0.1
