@@ -7,6 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/setup.sh"
 
 setup_project dev
+setup_tool checkov
 setup_chromium
 cd "$PROJECT_DIR"
 export PATH="$VENV/bin:$PATH"
@@ -18,6 +19,8 @@ say "mypy --strict"
 mypy
 say "Synthesizing the shipped config with every gate (cdk-nag, cfn-lint) and real Lambda bundling"
 ./deploy-marketplace.sh --synth
+say "checkov on the synthesized templates (anything not fixed needs its reason in checkov-skips.json)"
+python scripts/checkov_gate.py cdk.out
 if [ $# -gt 0 ]; then
   say "pytest $*"
   exec python -m pytest "$@"

@@ -15,10 +15,11 @@ import json
 import urllib.error
 import urllib.request
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from stacks import operations
 
 EVENTS = (
@@ -41,6 +42,8 @@ th { background: #f0f2f5; }
 font: inherit; font-weight: 600; cursor: pointer; } .small { padding: 0.2rem 0.5rem; font-size: 0.8rem; }
 .muted { color: #5b6470; } form.inline { display: inline; }
 """
+# An event form is five short fields.
+MAX_FORM_BYTES = 4096
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action http://127.0.0.1:*; base-uri 'none'"
 
 
@@ -223,7 +226,7 @@ class Console:
 
 
 def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LocalRequestHandler):
         server_version = "local-console"
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -243,7 +246,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            url = urlsplit(self.path)
+            url = split_target(self.path)
             if url.path == "/":
                 self._send(200, console.dashboard())
             elif url.path.startswith("/buy/"):
@@ -260,10 +263,18 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 self._send(404, console.page("Not found", "Nothing here."))
 
         def do_POST(self) -> None:
-            length = min(int(self.headers.get("Content-Length") or 0), 4096)
-            form = {key: values[0] for key, values in parse_qs(self.rfile.read(length).decode()).items()}
+            try:
+                raw = self.read_body(MAX_FORM_BYTES)
+                text = raw.decode("utf-8")
+            except BodyRefused as refused:
+                self._send(refused.status, console.page("Bad request", escape(refused.message)))
+                return
+            except UnicodeDecodeError:
+                self._send(400, console.page("Bad request", "The form is not UTF-8."))
+                return
+            form = {key: values[0] for key, values in parse_qs(text).items()}
             if (
-                urlsplit(self.path).path == "/event"
+                request_path(self.path) == "/event"
                 and {"productCode", "customerAWSAccountId", "type"} <= form.keys()
             ):
                 try:
@@ -279,7 +290,5 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Console(endpoints, aws_environment)))
-    server.daemon_threads = True
-    return server
+def serve(port: int, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> LocalHTTPServer:
+    return LocalHTTPServer(("127.0.0.1", port), make_handler(Console(endpoints, aws_environment)))

@@ -5,6 +5,10 @@ response headers policy, and turns every request for an API route of the templat
 REST proxy event for the real handler, called in this process with the environment the template gives
 that function. AWS calls from the handler reach loopback only through `AWS_ENDPOINT_URL_<SERVICE>`.
 
+The site's own paths play the distribution, which adds its origin headers (the API key) to API requests;
+`/live/...` plays API Gateway's own endpoint, where a buyer route without that key is refused (403) and the
+usage API is called, as in AWS.
+
 Run by `local.run` as one process per listing: `python -m local.gateway --spec FILE`.
 """
 
@@ -16,6 +20,7 @@ import importlib
 import json
 import mimetypes
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -25,16 +30,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
+from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from local.stack_template import EventSourceSpec, FunctionSpec, ListingTemplate, Route, load
 
 # API Gateway's own limit on a request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 STAGE = "live"
+# API Gateway's own endpoint (https://<api>.execute-api.<region>.amazonaws.com/live/...), played on this path.
+API_ENDPOINT_PREFIX = f"/{STAGE}/"
+API_KEY_HEADER = "x-api-key"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -135,6 +144,19 @@ class Gateway:
                     raise SystemExit(f"functions disagree on environment variable {key}")
         os.environ.update(merged)
         os.environ.update(spec.aws_environment)
+        # The gateway plays the listing's distribution: the site's origin is the gateway's own address.
+        os.environ["SITE_ORIGINS"] = f"http://127.0.0.1:{spec.port},http://localhost:{spec.port}"
+        # CloudFormation resolves a dynamic reference (the Secrets Manager secret behind the API key and
+        # the distribution's origin header) at deploy time; here each gets a fresh value per process.
+        resolved: dict[str, str] = {}
+
+        def resolve(value: Any) -> str:
+            if isinstance(value, str) and "{{resolve:" not in value:
+                return value
+            return resolved.setdefault(json.dumps(value, sort_keys=True), secrets.token_urlsafe(36))
+
+        self.api_keys = {resolve(value) for value in template.api_keys}
+        self.origin_headers = {name: resolve(value) for name, value in template.origin_headers.items()}
 
     def handler(self, function: FunctionSpec) -> Handler:
         name = function.handler
@@ -149,8 +171,8 @@ class Gateway:
     def proxy_event(
         self, route: Route, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> dict[str, Any]:
-        url = urlsplit(target)
-        query = parse_qsl(url.query, keep_blank_values=True)
+        path, query_string = split_target(target)
+        query = parse_qsl(query_string, keep_blank_values=True)
         content_type = headers.get("Content-Type", headers.get("content-type", ""))
         is_text = not body or content_type.startswith(TEXT_TYPES)
         multi_query: dict[str, list[str]] = {}
@@ -159,7 +181,7 @@ class Gateway:
         request_id = str(uuid.uuid4())
         return {
             "resource": route.path,
-            "path": url.path,
+            "path": path,
             "httpMethod": method,
             "headers": headers,
             "multiValueHeaders": {key: [value] for key, value in headers.items()},
@@ -170,7 +192,7 @@ class Gateway:
             "requestContext": {
                 "resourcePath": route.path,
                 "httpMethod": method,
-                "path": f"/{STAGE}{url.path}",
+                "path": f"/{STAGE}{path}",
                 "stage": STAGE,
                 "requestId": request_id,
                 "extendedRequestId": request_id,
@@ -181,7 +203,11 @@ class Gateway:
                 "apiId": "local",
                 "domainName": headers.get("Host", "localhost"),
             },
-            "body": (body.decode("utf-8") if is_text else base64.b64encode(body).decode()) if body else None,
+            # API Gateway hands a text body to the function as a string; bytes that are not UTF-8 arrive as
+            # U+FFFD, for the handler to refuse as it refuses any other bad value.
+            "body": (body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode())
+            if body
+            else None,
             "isBase64Encoded": bool(body) and not is_text,
         }
 
@@ -270,16 +296,17 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     site_root = gateway.spec.site_root.resolve()
     page_config = json.dumps(gateway.spec.page_config).encode()
 
-    class RequestHandler(BaseHTTPRequestHandler):
+    class RequestHandler(LocalRequestHandler):
         server_version = "local-gateway"
         sys_version = ""
 
         def log_message(self, format: str, *args: Any) -> None:
-            # Access log without query strings: they are never needed and may carry data.
-            path = urlsplit(self.path).path
-            sys.stderr.write(
-                f"[{gateway.spec.listing_path}] {self.command} {path} {args[1] if len(args) > 1 else ''}\n"
-            )
+            # Access log without query strings: they are never needed and may carry data. Also called for
+            # http.server's own error answers, before the request line is parsed (or when it cannot be).
+            path = request_path(getattr(self, "path", ""))[:200].encode("unicode_escape").decode()
+            status = args[1] if len(args) > 1 and format.startswith('"%s"') else " ".join(map(str, args))
+            method = getattr(self, "command", "") or "-"
+            sys.stderr.write(f"[{gateway.spec.listing_path}] {method} {path or '-'} {status}\n")
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | list[tuple[str, str]]) -> None:
             self.send_response(status)
@@ -297,16 +324,13 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             body = json.dumps({"error": code, "message": message}).encode()
             self._send(status, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
 
-        def _route(self) -> Route | None:
-            path = urlsplit(self.path).path
-            return gateway.routes.get((self.command, path))
-
         def _is_api_path(self) -> bool:
-            path = urlsplit(self.path).path
-            return path.startswith(("/api/", "/marketplace/"))
+            return request_path(self.path).startswith(("/api/", "/marketplace/", API_ENDPOINT_PREFIX))
 
         def _api(self) -> None:
-            route = self._route()
+            direct = request_path(self.path).startswith(API_ENDPOINT_PREFIX)
+            target = self.path[len(API_ENDPOINT_PREFIX) - 1 :] if direct else self.path
+            route = gateway.routes.get((self.command, request_path(target)))
             if route is None:
                 # API Gateway answers an unknown method or resource with 403 "Missing Authentication Token".
                 self._json_error(
@@ -319,12 +343,23 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
                 )
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long")
-                return
-            body = self.rfile.read(length) if length else b""
             headers = dict(self.headers.items())
+            if not direct:
+                # The distribution adds its origin headers, replacing a viewer's header of the same name.
+                added = {name.lower() for name in gateway.origin_headers}
+                headers = {k: v for k, v in headers.items() if k.lower() not in added}
+                headers.update(gateway.origin_headers)
+            if route.api_key_required:
+                key = next((v for k, v in headers.items() if k.lower() == API_KEY_HEADER), None)
+                if key not in gateway.api_keys:
+                    self._json_error(HTTPStatus.FORBIDDEN, "INVALID_API_KEY", "Forbidden")
+                    return
+            try:
+                body = self.read_body(MAX_BODY_BYTES)
+            except BodyRefused as refused:
+                code = {413: "REQUEST_TOO_LARGE", 408: "REQUEST_TIMEOUT"}.get(refused.status, "BAD_REQUEST")
+                self._json_error(refused.status, code, refused.message)
+                return
             missing = [
                 name for name in route.required_headers if name.lower() not in {h.lower() for h in headers}
             ]
@@ -335,7 +370,7 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     f"Missing required request parameters: [{', '.join(missing)}]",
                 )
                 return
-            event = gateway.proxy_event(route, self.command, self.path, headers, body, self.client_address[0])
+            event = gateway.proxy_event(route, self.command, target, headers, body, self.client_address[0])
             try:
                 result = gateway.invoke(route, event)
                 status = int(result.get("statusCode", 200))
@@ -353,15 +388,19 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self._send(status, payload, response_headers)
 
         def _static(self) -> None:
-            path = urlsplit(self.path).path
+            path = request_path(self.path)
             if path == "/config.json":
                 self._send(
                     200, page_config, {"Content-Type": "application/json", "Cache-Control": "no-cache"}
                 )
                 return
             relative = "index.html" if path in ("", "/") else path.lstrip("/")
-            file = (site_root / relative).resolve()
-            if not file.is_relative_to(site_root) or not file.is_file():
+            try:
+                file = (site_root / relative).resolve()
+                found = file.is_relative_to(site_root) and file.is_file()
+            except (OSError, ValueError):  # a name too long for the file system, say: S3 has no such key
+                found = False
+            if not found:
                 not_found = site_root / "404.html"
                 body = not_found.read_bytes() if not_found.is_file() else b"Not found"
                 self._send(404, body, {"Content-Type": "text/html; charset=utf-8"})
@@ -391,13 +430,26 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 
         do_PUT = do_DELETE = do_PATCH = do_POST
 
+        def do_OPTIONS(self) -> None:
+            if self._is_api_path():
+                # No API resource has an OPTIONS method (page and API share one origin: no CORS), and API
+                # Gateway answers a method a resource lacks as it answers an unknown resource.
+                self._api()
+                return
+            # CloudFront passes OPTIONS on to the bucket, which has no CORS configuration.
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessForbidden</Code>'
+                b"<Message>CORSResponse: CORS is not enabled for this bucket.</Message>"
+                b"<Method>OPTIONS</Method><ResourceType>BUCKET</ResourceType></Error>"
+            )
+            self._send(HTTPStatus.FORBIDDEN, body, {"Content-Type": "application/xml"})
+
     return RequestHandler
 
 
 def serve(spec: GatewaySpec) -> None:
     gateway = Gateway(spec, load(spec.template))
-    server = ThreadingHTTPServer(("127.0.0.1", spec.port), make_request_handler(gateway))
-    server.daemon_threads = True
+    server = LocalHTTPServer(("127.0.0.1", spec.port), make_request_handler(gateway))
     stop_schedules = threading.Event()
     threading.Thread(target=gateway.run_schedules, args=(stop_schedules,), daemon=True).start()
     for source in gateway.template.event_sources:

@@ -3,7 +3,8 @@
     synthesize (the same templates a deploy uses) → moto's server (DynamoDB and the other AWS services)
     → the Marketplace emulator, seeded from the config → tables, queues, buses and rules created from
     the templates
-    → one gateway process per listing (CloudFront + API Gateway + Lambda) → URLs and .local/endpoints.json
+    → one gateway process per listing (CloudFront + API Gateway + Lambda)
+    → a stand-in of each listing's stack in the local CloudFormation → URLs and .local/endpoints.json
 
 Everything binds to 127.0.0.1. Ctrl-C or SIGTERM stops every process this started.
 """
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 import boto3
 
+from local import cloudformation
 from local.console import serve as console_server
 from local.gateway import GatewaySpec
 from local.stack_template import ListingTemplate, load
@@ -47,7 +49,17 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
 }
-MOTO_SERVICES = ("DYNAMODB", "SQS", "EVENTBRIDGE", "SNS", "S3", "STS", "CLOUDWATCH", "SCHEDULER")
+MOTO_SERVICES = (
+    "DYNAMODB",
+    "SQS",
+    "EVENTBRIDGE",
+    "SNS",
+    "S3",
+    "STS",
+    "CLOUDWATCH",
+    "SCHEDULER",
+    "CLOUDFORMATION",
+)
 # AWS Marketplace sends its EventBridge events and SNS notifications in this region.
 MARKETPLACE_REGION = "us-east-1"
 MARKETPLACE_SERVICES = ("MARKETPLACE_METERING", "MARKETPLACE_ENTITLEMENT_SERVICE")
@@ -264,6 +276,25 @@ def create_messaging(templates: dict[str, ListingTemplate], aws_env: dict[str, s
             )
 
 
+def publish_stacks(
+    templates: dict[str, ListingTemplate], endpoints: dict[str, Any], aws_env: dict[str, str]
+) -> None:
+    """Each listing's stack, visible to `aws cloudformation list-stacks` and `describe-stacks`."""
+    client = _client("cloudformation", aws_env)
+    try:
+        for path, template in templates.items():
+            listing = endpoints["listings"][path]
+            urls = {
+                "WebsiteUrl": listing["siteUrl"],
+                "FulfillmentUrl": listing["fulfillmentUrl"],
+                "ApiUrl": listing["apiUrl"],
+            }
+            cloudformation.publish(client, template, urls)
+        cloudformation.retire_others(client, [template.stack_name for template in templates.values()])
+    except cloudformation.StandInError as error:
+        raise LocalModeError(f"the local CloudFormation: {error}") from None
+
+
 def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[str]) -> None:
     for listing in config.enabled_listings:
         if listing.path not in paths:
@@ -351,6 +382,8 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
             seed_emulator(emulator_url, config, paths)
 
             endpoints: dict[str, Any] = {
+                # Who wrote the file: a local mode that was killed leaves it behind (a clean stop removes it).
+                "pid": os.getpid(),
                 "emulator": {"url": emulator_url},
                 "aws": {"url": moto_url},
                 "meteringSeconds": metering_seconds,
@@ -384,10 +417,13 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
                     "siteUrl": site_url,
                     "fulfillmentUrl": f"{site_url}marketplace/fulfillment",
                     "apiUrl": f"{site_url}api/",
+                    # API Gateway's own endpoint, as the stack output UsageApiUrl
+                    "usageApiUrl": f"{site_url}live/api/usage",
                     "tables": {"subscribers": names.subscribers_table, "metering": names.metering_table},
                 }
             for path in templates:
                 wait_until_up(endpoints["listings"][path]["siteUrl"], f"the gateway of {path}", processes)
+            publish_stacks(templates, endpoints, aws_env)
             endpoints["consoleUrl"] = f"http://127.0.0.1:{console_port}/"
             console = console_server(console_port, endpoints, aws_env)
             threading.Thread(target=console.serve_forever, name="console", daemon=True).start()
@@ -417,7 +453,7 @@ def print_endpoints(endpoints: dict[str, Any]) -> None:
         if index == 0:
             print("  ".join("-" * width for width in widths))
     print(f"\nMarketplace emulator: {endpoints['emulator']['url']}  (admin API /_emulator/: local/README.md)")
-    print(f"Local AWS services:   {endpoints['aws']['url']}")
+    print(f"Local AWS services:   {endpoints['aws']['url']}  (aws ... --endpoint-url: tables and stacks)")
     print(f"Console (play a buyer, see subscribers and billing): {endpoints['consoleUrl']}")
     print(f"The metering job runs every {endpoints['meteringSeconds']:g} s (--metering-interval).")
     print("Endpoints for scripts: .local/endpoints.json; logs: .local/*.log\n", flush=True)

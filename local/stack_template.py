@@ -1,7 +1,8 @@
 """Reads what local mode needs out of a synthesized listing template, so local and cloud cannot drift.
 
 Tables, functions (handler and environment), API routes, the response security headers, queues, event
-buses, event rules, SNS subscriptions and event source mappings all come from `<stack>.template.json`;
+buses, event rules, SNS subscriptions and event source mappings all come from `<stack>.template.json`, and
+the stack's tags from the cloud assembly's `manifest.json` beside it (where `cdk deploy` reads them);
 nothing here restates them.
 """
 
@@ -13,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 Json = dict[str, Any]
+
+
+DISTRIBUTION = "AWS::CloudFront::Distribution"
+# Environment variables naming the listing's site, which the gateway sets to its own loopback address.
+GATEWAY_PROVIDED = frozenset({"SITE_ORIGINS"})
 
 
 class TemplateError(ValueError):
@@ -42,6 +48,7 @@ class Route:
     function: FunctionSpec
     required_headers: tuple[str, ...] = ()
     iam_auth: bool = False
+    api_key_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,19 @@ class ListingTemplate:
     routes: list[Route]
     scheduled: list[FunctionSpec] = field(default_factory=list)
     security_headers: dict[str, str] = field(default_factory=dict)
+    # The API keys' values and the headers the distribution adds to API requests, as the template gives
+    # them (a value may be a dynamic reference, which only CloudFormation resolves).
+    api_keys: list[Any] = field(default_factory=list)
+    origin_headers: dict[str, Any] = field(default_factory=dict)
     table_outputs: dict[str, str] = field(default_factory=dict)
     queues: dict[str, QueueSpec] = field(default_factory=dict)
     event_buses: list[str] = field(default_factory=list)
     rules: list[RuleSpec] = field(default_factory=list)
     event_sources: list[EventSourceSpec] = field(default_factory=list)
     topic_subscriptions: list[TopicSubscriptionSpec] = field(default_factory=list)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)  # the stack's own tags, as a deploy passes them
+    output_descriptions: dict[str, str] = field(default_factory=dict)
 
     def table_name(self, output_key: str) -> str:
         """The table a stack output such as `SubscribersTableName` names."""
@@ -114,8 +128,12 @@ def load(path: Path) -> ListingTemplate:
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::DynamoDB::GlobalTable"
     }
+    # The site's address (a distribution's domain name) is where local mode's gateway serves it instead.
+    distributions = {
+        logical_id for logical_id, resource in resources.items() if resource["Type"] == DISTRIBUTION
+    }
     functions = {
-        logical_id: _function(logical_id, resource["Properties"], table_names)
+        logical_id: _function(logical_id, resource["Properties"], table_names, distributions)
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Lambda::Function"
         and "Handler" in resource["Properties"]
@@ -130,6 +148,8 @@ def load(path: Path) -> ListingTemplate:
         routes=_routes(resources, functions),
         scheduled=_scheduled(resources, functions),
         security_headers=_security_headers(resources),
+        api_keys=[key["Properties"].get("Value") for key in _of_type(resources, "AWS::ApiGateway::ApiKey")],
+        origin_headers=_api_origin_headers(resources),
         table_outputs={
             key: _resolve(output["Value"], table_names)
             for key, output in template.get("Outputs", {}).items()
@@ -140,7 +160,30 @@ def load(path: Path) -> ListingTemplate:
         rules=_queue_rules(resources, queues),
         event_sources=_event_sources(resources, queues, functions),
         topic_subscriptions=_topic_subscriptions(resources, queues),
+        description=str(template.get("Description", "")),
+        tags=_stack_tags(path),
+        output_descriptions={
+            key: str(output.get("Description", "")) for key, output in template.get("Outputs", {}).items()
+        },
     )
+
+
+def _stack_tags(template_path: Path) -> dict[str, str]:
+    """The tags the cloud assembly gives the stack of this template (where CDK puts `Tags.of(stack)`)."""
+    manifest_path = template_path.parent / "manifest.json"
+    try:
+        manifest: Json = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(
+            f"{template_path.name}: no manifest.json beside it (synthesize the app)"
+        ) from None
+    for artifact in manifest.get("artifacts", {}).values():
+        properties = artifact.get("properties", {})
+        if artifact.get("type") == "aws:cloudformation:stack" and properties.get("templateFile") == (
+            template_path.name
+        ):
+            return {str(key): str(value) for key, value in properties.get("tags", {}).items()}
+    raise TemplateError(f"{manifest_path}: no stack artifact has the template {template_path.name}")
 
 
 def _of_type(resources: Json, resource_type: str) -> list[Json]:
@@ -173,13 +216,22 @@ def _resolve(value: Any, table_names: dict[str, str]) -> str:
     raise TemplateError(f"local mode cannot resolve the environment value {json.dumps(value)}")
 
 
-def _function(logical_id: str, properties: Json, table_names: dict[str, str]) -> FunctionSpec:
+def _function(
+    logical_id: str, properties: Json, table_names: dict[str, str], distributions: set[str]
+) -> FunctionSpec:
     variables = properties.get("Environment", {}).get("Variables", {})
+    for key in GATEWAY_PROVIDED & set(variables):
+        if not any(f'"{distribution}"' in json.dumps(variables[key]) for distribution in distributions):
+            raise TemplateError(f"{logical_id}: {key} does not name the listing's distribution")
     return FunctionSpec(
         logical_id=logical_id,
         name=str(properties.get("FunctionName", logical_id)),
         handler=properties["Handler"],
-        environment={key: _resolve(value, table_names) for key, value in variables.items()},
+        environment={
+            key: _resolve(value, table_names)
+            for key, value in variables.items()
+            if key not in GATEWAY_PROVIDED
+        },
         timeout_seconds=int(properties.get("Timeout", 3)),
         memory_mb=int(properties.get("MemorySize", 128)),
     )
@@ -211,6 +263,7 @@ def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
                 function=target,
                 required_headers=required,
                 iam_auth=properties.get("AuthorizationType") == "AWS_IAM",
+                api_key_required=bool(properties.get("ApiKeyRequired", False)),
             )
         )
     return routes
@@ -256,6 +309,17 @@ def _security_headers(resources: Json) -> dict[str, str]:
         headers["Referrer-Policy"] = security["ReferrerPolicy"]["ReferrerPolicy"]
     for custom in config.get("CustomHeadersConfig", {}).get("Items", []):
         headers[custom["Header"]] = custom["Value"]
+    return headers
+
+
+def _api_origin_headers(resources: Json) -> dict[str, Any]:
+    """The custom headers the distribution sends to its API origin (the one custom origin)."""
+    headers: dict[str, Any] = {}
+    for distribution in _of_type(resources, "AWS::CloudFront::Distribution"):
+        for origin in distribution["Properties"]["DistributionConfig"].get("Origins", []):
+            if "CustomOriginConfig" in origin:
+                for header in origin.get("OriginCustomHeaders", []):
+                    headers[header["HeaderName"]] = header["HeaderValue"]
     return headers
 
 

@@ -8,13 +8,18 @@ exactly which versions are installed, with their hashes, so that every machine r
     requirements/lambda.txt   the `runtime` group: what is bundled into every Lambda function
 
 `deploy.txt` and `lambda.txt` are compiled under the constraint of `dev.txt`, so a package has one version in
-all three. The files are written by pip-tools (pip-compile), which uses pip's own configuration, so no index
+all three. A tool whose dependencies clash with the project's has a lock of its own, compiled without that
+constraint and installed into a venv of its own, `.venv-<lock>/` (scripts/setup.sh, `setup_tool`):
+
+    requirements/checkov.txt  the `checkov` group: the IaC scanner of the quality gates (run-tests.sh)
+ The files are written by pip-tools (pip-compile), which uses pip's own configuration, so no index
 URL is written into them.
 
     python scripts/lock.py                      relock after editing pyproject.toml (keeps the current pins
                                                 that the new ranges still allow)
     python scripts/lock.py --upgrade            every package to the newest version the ranges allow
     python scripts/lock.py --upgrade-package P  only P (and what P needs) to its newest allowed version
+    python scripts/lock.py --only checkov       relock only that tool's lock (the others stay untouched)
     python scripts/lock.py --check              exit 1 if the locks were not compiled from this pyproject.toml
     python scripts/lock.py --verify-venv LOCK   exit 1 unless this interpreter has exactly LOCK's versions
     python scripts/lock.py --prune LOCK...      uninstall what none of the given locks lists (set-up uses it)
@@ -49,6 +54,10 @@ LOCKS: dict[str, tuple[str, ...]] = {
     "dev": ("dev",),
     "deploy": ("cdk", "local"),
     "lambda": ("runtime",),
+}
+# Tools that run in a venv of their own (`.venv-<lock>`): each lock is compiled alone, constrained by nothing.
+TOOL_LOCKS: dict[str, tuple[str, ...]] = {
+    "checkov": ("checkov",),
 }
 STAMP_PREFIX = "# dependency-groups sha256: "
 # Never removed from a venv by --prune: the installer itself and its build tools.
@@ -87,7 +96,7 @@ def dependency_groups(pyproject: Path = PYPROJECT) -> dict[str, list[str]]:
 
 def groups_digest(lock: str, groups: Mapping[str, list[str]]) -> str:
     """What a lock was compiled from: its groups' requirements and those of the lock constraining it."""
-    names = sorted({*LOCKS[lock], *LOCKS[next(iter(LOCKS))]})
+    names = sorted(TOOL_LOCKS[lock] if lock in TOOL_LOCKS else {*LOCKS[lock], *LOCKS[next(iter(LOCKS))]})
     text = json.dumps({name: groups[name] for name in names}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -121,8 +130,9 @@ def _stamp(path: Path, digest: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def compile_locks(upgrade: bool, upgrade_packages: Sequence[str]) -> None:
-    """Run pip-compile for every lock, the first one first; write each file only when it succeeded."""
+def compile_locks(upgrade: bool, upgrade_packages: Sequence[str], only: Sequence[str] = ()) -> None:
+    """Run pip-compile for every lock (or only the tool locks named), the project's first one first; write
+    the files only when every one succeeded."""
     pip_compile = shutil.which("pip-compile", path=str(Path(sys.executable).parent)) or shutil.which(
         "pip-compile"
     )
@@ -131,11 +141,15 @@ def compile_locks(upgrade: bool, upgrade_packages: Sequence[str]) -> None:
     groups = dependency_groups()
     LOCK_DIR.mkdir(exist_ok=True)
     first = next(iter(LOCKS))
+    unknown = sorted(set(only) - set(TOOL_LOCKS))
+    if unknown:
+        raise LockError(f"--only takes a tool lock ({', '.join(TOOL_LOCKS)}), not {', '.join(unknown)}")
+    chosen = {name: TOOL_LOCKS[name] for name in only} if only else {**LOCKS, **TOOL_LOCKS}
     with tempfile.TemporaryDirectory(prefix="lock-") as work:
         workdir = Path(work)
-        for lock, names in LOCKS.items():
+        for lock, names in chosen.items():
             lines = [requirement for name in names for requirement in groups[name]]
-            if lock != first:
+            if lock in LOCKS and lock != first:
                 # One version of each package in every lock: the others are subsets of the first.
                 shutil.copy(workdir / f"{first}.out.txt", workdir / f"{first}.txt")
                 lines.append(f"-c {first}.txt")
@@ -150,7 +164,7 @@ def compile_locks(upgrade: bool, upgrade_packages: Sequence[str]) -> None:
             ]  # fmt: skip
             if upgrade:
                 command.append("--upgrade")
-            for package in upgrade_packages if lock == first else ():
+            for package in upgrade_packages if lock in (first, *TOOL_LOCKS) else ():
                 command += ["--upgrade-package", package]
             print(f"==> Locking requirements/{lock}.txt ({', '.join(names)})", file=sys.stderr)
             env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python scripts/lock.py"}
@@ -160,9 +174,9 @@ def compile_locks(upgrade: bool, upgrade_packages: Sequence[str]) -> None:
                     f"pip-compile could not lock requirements/{lock}.txt (see above); nothing changed"
                 )
             _stamp(output, groups_digest(lock, groups))
-        for lock in LOCKS:
+        for lock in chosen:
             (workdir / f"{lock}.out.txt").replace(lock_path(lock))
-    for lock in LOCKS:
+    for lock in chosen:
         print(f"requirements/{lock}.txt: {len(pins(lock_path(lock)))} packages", file=sys.stderr)
 
 
@@ -171,17 +185,18 @@ def check_locks(pyproject: Path = PYPROJECT) -> list[str]:
     groups = dependency_groups(pyproject)
     problems: list[str] = []
     first = next(iter(LOCKS))
-    for lock in LOCKS:
+    for lock, names in {**LOCKS, **TOOL_LOCKS}.items():
         path = lock_path(lock)
+        command = f"python scripts/lock.py --only {lock}" if lock in TOOL_LOCKS else "python scripts/lock.py"
         if not path.exists():
-            problems.append(f"requirements/{lock}.txt is missing: run python scripts/lock.py")
+            problems.append(f"requirements/{lock}.txt is missing: run {command}")
             continue
         if recorded_digest(path) != groups_digest(lock, groups):
             problems.append(
                 f"requirements/{lock}.txt was not compiled from this pyproject.toml's dependency groups "
-                f"({', '.join(LOCKS[lock])}): run python scripts/lock.py"
+                f"({', '.join(names)}): run {command}"
             )
-        if lock != first and lock_path(first).exists():
+        if lock in LOCKS and lock != first and lock_path(first).exists():
             reference = pins(lock_path(first))
             for name, version in sorted(pins(path).items()):
                 if reference.get(name) != version:
@@ -254,12 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--upgrade", action="store_true", help="upgrade every package")
     action.add_argument("--upgrade-package", action="append", default=[], metavar="P", help="upgrade P only")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TOOL", choices=list(TOOL_LOCKS),
+        help="compile only this tool's lock",
+    )  # fmt: skip
     action.add_argument("--check", action="store_true", help="check the locks against pyproject.toml")
     action.add_argument(
-        "--verify-venv", metavar="LOCK", choices=list(LOCKS), help="compare this venv to LOCK"
+        "--verify-venv", metavar="LOCK", choices=[*LOCKS, *TOOL_LOCKS], help="compare this venv to LOCK"
     )
     action.add_argument(
-        "--prune", nargs="+", metavar="LOCK", choices=list(LOCKS), help="remove unlocked packages"
+        "--prune", nargs="+", metavar="LOCK", choices=[*LOCKS, *TOOL_LOCKS], help="remove unlocked packages"
     )
     action.add_argument("--check-cdk-cli", action="store_true", help="check the CDK CLI against aws-cdk-lib")
     args = parser.parse_args(argv)
@@ -275,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prune(args.prune)
             problems = []
         else:
-            compile_locks(args.upgrade, args.upgrade_package)
+            compile_locks(args.upgrade, args.upgrade_package, args.only)
             problems = check_locks()
     except LockError as error:
         problems = [str(error)]

@@ -1,7 +1,8 @@
 # Set-up shared by deploy-marketplace.sh and run-tests.sh; source it, then call `setup_project GROUPS...`.
 # Idempotent and quick when nothing changed: each step is skipped when its stamp matches its inputs.
 # Installs what is missing: Debian packages (python3-venv, nodejs, npm, chromium), the virtual environment
-# with the exact versions of a lock in requirements/, and the CDK CLI from package-lock.json.
+# with the exact versions of a lock in requirements/, and the CDK CLI from package-lock.json; `setup_tool`
+# does the same for a tool with a lock and a venv of its own (.venv-<tool>, see scripts/lock.py).
 
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$PROJECT_DIR/.venv"
@@ -42,36 +43,50 @@ _find_python() {
 
 setup_python() {
   # Installs requirements/<lock>.txt (exact versions, hash-checked) into .venv; see scripts/lock.py.
-  local lock="$1"
+  rm -f "$VENV"/.installed-*  # stamps of the set-up before the lock
+  _setup_venv "$VENV" "$1" && _SETUP_CHANGED=1
+  return 0
+}
+
+setup_tool() {
+  # Installs requirements/<tool>.txt into .venv-<tool>, a venv of its own (its dependencies clash with the
+  # project's); `"$PROJECT_DIR/.venv-<tool>/bin/<tool>"` runs it.
+  _setup_venv "$PROJECT_DIR/.venv-$1" "$1" || true
+}
+
+# _setup_venv DIR LOCK: creates the venv DIR if needed and makes it hold exactly requirements/LOCK.txt.
+# Returns 0 when it installed something, 1 when the venv already matched (its stamp).
+_setup_venv() {
+  local venv="$1" lock="$2"
   local lockfile="$PROJECT_DIR/requirements/$lock.txt"
   [ -f "$lockfile" ] || die "requirements/$lock.txt is missing: run python scripts/lock.py and commit requirements/"
   local python
-  if [ ! -x "$VENV/bin/python" ]; then
+  if [ ! -x "$venv/bin/python" ]; then
     python="$(_find_python)" || { _apt_install python3 python3-venv python3-pip; python="$(_find_python)" || die "Python 3.11 or newer is required"; }
     "$python" -c 'import venv, ensurepip' 2>/dev/null || _apt_install python3-venv
-    say "Creating the virtual environment in .venv"
-    "$python" -m venv "$VENV" || die "could not create .venv"
+    say "Creating the virtual environment in ${venv#"$PROJECT_DIR"/}"
+    "$python" -m venv "$venv" || die "could not create ${venv#"$PROJECT_DIR"/}"
   fi
-  local stamp="$VENV/.lock-$lock"
+  local stamp="$venv/.lock-$lock"
   local want
   want="$(_hash "$lockfile")"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    return 0
+    return 1
   fi
-  say "Installing the locked Python dependencies (requirements/$lock.txt) into .venv"
-  rm -f "$stamp" "$VENV"/.installed-*  # stamps of the set-up before the lock
-  "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps --requirement "$lockfile" \
+  say "Installing the locked Python dependencies (requirements/$lock.txt) into ${venv#"$PROJECT_DIR"/}"
+  rm -f "$stamp"
+  "$venv/bin/python" -m pip install --quiet --require-hashes --no-deps --requirement "$lockfile" \
     2> >(grep -v "^WARNING: Location" >&2) || die "pip could not install requirements/$lock.txt"
   echo "$want" > "$stamp"
   # Whatever no installed lock lists any more (a package dropped or renamed) goes.
   local current=() other name
-  for other in "$VENV"/.lock-*; do
+  for other in "$venv"/.lock-*; do
     name="${other##*/.lock-}"
     [ -f "$PROJECT_DIR/requirements/$name.txt" ] && [ "$(cat "$other")" = "$(_hash "$PROJECT_DIR/requirements/$name.txt")" ] \
       && current+=("$name")
   done
-  "$VENV/bin/python" "$PROJECT_DIR/scripts/lock.py" --prune "${current[@]}" || die "could not remove unlocked packages"
-  _SETUP_CHANGED=1
+  "$venv/bin/python" "$PROJECT_DIR/scripts/lock.py" --prune "${current[@]}" || die "could not remove unlocked packages"
+  return 0
 }
 
 setup_node() {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events, aws_sns as sns
+from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events
 from constructs import Construct
 
 from stacks.bundling import lambda_code
@@ -17,7 +17,7 @@ from stacks.constructs.metering_schedule import MeteringSchedule
 from stacks.constructs.monitoring import ListingMonitoring, Signals
 from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
-from stacks.constructs.tables import ListingTables
+from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
 from stacks.naming import ListingNames
 
 FULFILLMENT_PATH = "/marketplace/fulfillment"
@@ -48,8 +48,8 @@ class MarketplaceListingStack(Stack):
 
         self.tables = ListingTables(self, "Tables", names=names, retain=retain)
         email = listing.notification_email or settings.notification_email
-        self.notifications: sns.ITopic | None = (
-            SellerNotifications(self, "Notifications", names=names, email=str(email)).topic if email else None
+        self.notifications = SellerNotifications(
+            self, "Notifications", names=names, email=str(email) if email else None
         )
         # The seller's product learns of subscriber changes here (see SubscriptionLifecycle).
         self.seller_bus = events.EventBus(self, "SellerEvents", event_bus_name=names.seller_event_bus)
@@ -62,6 +62,7 @@ class MarketplaceListingStack(Stack):
             "SUBSCRIBERS_TABLE": self.tables.subscribers.table_name,
             "METERING_TABLE": self.tables.usage_records.table_name,
             "REGISTRATIONS_TABLE": self.tables.pending_registrations.table_name,
+            "HELD_EVENTS_TABLE": self.tables.held_events.table_name,
             "DIMENSIONS": ",".join(dimension.name for dimension in listing.dimensions),
             "SELLER_EVENT_BUS": names.seller_event_bus,
             "SELLER_EVENT_SOURCE": names.stack,
@@ -117,7 +118,9 @@ class MarketplaceListingStack(Stack):
             environment=environment,
             tables=self.tables,
             seller_bus=self.seller_bus,
-            notifications=self.notifications,
+            # Subscriber changes are e-mailed only to an address the config names.
+            notifications=self.notifications.topic if self.notifications.email else None,
+            retain=retain,
         )
         self._grant_closing_subscriptions()
 
@@ -135,10 +138,13 @@ class MarketplaceListingStack(Stack):
             "Site",
             names=names,
             api=self.api.rest_api,
+            origin_headers=self.api.origin_headers,
             page_config=page_config(listing),
             custom_domain=listing.custom_domain,
             retain=retain,
         )
+        # The pages that may post a registration: the listing's own site (see handlers/registration.py).
+        self.registration.function.add_environment("SITE_ORIGINS", ",".join(self._site_origins()))
         self.monitoring = ListingMonitoring(
             self,
             "Monitoring",
@@ -155,11 +161,12 @@ class MarketplaceListingStack(Stack):
                 dead_letter_queues={
                     "lifecycle": self.lifecycle.dead_letters,
                     "metering": self.metering.dead_letters,
+                    "metering-job": self.metering.failed_runs,
                 },
                 final_failures_alarm=self.metering.final_failures_alarm,
                 dimensions=[dimension.name for dimension in listing.dimensions],
             ),
-            topic=self.notifications,
+            topic=self.notifications.topic,
         )
         self._tag(settings)
         self._outputs()
@@ -170,11 +177,15 @@ class MarketplaceListingStack(Stack):
         self.fulfillment.allow(["aws-marketplace:ResolveCustomer"], ["*"])
         self.fulfillment.allow(["dynamodb:PutItem"], [tables.pending_registrations.table_arn])
         self.registration.allow(["dynamodb:GetItem"], [tables.pending_registrations.table_arn])
-        subscriber_actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        self.registration.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [tables.subscribers.table_arn])
         if self.listing.legacy:
-            # Folding in the SNS events that came before the buyer registered (see store.Subscribers).
-            subscriber_actions.append("dynamodb:DeleteItem")
-        self.registration.allow(subscriber_actions, [tables.subscribers.table_arn])
+            # Folding in the SNS events that came before the buyer registered (see store.Subscribers),
+            # also from where earlier versions held them, and deleting nothing else.
+            held = tables.held_events.table_arn
+            self.registration.allow(["dynamodb:GetItem", "dynamodb:DeleteItem"], [held])
+            self.registration.allow(
+                ["dynamodb:DeleteItem"], [tables.subscribers.table_arn], FORMER_HELD_EVENTS_ONLY
+            )
         if self.listing.pricing_model.has_entitlements:
             self.registration.allow(["aws-marketplace:GetEntitlements"], ["*"])
         # subscriber.registered: who the buyer is, for the seller's product.
@@ -202,6 +213,12 @@ class MarketplaceListingStack(Stack):
         }
         for key, value in tags.items():
             Tags.of(self).add(key, value)
+
+    def _site_origins(self) -> list[str]:
+        origins = [f"https://{self.site.distribution.distribution_domain_name}"]
+        if self.listing.custom_domain:
+            origins.append(f"https://{self.listing.custom_domain.domain_name}")
+        return origins
 
     @property
     def website_url(self) -> str:
@@ -237,9 +254,17 @@ class MarketplaceListingStack(Stack):
             ),
             "LifecycleQueueUrl": (self.lifecycle.queue.queue_url, "AWS Marketplace events for this listing"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "The listing's CloudWatch dashboard"),
+            "AlarmTopicArn": (
+                self.notifications.topic.topic_arn,
+                "Every alarm of the listing, when it fires and when it recovers: subscribe anything to it",
+            ),
             "RegistrationsTableName": (
                 self.tables.pending_registrations.table_name,
                 "Buyers between the fulfillment redirect and the registration form (expire after an hour)",
+            ),
+            "HeldEventsTableName": (
+                self.tables.held_events.table_name,
+                "Subscription events waiting for the subscriber they belong to (expire after 30 days)",
             ),
         }
         for output_id, (value, description) in outputs.items():

@@ -33,6 +33,10 @@ class ListingNames:
         return f"{self.prefix}-registrations-{self.path}"
 
     @property
+    def held_events_table(self) -> str:
+        return f"{self.prefix}-held-events-{self.path}"
+
+    @property
     def seller_event_bus(self) -> str:
         """Where the listing publishes `subscriber.*` events for the seller's product."""
         return f"{self.prefix}-{self.path}-subscribers"

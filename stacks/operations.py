@@ -63,6 +63,30 @@ LIVE_STACK_STATUSES = [
 ]  # fmt: skip
 
 
+LOCAL_NOT_RUNNING = "local mode is not running: start it with ./deploy-marketplace.sh --local"
+
+
+def running_local_mode() -> dict[str, Any] | None:
+    """The endpoints of the running `--local`, or None when none runs.
+
+    A local mode that was killed (not stopped) leaves its endpoints.json behind: the process it names must
+    still be alive.
+    """
+    try:
+        endpoints: dict[str, Any] = json.loads(ENDPOINTS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = endpoints.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return endpoints
+
+
 class OperationError(Exception):
     """The command cannot do what was asked; the message says why and what to do."""
 
@@ -86,9 +110,10 @@ class Target:
         region = config.deployment_settings.region
         if not local:
             return cls(region)
-        if not ENDPOINTS.exists():
-            raise OperationError("local mode is not running: start it with ./deploy-marketplace.sh --local")
-        return cls(region, json.loads(ENDPOINTS.read_text(encoding="utf-8")))
+        endpoints = running_local_mode()
+        if endpoints is None:
+            raise OperationError(LOCAL_NOT_RUNNING)
+        return cls(region, endpoints)
 
     def _connection(self, region: str | None) -> dict[str, Any]:
         connection: dict[str, Any] = {"region_name": region or self.region}
@@ -268,10 +293,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)`, `@SUM(...)`):
+# the buyer typed the company name, so a CSV cell must never start with one (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """The value as a spreadsheet shows it, never run: text starting like a formula gets a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def export_subscribers(
     config: MarketplaceConfig, path: str, *, local: bool, fmt: str, output: str | None
 ) -> int:
-    """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many."""
+    """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many.
+
+    JSON carries every value exactly as stored; CSV neutralises text a spreadsheet would run as a formula.
+    """
     if fmt not in ("csv", "json"):
         raise OperationError(f"--format {fmt}: csv or json")
     target = Target.of(config, local)
@@ -285,9 +325,10 @@ def export_subscribers(
         text = json.dumps(rows, indent=2) + "\n"
     else:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        # RFC 4180 line ends: the writer then quotes a cell holding a bare CR, which would split a row.
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({field: _csv_cell(value) for field, value in row.items()} for row in rows)
         text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)

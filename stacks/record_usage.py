@@ -27,11 +27,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ConnectionError as EndpointUnreachable, HTTPClientError
 from pydantic import ValidationError
 
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
-from stacks.operations import OperationError, Target
+from stacks.operations import LOCAL_NOT_RUNNING, OperationError, Target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The runtime package the Lambda functions use lives in lambda/ (a Python keyword, so not a package name).
@@ -113,6 +114,11 @@ def record_usage(
         raise RecordingError(rejection.message) from None
     except StoreUnavailable as error:
         raise RecordingError(f"DynamoDB did not answer ({error}); try again") from None
+    except (EndpointUnreachable, HTTPClientError) as error:
+        if local:  # endpoints.json names services that no longer answer: local mode stopped meanwhile
+            where = error.kwargs.get("endpoint_url", "its AWS services' URL")
+            raise RecordingError(f"{LOCAL_NOT_RUNNING} (nothing answers at {where})") from None
+        raise RecordingError(f"AWS could not be reached ({error}); try again") from None
 
 
 def _quantity(text: str) -> Decimal:

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError
 
-from marketplace_saas import pages
-from marketplace_saas.http import NO_STORE, html_response, media_type
+from marketplace_saas import deadline, pages
+from marketplace_saas.http import (
+    NO_STORE,
+    UnreadableBody,
+    body_text,
+    form_fields,
+    html_response,
+    media_type,
+)
 from marketplace_saas.marketplace import MarketplaceUnavailable, TokenRejected
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.onboarding import PENDING_REGISTRATION_SECONDS, BadToken, ForeignProduct
 from marketplace_saas.session import registration_cookie
 from marketplace_saas.store import StoreUnavailable
@@ -27,6 +34,8 @@ from marketplace_saas.wiring import onboarding
 TOKEN_FIELD = "x-amzn-marketplace-token"  # noqa: S105 - a form field name, not a secret
 OFFER_TYPE_FIELD = "x-amzn-marketplace-offer-type"
 MAX_FORM_BYTES = 8192
+# AWS Marketplace posts two fields; a form of many more is not from it (and parsing it costs).
+MAX_FORM_FIELDS = 20
 FORM = "application/x-www-form-urlencoded"
 
 app = APIGatewayRestResolver()
@@ -55,12 +64,20 @@ def fulfillment() -> Response[str]:
             "This address is for AWS Marketplace",
             "AWS Marketplace sends buyers here with a form post. " + pages.START_AGAIN,
         )
-    body = event.decoded_body or ""
-    if len(body.encode()) > MAX_FORM_BYTES:
+    try:
+        body = body_text(event)
+        if len(body.encode()) > MAX_FORM_BYTES:
+            return _failed(
+                "TooLarge", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large", pages.START_AGAIN
+            )
+        form = form_fields(body, max_fields=MAX_FORM_FIELDS)
+    except UnreadableBody as problem:
         return _failed(
-            "TooLarge", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request too large", pages.START_AGAIN
+            "BadForm",
+            HTTPStatus.BAD_REQUEST,
+            "This set-up link is incomplete",
+            f"The request could not be read: {problem.message}. " + pages.START_AGAIN,
         )
-    form = parse_qs(body, max_num_fields=20)
     token = _first(form, TOKEN_FIELD)
     offer_type = _first(form, OFFER_TYPE_FIELD)
     try:
@@ -82,7 +99,7 @@ def fulfillment() -> Response[str]:
             "The subscription you arrived with is for a different product than this page serves. "
             + pages.START_AGAIN,
         )
-    except (MarketplaceUnavailable, StoreUnavailable) as error:
+    except (MarketplaceUnavailable, StoreUnavailable, BotoCoreError) as error:  # BotoCoreError: out of time
         logger.warning("fulfillment unavailable", extra={"cause": str(error)})
         return _failed(
             "Unavailable",
@@ -107,7 +124,7 @@ def not_found(_: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with deadline.invocation(context):  # every AWS call ends in time to answer
+        return app.resolve(event, context)

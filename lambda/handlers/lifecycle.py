@@ -15,13 +15,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from marketplace_saas.lifecycle import UnreadableMessage, parse
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.wiring import lifecycle
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@tracer.capture_method(capture_response=False)
 def handle_message(record: SQSRecord) -> None:
     sent_at = record.attributes.sent_timestamp
     try:
@@ -51,7 +50,6 @@ def handle_message(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(

@@ -8,12 +8,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.wiring import lifecycle, metering_job
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedule sends {}. (A leaving customer's usage is flushed by the lifecycle function itself.)

@@ -5,35 +5,49 @@
 
 Errors are JSON `{"error": <code>, "message": <what is wrong and where>}` with the right status; a form post
 gets the same answers as small HTML pages. Bad input never writes anything and never produces a 5xx.
+A post from another site than the listing's own (its Origin, or Referer) is refused: 403 cross_site_request.
 """
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
-from typing import Any
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from botocore.exceptions import BotoCoreError
 
-from marketplace_saas import pages
-from marketplace_saas.http import error_response, html_response, json_response, media_type
+from marketplace_saas import deadline, pages
+from marketplace_saas.http import (
+    UnreadableBody,
+    body_text,
+    error_response,
+    form_fields,
+    html_response,
+    json_response,
+    json_value,
+    media_type,
+)
 from marketplace_saas.marketplace import MarketplaceUnavailable
-from marketplace_saas.models import RegistrationRequest, Subscriber
-from marketplace_saas.observability import logger, mask_email, metrics, tracer
+from marketplace_saas.models import Subscriber
+from marketplace_saas.observability import logger, mask_email, metrics
 from marketplace_saas.onboarding import NoPendingRegistration, RegisteredWithOtherDetails
 from marketplace_saas.seller_events import REGISTERED_EVENT, registered_detail
 from marketplace_saas.session import registration_id_from
+from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.wiring import onboarding, seller_events
+
+if TYPE_CHECKING:  # loaded by the first form that arrives (see _validate), not by the state request
+    from marketplace_saas.registration_form import RegistrationRequest
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
-FIELDS = {name: info.alias for name, info in RegistrationRequest.model_fields.items()}
+# The form has four fields; a post of many more is not from it.
+MAX_FORM_FIELDS = 50
 
 app = APIGatewayRestResolver()
 
@@ -51,6 +65,31 @@ class BadRequest(Exception):
 
 def _session() -> str | None:
     return registration_id_from(app.current_event.headers.get("cookie"))
+
+
+def _foreign_origin() -> str | None:
+    """The other site a state-changing request came from, or None if it came from the listing's own page.
+
+    A browser names the page that made a POST in `Origin` (`null` when it hides it: refused too, as an
+    attacker can make it do that); older browsers send only `Referer`, whose origin part is checked instead.
+    A request with neither did not come from a browser's page (every current browser sends `Origin` on a
+    POST), so it is no cross-site forgery: a script holding the buyer's cookie could set either header as it
+    liked anyway. The pending-registration cookie is also SameSite=Lax, so other sites' posts do not carry it.
+    """
+    headers = app.current_event.headers
+    origin = headers.get("origin")
+    if origin is None:
+        referer = headers.get("referer")
+        if referer is None:
+            return None
+        try:
+            parts = urlsplit(referer.strip())
+            origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else referer
+        except ValueError:
+            origin = referer
+    if origin.strip().rstrip("/").lower() in listing_settings().site_origins:
+        return None
+    return origin[:200]
 
 
 def _registered_body(subscriber: Subscriber) -> dict[str, Any]:
@@ -75,26 +114,32 @@ def _parse_body() -> tuple[dict[str, Any], bool]:
             "unsupported_media_type",
             f"Content-Type must be {JSON} or {FORM}, not {kind or 'missing'}",
         )
-    raw = event.decoded_body or ""
-    if len(raw.encode()) > MAX_BODY_BYTES:
-        raise BadRequest(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
-        )
-    if kind == FORM:
-        form = parse_qs(raw, keep_blank_values=True, max_num_fields=50)
-        return {key: values[-1] for key, values in form.items()}, True
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise BadRequest(
-            HTTPStatus.BAD_REQUEST, "invalid_json", f"the body is not valid JSON ({error})"
-        ) from None
+        raw = body_text(event)
+        if len(raw.encode()) > MAX_BODY_BYTES:
+            raise BadRequest(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "body_too_large",
+                f"the body exceeds {MAX_BODY_BYTES} bytes",
+            )
+        if kind == FORM:
+            form = form_fields(raw, max_fields=MAX_FORM_FIELDS, keep_blank_values=True)
+            return {key: values[-1] for key, values in form.items()}, True
+        data = json_value(raw)
+    except UnreadableBody as problem:
+        raise BadRequest(HTTPStatus.BAD_REQUEST, problem.code, problem.message) from None
     if not isinstance(data, dict):
         raise BadRequest(HTTPStatus.BAD_REQUEST, "invalid_json", "the body must be a JSON object")
     return data, False
 
 
 def _validate(data: dict[str, Any]) -> RegistrationRequest:
+    # pydantic and email_validator load here, on the first submitted form: the page's state request, which
+    # usually starts a new execution environment, does not wait for them.
+    from pydantic import ValidationError
+
+    from marketplace_saas.registration_form import RegistrationRequest
+
     try:
         return RegistrationRequest.model_validate(data)
     except ValidationError as error:
@@ -129,7 +174,19 @@ def _announce(subscriber: Subscriber) -> None:
 
 @app.post("/api/register")
 def register() -> Response[Any]:
-    as_form = False
+    foreign = _foreign_origin()
+    if foreign is not None:
+        metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RegistrationRejectedCrossSite", unit=MetricUnit.Count, value=1)
+        logger.warning("cross-site registration refused", extra={"origin": foreign})
+        return error_response(
+            HTTPStatus.FORBIDDEN,
+            "cross_site_request",
+            f"This registration was sent from {foreign}, not from this product's own page: register on the "
+            "page AWS Marketplace sent you to.",
+        )
+    # A form post gets HTML answers, whatever is wrong with it (even a form that cannot be parsed).
+    as_form = media_type(app.current_event.headers.get("content-type")) == FORM
     try:
         data, as_form = _parse_body()
         request = _validate(data)
@@ -198,6 +255,7 @@ def registered_differently(_: Exception) -> Response[dict[str, Any]]:
 
 @app.exception_handler(MarketplaceUnavailable)
 @app.exception_handler(StoreUnavailable)
+@app.exception_handler(BotoCoreError)  # DynamoDB unreachable in the time left
 def unavailable(error: Exception) -> Response[dict[str, Any]]:
     logger.warning("registration unavailable", extra={"cause": str(error)})
     metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
@@ -215,7 +273,7 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with deadline.invocation(context):  # every AWS call ends in time to answer
+        return app.resolve(event, context)

@@ -9,7 +9,6 @@ decimal string), or a JSON error.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -17,10 +16,19 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 
-from marketplace_saas.http import error_response, json_response, media_type
-from marketplace_saas.observability import logger, metrics, tracer
+from marketplace_saas import deadline
+from marketplace_saas.http import (
+    UnreadableBody,
+    body_text,
+    error_response,
+    json_response,
+    json_value,
+    media_type,
+)
+from marketplace_saas.observability import logger, metrics
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.usage import UsageRecord, UsageRejected
 from marketplace_saas.wiring import usage_recorder
@@ -44,18 +52,16 @@ def record_usage() -> Response[dict[str, Any]]:
         return error_response(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
         )
-    raw = event.decoded_body or ""
-    if len(raw.encode()) > MAX_BODY_BYTES:
-        return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large")
     try:
+        raw = body_text(event)
+        if len(raw.encode()) > MAX_BODY_BYTES:
+            return error_response(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the body is too large"
+            )
         # Numbers as Decimal: 17.42 stays 17.42 (never a float), and a huge integer is just a large number.
-        body = json.loads(raw, parse_float=Decimal, parse_int=Decimal)
-    except json.JSONDecodeError as error:
-        return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", f"the body is not valid JSON ({error})")
-    except (ValueError, RecursionError):
-        return error_response(
-            HTTPStatus.BAD_REQUEST, "invalid_json", "the body is not JSON this API can read"
-        )
+        body = json_value(raw, parse_float=Decimal, parse_int=Decimal)
+    except UnreadableBody as problem:
+        return error_response(HTTPStatus.BAD_REQUEST, problem.code, problem.message)
     try:
         usage = UsageRecord.model_validate(body)
     except ValidationError as error:
@@ -65,7 +71,7 @@ def record_usage() -> Response[dict[str, Any]]:
     except UsageRejected as rejection:
         metrics.add_metric(name="UsageRejected", unit=MetricUnit.Count, value=1)
         return error_response(HTTPStatus(rejection.status), rejection.code, rejection.message)
-    except StoreUnavailable:
+    except (StoreUnavailable, BotoCoreError):  # BotoCoreError: DynamoDB unreachable in the time left
         return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again in a moment")
     metrics.add_metric(name="UsageRecorded", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.CREATED, recorded.view())
@@ -77,7 +83,7 @@ def not_found(_: Exception) -> Response[dict[str, str]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with deadline.invocation(context):  # every AWS call ends in time to answer
+        return app.resolve(event, context)

@@ -42,19 +42,22 @@ from marketplace_saas.models import (
     BILLABLE_STATUSES,
     ENDED_STATUSES,
     FACTS,
+    HELD_KEY,
     PROVISIONED_FACT,
     STATUS_FACTS,
     UNREGISTERED_PREFIX,
     BuyerIdentity,
     SubscriberStatus,
-    agreement_key,
+    former_agreement_key,
+    held_agreement_key,
+    held_customer_key,
+    is_held,
     is_placeholder,
     status_of,
-    unregistered_key,
 )
 from marketplace_saas.seller_events import SellerEvents, subscriber_detail
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import StoreUnavailable, pages
+from marketplace_saas.store import HeldFacts, StoreUnavailable, pages
 
 AGREEMENT_SOURCE = "aws.agreement-marketplace"
 # After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
@@ -240,6 +243,7 @@ class Lifecycle:
         self,
         settings: ListingSettings,
         subscribers_table: Any,
+        held_events_table: Any,
         marketplace: MarketplaceClient,
         seller_events: SellerEvents,
         flush: Callable[[tuple[str, str]], None],  # one license: (account, subscriptionKey)
@@ -247,6 +251,7 @@ class Lifecycle:
     ) -> None:
         self._settings = settings
         self._table = subscribers_table
+        self._held = held_events_table
         self._marketplace = marketplace
         self._seller = seller_events
         self._flush = flush
@@ -260,16 +265,16 @@ class Lifecycle:
             return Outcome("ignored", "held until a license event names this agreement")
         outcome = Outcome("applied")
         item = self._record(key, notice)
-        if key["customerAWSAccountId"].startswith(UNREGISTERED_PREFIX):
-            # Written first, then looked for again: a buyer who registered meanwhile has either folded this
-            # placeholder in, or is found now and gets the fact directly (see Subscribers.register).
+        if is_held(key) and key[HELD_KEY].startswith(UNREGISTERED_PREFIX):
+            # Held first, then looked for again: a buyer who registered meanwhile has either folded this
+            # fact in, or is found now and gets the fact directly (see Subscribers.register).
             registered_key = self._registered_by_customer_identifier(notice)
             if registered_key is not None:
                 key, item = registered_key, self._record(registered_key, notice)
         if notice.license_arn and notice.agreement_id:
             item = self._claim_agreement(key, notice.agreement_id) or item
         outcome.previous = item.get("status")
-        registered = not is_placeholder(key["customerAWSAccountId"])
+        registered = not is_held(key)
         if registered and status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES:
             # A billable subscription is ending: send its usage while the stored status still allows it
             # (once `cancelled`, nothing more is metered). A retry after a crash sends it again, idempotently.
@@ -329,19 +334,30 @@ class Lifecycle:
         the subscriber's key if one claims the agreement now.
         """
         assert notice.agreement_id is not None and notice.account is not None
-        self._record(agreement_key(notice.agreement_id, self._settings.product_code), notice)
+        self._record(held_agreement_key(notice.agreement_id), notice)
         return self._agreement_subscriber(notice.account, notice.agreement_id)
 
     def _claim_agreement(self, key: dict[str, str], agreement_id: str) -> dict[str, Any] | None:
-        """Apply the facts of agreement events that came before this license event; the item after."""
-        held = self._get(agreement_key(agreement_id, self._settings.product_code))
-        if not held:
-            return None
+        """Apply the facts of agreement events that came before this license event, then remove them from
+        where they were held; the subscriber's item after, or None if nothing was held."""
         item = None
-        for fact in ALL_FACTS:
-            if fact in held:
-                early = Notice(fact, int(held[fact]), False, "eventbridge", "held agreement event")
-                item = self._record(key, early)
+        places = (
+            HeldFacts(self._held, held_agreement_key(agreement_id)),
+            HeldFacts(self._table, former_agreement_key(agreement_id, self._settings.product_code)),
+        )
+        for place in places:
+            for _ in range(5):
+                held = place.read()
+                if held is None:
+                    break
+                for fact in ALL_FACTS:
+                    if fact in held:
+                        early = Notice(fact, int(held[fact]), False, "eventbridge", "held agreement event")
+                        item = self._record(key, early)
+                if place.remove_if_unchanged(held):
+                    break
+            # Still changing after five tries: it stays until it expires. Whoever changed it looks for the
+            # subscriber after holding the fact, finds this one (its agreement is recorded) and records there.
         return item
 
     # --- finding the subscriber --------------------------------------------------------------------
@@ -358,7 +374,7 @@ class Lifecycle:
             return self._agreement_subscriber(notice.account, notice.agreement_id)
         if notice.customer_identifier:
             found = self._registered_by_customer_identifier(notice)
-            return found or unregistered_key(notice.customer_identifier, self._settings.product_code)
+            return found or held_customer_key(notice.customer_identifier)
         raise UnreadableMessage(f"{notice.name}: no customer named")
 
     def _registered_by_customer_identifier(self, notice: Notice) -> dict[str, str] | None:
@@ -367,6 +383,7 @@ class Lifecycle:
             KeyConditionExpression="customerIdentifier = :c",
             ExpressionAttributeValues={":c": notice.customer_identifier},
         )["Items"]
+        # Facts an earlier version held in this table carry a CustomerIdentifier too: they are no subscriber.
         registered = [i for i in found if not is_placeholder(i["customerAWSAccountId"])]
         if not registered:
             return None
@@ -417,7 +434,7 @@ class Lifecycle:
         if notice.free_trial is not None:
             values[":freeTrial"] = notice.free_trial
             assignments.append("freeTrial = :freeTrial")
-        if is_placeholder(key["customerAWSAccountId"]):
+        if is_held(key):
             # Facts nobody claims (another product's agreement, a buyer who never registers) expire.
             values[":expires"] = int(self._clock()) + UNCLAIMED_AGREEMENT_SECONDS
             assignments.append("expiresAt = :expires")
@@ -432,7 +449,7 @@ class Lifecycle:
         if condition:
             request["ConditionExpression"] = condition
         try:
-            attributes: dict[str, Any] = self._table.update_item(**request)["Attributes"]
+            attributes: dict[str, Any] = self._table_of(key).update_item(**request)["Attributes"]
             return attributes
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -447,7 +464,7 @@ class Lifecycle:
         self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
     ) -> dict[str, Any]:
         """Bring the stored status in line with the facts; tell the seller's product about each change."""
-        if is_placeholder(key["customerAWSAccountId"]):
+        if is_held(key):
             return item  # facts only: the status is set when the buyer registers or the license is named
         for _ in range(5):
             wanted = status_of(item)
@@ -505,9 +522,9 @@ class Lifecycle:
     def _refresh_entitlements(
         self, key: dict[str, str], item: dict[str, Any], notice: Notice, outcome: Outcome
     ) -> None:
-        account = key["customerAWSAccountId"]
-        if is_placeholder(account):
+        if is_held(key):
             return  # fetched when the buyer registers
+        account = key["customerAWSAccountId"]
         identity = BuyerIdentity(
             account, self._settings.product_code, item.get("licenseArn"), item.get("customerIdentifier")
         )
@@ -539,9 +556,14 @@ class Lifecycle:
             detail["effectiveAt"] = datetime.fromtimestamp(int(fact_time) / 1000, UTC).isoformat()
         return detail
 
+    def _table_of(self, key: Mapping[str, str]) -> Any:
+        return self._held if is_held(key) else self._table
+
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
-            item: dict[str, Any] | None = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+            item: dict[str, Any] | None = (
+                self._table_of(key).get_item(Key=key, ConsistentRead=True).get("Item")
+            )
             return item
         except ClientError as error:
             raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None

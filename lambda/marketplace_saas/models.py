@@ -1,47 +1,19 @@
-"""What the onboarding endpoints accept and store."""
+"""What onboarding, the lifecycle and metering store: who a buyer is, a subscriber, its lifecycle facts.
+
+Plain dataclasses on the standard library: every function imports this module, and a cold start pays next
+to nothing for it. The registration form's model (pydantic, with e-mail validation) is apart, in
+`registration_form`, loaded only where a form is validated.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
-
-# Anything below U+0020, DEL and the C1 range, plus line/paragraph separators: never valid in a form field.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# E.164-ish, with the spacing people type: "+1 (555) 010-2030", "+44 20 7946 0958".
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{5,30}$")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters or line breaks")
-    if value != value.strip():
-        raise ValueError("must not start or end with spaces")
-    return value
-
-
-def _phone(value: str) -> str:
-    if not _PHONE.match(value) or sum(ch.isdigit() for ch in value) < 6:
-        raise ValueError("enter a phone number with country code, e.g. +1 555 010 2030")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_control_characters)]
-
-
-class RegistrationRequest(BaseModel):
-    """The buyer's contact details from the landing page's form (stored as given, escaped when shown)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    company_name: Text = Field(alias="companyName", min_length=1, max_length=200)
-    contact_person: Text = Field(alias="contactPerson", min_length=1, max_length=200)
-    contact_email: EmailStr = Field(alias="contactEmail", max_length=254)
-    contact_phone: Annotated[Text, AfterValidator(_phone)] = Field(alias="contactPhone", max_length=32)
-
+if TYPE_CHECKING:
+    from marketplace_saas.registration_form import RegistrationRequest
 
 SubscriberStatus = Literal["pending", "active", "cancel-pending", "cancelled", "failed"]
 # The lifecycle fact each status is derived from (see lifecycle.py): when AWS says it happened, epoch ms.
@@ -69,12 +41,17 @@ ENDED_STATUSES: frozenset[SubscriberStatus] = frozenset({"failed", "cancelled"})
 # Facts of the same instant: the later stage of a subscription's documented sequence wins (subscribe, then
 # unsubscribe-pending, then unsubscribe-success) ...
 _RANK: dict[SubscriberStatus, int] = {"active": 0, "cancel-pending": 1, "failed": 2, "cancelled": 3}
-# Legacy SNS notifications name the buyer by CustomerIdentifier only. Until that buyer registers (and so
-# tells us their account), their lifecycle facts wait in an item under this partition.
+# Lifecycle facts nobody can tell the owner of yet wait in the held-events table, one item per
+# "heldFor" value:
+# - legacy SNS notifications name the buyer by CustomerIdentifier only: until that buyer registers (and so
+#   tells us their account), their facts wait under "customer-identifier#<CustomerIdentifier>";
+# - agreement events name no product or license: one that arrives before the license event that ties its
+#   agreement to a subscriber waits under "agreement#<agreement id>" until that license event comes.
+HELD_KEY = "heldFor"
 UNREGISTERED_PREFIX = "customer-identifier#"
-# Agreement events name no product or license. One that arrives before the license event that ties its
-# agreement to a subscriber waits under this partition until that license event comes.
 AGREEMENT_PREFIX = "agreement#"
+# Earlier versions held them in the subscribers table, under these prefixes as `customerAWSAccountId`
+# (and the product code as sort key). Such items are still read, claimed and removed, never listed.
 PLACEHOLDER_PREFIXES = (UNREGISTERED_PREFIX, AGREEMENT_PREFIX)
 _LICENSE_ID = re.compile(r"(l-[0-9A-Za-z]+)$")
 
@@ -122,15 +99,30 @@ def license_id(license_arn: str) -> str:
 
 
 def is_placeholder(account: str) -> bool:
-    """Whether a subscribers-table partition holds early lifecycle facts rather than a subscriber."""
+    """Whether a subscribers-table item holds early lifecycle facts an earlier version kept there."""
     return account.startswith(PLACEHOLDER_PREFIXES)
 
 
-def agreement_key(agreement_id: str, product_code: str) -> dict[str, str]:
+def held_agreement_key(agreement_id: str) -> dict[str, str]:
+    return {HELD_KEY: f"{AGREEMENT_PREFIX}{agreement_id}"}
+
+
+def held_customer_key(customer_identifier: str) -> dict[str, str]:
+    return {HELD_KEY: f"{UNREGISTERED_PREFIX}{customer_identifier}"}
+
+
+def is_held(key: Mapping[str, str]) -> bool:
+    """Whether a key names held facts (the held-events table) rather than a subscriber."""
+    return HELD_KEY in key
+
+
+def former_agreement_key(agreement_id: str, product_code: str) -> dict[str, str]:
+    """Where an earlier version held an agreement's facts: in the subscribers table."""
     return {"customerAWSAccountId": f"{AGREEMENT_PREFIX}{agreement_id}", "subscriptionKey": product_code}
 
 
-def unregistered_key(customer_identifier: str, product_code: str) -> dict[str, str]:
+def former_customer_key(customer_identifier: str, product_code: str) -> dict[str, str]:
+    """Where an earlier version held a CustomerIdentifier's facts: in the subscribers table."""
     return {
         "customerAWSAccountId": f"{UNREGISTERED_PREFIX}{customer_identifier}",
         "subscriptionKey": product_code,

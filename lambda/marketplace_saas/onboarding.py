@@ -10,12 +10,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from marketplace_saas.marketplace import MarketplaceClient
-from marketplace_saas.models import PendingRegistration, RegistrationRequest, Subscriber
+from marketplace_saas.models import PendingRegistration, Subscriber
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import PendingRegistrations, Subscribers
+
+if TYPE_CHECKING:  # the registration handler validates the form; the fulfillment function never loads it
+    from marketplace_saas.registration_form import RegistrationRequest
 
 # How long a buyer has between arriving from AWS Marketplace and submitting the form.
 PENDING_REGISTRATION_SECONDS = 3600

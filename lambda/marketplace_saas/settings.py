@@ -20,6 +20,8 @@ class ListingSettings:
     subscribers_table: str
     registrations_table: str
     metering_table: str = ""
+    # Lifecycle facts that wait for the subscriber they belong to (see lifecycle.HeldEvents).
+    held_events_table: str = ""
     dimensions: frozenset[str] = frozenset()
     # Where state changes are published for the seller's product (the listing's own EventBridge bus).
     seller_bus: str = ""
@@ -27,6 +29,8 @@ class ListingSettings:
     # BatchMeterUsage calls the metering job makes at once (deploymentSettings.meteringConcurrency); 0: the
     # job's default.
     metering_concurrency: int = 0
+    # The origins (`https://host`) of the listing's own site: the only pages that may post the registration.
+    site_origins: frozenset[str] = frozenset()
 
     @property
     def has_entitlements(self) -> bool:
@@ -66,9 +70,16 @@ def listing_settings() -> ListingSettings:
         subscribers_table=_required("SUBSCRIBERS_TABLE"),
         registrations_table=_required("REGISTRATIONS_TABLE"),
         metering_table=_required("METERING_TABLE"),
+        held_events_table=_required("HELD_EVENTS_TABLE"),
         # Empty for a listing that declares no dimensions (the seed's config as written).
         dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
         seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
         metering_concurrency=int(os.environ.get("METERING_CONCURRENCY") or 0),
+        # Set on the registration function only (its stack, or local mode's gateway for its loopback site).
+        site_origins=frozenset(
+            origin.strip().rstrip("/").lower()
+            for origin in os.environ.get("SITE_ORIGINS", "").split(",")
+            if origin.strip()
+        ),
     )

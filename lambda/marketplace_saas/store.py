@@ -1,4 +1,4 @@
-"""Data access: pending registrations and subscribers, each in the listing's own DynamoDB table.
+"""Data access: pending registrations, subscribers and held lifecycle facts, each in the listing's own table.
 
 Key names are the ones `stacks/constructs/tables.py` gives the tables.
 """
@@ -19,8 +19,9 @@ from marketplace_saas.models import (
     BuyerIdentity,
     PendingRegistration,
     Subscriber,
+    former_customer_key,
+    held_customer_key,
     status_of,
-    unregistered_key,
 )
 
 # 32 random bytes → 43 URL-safe characters: 256 bits, far above the 128 the session id needs.
@@ -56,6 +57,62 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     return value
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code"))
+
+
+class HeldFacts:
+    """Lifecycle facts waiting in one place for the subscriber they belong to (see models.HELD_KEY).
+
+    The place is an item of the held-events table or, for facts an earlier version kept there, of the
+    subscribers table: both are read and claimed the same way, so an upgrade loses nothing.
+    """
+
+    def __init__(self, table: Any, key: Mapping[str, str]) -> None:
+        self._table = table
+        self.key = dict(key)
+
+    def read(self) -> dict[str, Any] | None:
+        """The facts held (and `freeTrial`, if a notification said so), or None if nothing is held."""
+        try:
+            item = self._table.get_item(Key=self.key, ConsistentRead=True).get("Item")
+        except ClientError as error:
+            raise StoreUnavailable(_error_code(error)) from None
+        if not item:
+            return None
+        facts = {fact: item[fact] for fact in ALL_FACTS if fact in item}
+        if "freeTrial" in item:
+            facts["freeTrial"] = item["freeTrial"]
+        return facts
+
+    def remove_if_unchanged(self, facts: Mapping[str, Any]) -> bool:
+        """Delete the item if it still holds exactly `facts`; False if a notification changed it meanwhile.
+
+        The writer of that notification looks for the subscriber after writing here, so it either finds it
+        (and records the fact there itself) or its fact is read again by the caller: never lost.
+        """
+        names = {f"#f{i}": fact for i, fact in enumerate(ALL_FACTS)}
+        values = {f":f{i}": facts[fact] for i, fact in enumerate(ALL_FACTS) if fact in facts}
+        unchanged = [
+            f"#f{i} = :f{i}" if fact in facts else f"attribute_not_exists(#f{i})"
+            for i, fact in enumerate(ALL_FACTS)
+        ]
+        request: dict[str, Any] = {
+            "Key": self.key,
+            "ConditionExpression": " AND ".join(unchanged),
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._table.delete_item(**request)
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(_error_code(error)) from None
+        return True
 
 
 class PendingRegistrations:
@@ -110,9 +167,14 @@ class PendingRegistrations:
 
 
 class Subscribers:
-    def __init__(self, table: Any, *, legacy: bool) -> None:
+    def __init__(self, table: Any, *, legacy: bool, held_events: Any = None) -> None:
+        """`held_events`: the held-events table, which legacy listings need (facts of SNS notifications that
+        came before their buyer registered)."""
+        if legacy and held_events is None:
+            raise ValueError("a legacy listing's subscribers need the held-events table")
         self._table = table
         self._legacy = legacy
+        self._held_events = held_events
 
     def _key(self, identity: BuyerIdentity) -> dict[str, str]:
         return {
@@ -199,46 +261,44 @@ class Subscribers:
             item = self._settle_early_facts(identity, item)
         return _subscriber(identity, item)
 
-    def _settle_early_facts(self, identity: BuyerIdentity, item: dict[str, Any]) -> dict[str, Any]:
-        """Fold in what the placeholder holds now, then remove it only if nothing changed meanwhile.
+    def _held_places(self, identity: BuyerIdentity) -> tuple[HeldFacts, ...]:
+        if not (self._legacy and identity.customer_identifier):
+            return ()
+        return (
+            HeldFacts(self._held_events, held_customer_key(identity.customer_identifier)),
+            HeldFacts(self._table, former_customer_key(identity.customer_identifier, identity.product_code)),
+        )
 
-        A notification that lands in the placeholder after the read above is either seen here (the
-        placeholder is read again after the subscriber was written) or, if it comes later still, finds the
-        registered subscriber itself: the lifecycle looks again after writing a placeholder. Never lost.
+    def _settle_early_facts(self, identity: BuyerIdentity, item: dict[str, Any]) -> dict[str, Any]:
+        """Fold in what is held for this buyer now, then remove it only if nothing changed meanwhile.
+
+        A notification held after the read above is either seen here (what is held is read again after the
+        subscriber was written) or, if it comes later still, finds the registered subscriber itself: the
+        lifecycle looks again after holding a fact. Never lost.
         """
-        assert identity.customer_identifier is not None
-        key = unregistered_key(identity.customer_identifier, identity.product_code)
-        for _ in range(5):
-            try:
-                held = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-                if not held:
-                    return item
-                facts = {fact: held[fact] for fact in ALL_FACTS if fact in held}
+        for place in self._held_places(identity):
+            for _ in range(5):
+                facts = place.read()
+                if facts is None:
+                    break
+                facts.pop("freeTrial", None)
                 newer = {f: v for f, v in facts.items() if f not in item or int(item[f]) < int(v)}
                 if newer:
-                    item = self._add_facts(identity, item, newer)
-                names = {f"#f{i}": fact for i, fact in enumerate(ALL_FACTS)}
-                values = {f":f{i}": facts[fact] for i, fact in enumerate(ALL_FACTS) if fact in facts}
-                unchanged = [
-                    f"#f{i} = :f{i}" if fact in facts else f"attribute_not_exists(#f{i})"
-                    for i, fact in enumerate(ALL_FACTS)
-                ]
-                request: dict[str, Any] = {
-                    "Key": key,
-                    "ConditionExpression": " AND ".join(unchanged),
-                    "ExpressionAttributeNames": names,
-                }
-                if values:
-                    request["ExpressionAttributeValues"] = values
-                self._table.delete_item(**request)
-                return item
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
-                # A notification changed the placeholder (or the subscriber) meanwhile: fold again.
-                latest = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get("Item")
-                item = latest or item
-        # Still changing: it stays (with its expiry) and the lifecycle's own look-up applies what comes next.
+                    try:
+                        item = self._add_facts(identity, item, newer)
+                    except ClientError as error:
+                        if _error_code(error) != "ConditionalCheckFailedException":
+                            raise StoreUnavailable(_error_code(error)) from None
+                        # A notification changed the subscriber meanwhile: fold again into what it holds now.
+                        latest = self._table.get_item(Key=self._key(identity), ConsistentRead=True).get(
+                            "Item"
+                        )
+                        item = latest or item
+                        continue
+                if place.remove_if_unchanged(facts):
+                    break
+            # Still changing after five tries: it stays (with its expiry) and the lifecycle's own look-up
+            # applies what comes next.
         return item
 
     def _add_facts(
@@ -265,19 +325,13 @@ class Subscribers:
 
     def _early_facts(self, identity: BuyerIdentity) -> dict[str, Any]:
         """Lifecycle facts that legacy SNS notifications recorded before this buyer registered."""
-        if not (self._legacy and identity.customer_identifier):
-            return {}
-        try:
-            item = self._table.get_item(
-                Key=unregistered_key(identity.customer_identifier, identity.product_code), ConsistentRead=True
-            ).get("Item")
-        except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
-        if not item:
-            return {}
-        early = {fact: item[fact] for fact in ALL_FACTS if fact in item}
-        if "freeTrial" in item:
-            early["freeTrial"] = item["freeTrial"]
+        early: dict[str, Any] = {}
+        for place in self._held_places(identity):
+            for name, value in (place.read() or {}).items():
+                if name == "freeTrial":
+                    early[name] = bool(value) or bool(early.get(name))
+                elif name not in early or int(early[name]) < int(value):
+                    early[name] = value
         return early
 
 

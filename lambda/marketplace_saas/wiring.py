@@ -10,45 +10,57 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+from marketplace_saas.deadline import BudgetedClient, BudgetedTable, Clients
 from marketplace_saas.marketplace import CLIENT_CONFIG, MarketplaceClient
 from marketplace_saas.onboarding import Onboarding
 from marketplace_saas.seller_events import SellerEvents
 from marketplace_saas.settings import listing_settings
 from marketplace_saas.store import PendingRegistrations, Subscribers
-from marketplace_saas.usage import UsageRecorder
 
-if TYPE_CHECKING:  # imported where they are built: only the metering and lifecycle functions load them
+if TYPE_CHECKING:  # imported where they are built: each function loads only the services it uses
     from marketplace_saas.lifecycle import Lifecycle
     from marketplace_saas.metering import MeteringJob
+    from marketplace_saas.usage import UsageRecorder  # pydantic: the usage and metering functions only
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
 _lifecycle: Lifecycle | None = None
 _metering_job: MeteringJob | None = None
 _seller_events: SellerEvents | None = None
+# The request handlers' clients: timeouts from what is left of each invocation (see deadline.py).
+_clients = Clients()
 
 
 def onboarding() -> Onboarding:
     global _onboarding
     if _onboarding is None:
         settings = listing_settings()
-        dynamodb = boto3.resource("dynamodb")
         _onboarding = Onboarding(
             settings,
-            MarketplaceClient.from_environment(),
-            PendingRegistrations(dynamodb.Table(settings.registrations_table)),
-            Subscribers(dynamodb.Table(settings.subscribers_table), legacy=settings.legacy_identity),
+            MarketplaceClient(
+                BudgetedClient(_clients, "meteringmarketplace"),
+                BudgetedClient(_clients, "marketplace-entitlement"),
+            ),
+            PendingRegistrations(BudgetedTable(_clients, settings.registrations_table)),
+            Subscribers(
+                BudgetedTable(_clients, settings.subscribers_table),
+                legacy=settings.legacy_identity,
+                held_events=BudgetedTable(_clients, settings.held_events_table),
+            ),
         )
     return _onboarding
 
 
 def usage_recorder() -> UsageRecorder:
     global _usage_recorder
+    from marketplace_saas.usage import UsageRecorder
+
     if _usage_recorder is None:
         settings = listing_settings()
-        dynamodb = boto3.resource("dynamodb")
         _usage_recorder = UsageRecorder(
-            settings, dynamodb.Table(settings.subscribers_table), dynamodb.Table(settings.metering_table)
+            settings,
+            BudgetedTable(_clients, settings.subscribers_table),
+            BudgetedTable(_clients, settings.metering_table),
         )
     return _usage_recorder
 
@@ -74,7 +86,7 @@ def seller_events() -> SellerEvents:
     if _seller_events is None:
         settings = listing_settings()
         _seller_events = SellerEvents(
-            boto3.client("events"), settings.seller_bus, settings.seller_event_source
+            BudgetedClient(_clients, "events"), settings.seller_bus, settings.seller_event_source
         )
     return _seller_events
 
@@ -90,9 +102,11 @@ def lifecycle() -> Lifecycle:
         def flush(customer: tuple[str, str]) -> None:
             job.flush({customer})
 
+        dynamodb = boto3.resource("dynamodb")
         _lifecycle = Lifecycle(
             settings,
-            boto3.resource("dynamodb").Table(settings.subscribers_table),
+            dynamodb.Table(settings.subscribers_table),
+            dynamodb.Table(settings.held_events_table),
             MarketplaceClient.from_environment(),
             seller_events(),
             flush=flush,
@@ -102,8 +116,9 @@ def lifecycle() -> Lifecycle:
 
 def use(service: Onboarding | None) -> None:
     """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
-    global _onboarding, _usage_recorder, _lifecycle, _seller_events, _metering_job
+    global _onboarding, _usage_recorder, _lifecycle, _seller_events, _metering_job, _clients
     _onboarding = service
+    _clients = Clients()  # the environment (endpoints, credentials) may have changed
     _usage_recorder = None
     _lifecycle = None
     _metering_job = None

@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import cbor2
 
+from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from local.marketplace_emulator import shapes
 from local.marketplace_emulator.notifications import Notifier, iso_ms, render
 from local.marketplace_emulator.state import (
@@ -120,8 +121,7 @@ class EmulatorServer:
         self._calls_lock = threading.Lock()
         self._events_lock = threading.Lock()
         self._timers = _Timers(self.marketplace.now)
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self._server.daemon_threads = True
+        self._server = LocalHTTPServer((host, port), _handler_class(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -389,7 +389,7 @@ def _gap(value: Any) -> float:
 
 
 def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LocalRequestHandler):
         server_version = "marketplace-emulator"
         sys_version = ""
         protocol_version = "HTTP/1.1"
@@ -400,18 +400,11 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
         def _read(self) -> bytes | None:
             """The body, or None when it was refused (the connection then closes: its bytes are unread)."""
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self.close_connection = True
-                self._send(400, "application/json", b'{"message": "Content-Length is not a number of bytes"}')
+                return self.read_body(MAX_BODY_BYTES)
+            except BodyRefused as refused:
+                message = "Request too large" if refused.status == 413 else refused.message
+                self._send(refused.status, "application/json", json.dumps({"message": message}).encode())
                 return None
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True
-                self._send(413, "application/json", b'{"message": "Request too large"}')
-                return None
-            return self.rfile.read(length) if length else b""
 
         def _send(
             self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
@@ -429,7 +422,7 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self._admin()
 
         def do_POST(self) -> None:
-            path = urlsplit(self.path).path
+            path = request_path(self.path)
             if path.startswith("/_emulator/"):
                 self._admin()
             elif path.startswith("/service/"):
@@ -438,7 +431,7 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 self._json_11()
 
         def _admin(self) -> None:
-            url = urlsplit(self.path)
+            url = split_target(self.path)
             raw = self._read() if self.command == "POST" else b""
             if raw is None:
                 return

@@ -6,13 +6,18 @@ share an origin (no CORS) and the fulfillment URL is HTTPS on the listing's own 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import jsii
 from aws_cdk import (
     Acknowledgment,
+    AspectPriority,
+    Aspects,
     Aws,
     DefaultStackSynthesizer,
     Duration,
+    IAspect,
     RemovalPolicy,
     Stack,
     Token,
@@ -21,13 +26,15 @@ from aws_cdk import (
     aws_certificatemanager as acm,
     aws_cloudfront as cloudfront,
     aws_cloudfront_origins as origins,
+    aws_iam as iam,
     aws_s3 as s3,
     aws_s3_deployment as s3_deployment,
 )
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from stacks.bundling import PROJECT_ROOT
 from stacks.config import CustomDomain
+from stacks.constructs.listing_api import STAGE_NAME
 from stacks.nag import acknowledge
 from stacks.naming import ListingNames
 
@@ -57,6 +64,7 @@ class LandingSite(Construct):
         *,
         names: ListingNames,
         api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
         page_config: dict[str, Any],
         custom_domain: CustomDomain | None,
         retain: bool,
@@ -66,8 +74,8 @@ class LandingSite(Construct):
         self.log_bucket = self._build_log_bucket(removal)
         self.bucket = self._build_site_bucket(names, removal)
         self.headers_policy = self._build_headers_policy()
-        self.distribution = self._build_distribution(names, api, custom_domain)
-        self._deploy_site(page_config)
+        self.distribution = self._build_distribution(names, api, origin_headers, custom_domain)
+        self._deploy_site(page_config, removal)
 
     def _build_log_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -114,7 +122,7 @@ class LandingSite(Construct):
         return cloudfront.ResponseHeadersPolicy(
             self,
             "SecurityHeaders",
-            comment="Strict CSP, HSTS, nosniff, no framing, no referrer",
+            comment="Strict CSP, HSTS, nosniff, no framing, no referrer to other sites",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=CONTENT_SECURITY_POLICY, override=True
@@ -130,7 +138,7 @@ class LandingSite(Construct):
                     frame_option=cloudfront.HeadersFrameOption.DENY, override=True
                 ),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.SAME_ORIGIN, override=True
                 ),
             ),
             custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(
@@ -149,10 +157,16 @@ class LandingSite(Construct):
         )
 
     def _build_distribution(
-        self, names: ListingNames, api: apigateway.RestApi, custom_domain: CustomDomain | None
+        self,
+        names: ListingNames,
+        api: apigateway.RestApi,
+        origin_headers: Mapping[str, str],
+        custom_domain: CustomDomain | None,
     ) -> cloudfront.Distribution:
         api_behavior = cloudfront.BehaviorOptions(
-            origin=origins.RestApiOrigin(api),
+            # The origin headers prove to API Gateway that a request came through this distribution; a
+            # viewer's header of the same name is overwritten.
+            origin=_api_origin(api, origin_headers),
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
@@ -219,8 +233,8 @@ class LandingSite(Construct):
             )
         return distribution
 
-    def _deploy_site(self, page_config: dict[str, Any]) -> None:
-        s3_deployment.BucketDeployment(
+    def _deploy_site(self, page_config: dict[str, Any], removal: RemovalPolicy) -> None:
+        deployment = s3_deployment.BucketDeployment(
             self,
             "Deployment",
             destination_bucket=self.bucket,
@@ -233,11 +247,14 @@ class LandingSite(Construct):
             memory_limit=512,
             prune=True,
         )
+        _scope_invalidation(deployment, self.distribution)
         # The copy runs in a Lambda function that CDK provides and configures itself (one per stack).
         stack = Stack.of(self)
         provider = next(
             child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
         )
+        # CDK retains the log group it makes for that function; like every other, it follows retainResources.
+        provider.node.find_child("LogGroup").apply_removal_policy(removal)  # type: ignore[attr-defined]
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
         copy_reason = (
@@ -251,7 +268,9 @@ class LandingSite(Construct):
                 "Serverless-LambdaLatestVersion": _CDK_PROVIDER,
                 "Serverless-LambdaTracing": _CDK_PROVIDER,
                 "Serverless-LambdaDLQ": (
-                    "Invoked by CloudFormation, which reports a failed copy as a failed deployment."
+                    "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
+                    "copy fails the deployment, and so does a crash without an answer, when the custom "
+                    "resource times out. A dead-letter queue would keep a request whose response URL expired."
                 ),
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                 "AWSLambdaBasicExecutionRole]": (
@@ -266,12 +285,71 @@ class LandingSite(Construct):
                     ],
                     copy_reason,
                 ),
-                "AwsSolutions-IAM5[Resource::*]": (
-                    "cloudfront:CreateInvalidation, which the deployment function calls after a copy so "
-                    "buyers see the new page, supports no resource-level permissions."
-                ),
             },
         )
+
+
+INVALIDATION_ACTIONS = frozenset({"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"})
+
+
+def _scope_invalidation(
+    deployment: s3_deployment.BucketDeployment, distribution: cloudfront.IDistribution
+) -> None:
+    """Narrow the deployment function's invalidation permission from `*` to this listing's distribution.
+
+    BucketDeployment grants cloudfront:CreateInvalidation and GetInvalidation on `*`, though both accept a
+    distribution ARN, and offers no option to scope them. An aspect rewrites its role's policy once the
+    tree is complete, before the template is written and cdk-nag reads it: the statement holding only those
+    two actions on `*` gets the distribution's ARN instead. Anything else found there is an error, not a
+    silent widening.
+    """
+    policy = deployment.handler_role.node.find_child("DefaultPolicy")
+    Aspects.of(policy).add(
+        _InvalidationScoped(distribution.distribution_arn), priority=AspectPriority.MUTATING
+    )
+
+
+@jsii.implements(IAspect)
+class _InvalidationScoped:
+    def __init__(self, distribution_arn: str) -> None:
+        self._distribution_arn = distribution_arn
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, iam.CfnPolicy):
+            return
+        stack = Stack.of(node)
+        document = stack.resolve(node.policy_document)
+        scoped = 0
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if not INVALIDATION_ACTIONS & set(actions):
+                continue
+            if set(actions) != INVALIDATION_ACTIONS or statement.get("Resource") not in ("*", None):
+                raise ValueError(
+                    "BucketDeployment's invalidation statement changed shape (aws-cdk-lib upgrade?): "
+                    f"{statement}; review _scope_invalidation"
+                )
+            statement["Resource"] = stack.resolve(self._distribution_arn)
+            scoped += 1
+        if scoped != 1:
+            raise ValueError(
+                f"expected one invalidation statement in BucketDeployment's policy, found {scoped}"
+            )
+        node.policy_document = document
+
+
+def _api_origin(api: apigateway.RestApi, custom_headers: Mapping[str, str]) -> origins.HttpOrigin:
+    """What `RestApiOrigin(api)` is, named by the API's id and stage name rather than by `api.url`: that URL
+    refers to the stage, so the registration function (which the stage's methods call) could not be told
+    the distribution's domain (its SITE_ORIGINS) without a circular dependency."""
+    stack = Stack.of(api)
+    return origins.HttpOrigin(
+        f"{api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}",
+        origin_path=f"/{STAGE_NAME}",
+        protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+        origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+        custom_headers=dict(custom_headers),
+    )
 
 
 _CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, aws_iam as iam, aws_lambda, aws_logs
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+    aws_iam as iam,
+    aws_lambda,
+    aws_lambda_destinations as destinations,
+    aws_logs,
+    aws_sqs as sqs,
+)
 from constructs import Construct
 
 from stacks.bundling import RUNTIME
@@ -37,7 +46,13 @@ class ListingFunction(Construct):
         retain: bool,
         memory_size: int = 512,
         timeout_seconds: int = 15,
+        async_failures: sqs.IQueue | None = None,
+        async_max_age: Duration | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
+        """Give `async_failures` to a function that something invokes asynchronously (EventBridge): an
+        invocation that failed every retry (two), or found no free concurrency within `async_max_age`, is
+        sent there with its error (an on-failure destination)."""
         super().__init__(scope, construct_id)
         self.log_group = aws_logs.LogGroup(
             self,
@@ -65,6 +80,7 @@ class ListingFunction(Construct):
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
             role=self.role,
+            reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             logging_format=aws_lambda.LoggingFormat.JSON,
             tracing=aws_lambda.Tracing.ACTIVE,
@@ -85,18 +101,45 @@ class ListingFunction(Construct):
                 )
             },
         )
-        acknowledge(
-            self.function,
-            {
-                "Serverless-LambdaDLQ": (
-                    "Invoked synchronously (API Gateway) or by an event source with its own dead-letter "
-                    "queue; a function-level DLQ only catches asynchronous invocations, which never happen."
-                )
-            },
-        )
+        if async_failures is not None:
+            self.function.configure_async_invoke(
+                on_failure=destinations.SqsDestination(async_failures),
+                retry_attempts=2,
+                max_event_age=async_max_age,
+            )
+            acknowledge(
+                self.function,
+                {
+                    "Serverless-LambdaDLQ": (
+                        "Its asynchronous invocations that fail go to an on-failure destination (an SQS "
+                        "queue with an alarm), whose record keeps the error with the event; a dead-letter "
+                        "queue would keep the event alone."
+                    )
+                },
+            )
+        else:
+            acknowledge(
+                self.function,
+                {
+                    "Serverless-LambdaDLQ": (
+                        "Invoked only synchronously: by API Gateway, or by an SQS event source mapping "
+                        "(whose queue has its own dead-letter queue). A function's DLQ catches only "
+                        "asynchronous invocations, and nothing invokes this one asynchronously."
+                    )
+                },
+            )
 
-    def allow(self, actions: Sequence[str], resources: Sequence[str]) -> None:
+    def allow(
+        self,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Grant exactly these actions on exactly these ARNs (no index or object wildcards)."""
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources))
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=list(resources),
+                conditions=dict(conditions) if conditions else None,
+            )
         )

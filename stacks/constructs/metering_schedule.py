@@ -23,6 +23,8 @@ from stacks.constructs.tables import (
 from stacks.naming import ListingNames
 
 JOB_TIMEOUT_SECONDS = 300
+# A run not started within this long is superseded by the next hour's run.
+RUN_MAX_AGE = Duration.minutes(50)
 
 
 def allow_metering(function: ListingFunction, tables: ListingTables) -> None:
@@ -54,6 +56,9 @@ class MeteringSchedule(Construct):
         concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        # EventBridge invokes the job asynchronously: Lambda retries a failed run twice, then keeps its
+        # event here (an alarm watches it). The next hour's run still sends everything that run would have.
+        self.failed_runs = dead_letter_queue(self, "FailedRuns", of="the metering job's asynchronous runs")
         self.job = ListingFunction(
             self,
             "Job",
@@ -65,8 +70,13 @@ class MeteringSchedule(Construct):
             environment={**environment, "METERING_CONCURRENCY": str(concurrency)},
             retain=retain,
             timeout_seconds=JOB_TIMEOUT_SECONDS,
+            async_failures=self.failed_runs,
+            async_max_age=RUN_MAX_AGE,
+            # One run at a time: a second invocation while a run is under way is throttled, and Lambda
+            # retries a throttled asynchronous event until RUN_MAX_AGE, then it lands in failed_runs.
+            # Overlapping runs would be safe (sealed records) but send nothing more.
+            reserved_concurrency=1,
         )
-        # One run at a time is the normal case; overlapping runs are safe (sealed records) but wasteful.
         allow_metering(self.job, tables)
         # A run EventBridge could not deliver lands here (an alarm watches it); the next hour's run still
         # sends everything that run would have sent.
@@ -80,7 +90,7 @@ class MeteringSchedule(Construct):
                 targets.LambdaFunction(
                     self.job.function,
                     retry_attempts=2,
-                    max_event_age=Duration.minutes(50),
+                    max_event_age=RUN_MAX_AGE,
                     dead_letter_queue=self.dead_letters,
                 )
             ],

@@ -1,8 +1,8 @@
 """A listing's alarms and dashboard: is it healthy, and how is it selling?
 
-Every alarm is named `<stack>-<signal>` and, when the config names a notification e-mail, notifies the
-listing's topic when it fires and when it recovers. Thresholds are deliberately low: a listing's traffic is
-small, so one server error or one dead letter already deserves a look.
+Every alarm is named `<stack>-<signal>` and notifies the listing's topic (e-mailed to the seller when the
+config names an address) when it fires and when it recovers. Thresholds are deliberately low: a listing's
+traffic is small, so one server error or one dead letter already deserves a look.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ListingMonitoring(Construct):
         *,
         names: ListingNames,
         signals: Signals,
-        topic: sns.ITopic | None,
+        topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         self._names = names
@@ -160,9 +160,8 @@ class ListingMonitoring(Construct):
         self.alarms.append(alarm)
 
     def _notify(self, alarm: cloudwatch.Alarm) -> None:
-        if self._topic is not None:
-            alarm.add_alarm_action(actions.SnsAction(self._topic))
-            alarm.add_ok_action(actions.SnsAction(self._topic))
+        alarm.add_alarm_action(actions.SnsAction(self._topic))
+        alarm.add_ok_action(actions.SnsAction(self._topic))
 
     def _dashboard(self, signals: Signals) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(

@@ -22,6 +22,7 @@ from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import allow_metering
 from stacks.constructs.tables import (
+    FORMER_HELD_EVENTS_ONLY,
     SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX,
     ListingTables,
 )
@@ -94,6 +95,7 @@ class SubscriptionLifecycle(Construct):
         tables: ListingTables,
         seller_bus: events.EventBus,
         notifications: sns.ITopic | None,
+        retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self.seller_bus = seller_bus
@@ -108,7 +110,7 @@ class SubscriptionLifecycle(Construct):
             visibility_timeout=Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=MAX_RECEIVES),
         )
-        self.function = self._build_function(names, code, environment, tables)
+        self.function = self._build_function(names, code, environment, tables, retain)
         self.function.function.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,
@@ -152,6 +154,7 @@ class SubscriptionLifecycle(Construct):
         code: aws_lambda.Code,
         environment: Mapping[str, str],
         tables: ListingTables,
+        retain: bool,
     ) -> ListingFunction:
         function = ListingFunction(
             self,
@@ -162,11 +165,16 @@ class SubscriptionLifecycle(Construct):
             handler="handlers.lifecycle.handler",
             description=f"Follows AWS Marketplace subscription events for {names.path}",
             environment=environment,
-            retain=False,
+            retain=retain,
             timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         )
         subscribers = tables.subscribers
         function.allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"], [subscribers.table_arn])
+        # A held fact is removed once claimed, also where earlier versions held it, and nothing else.
+        function.allow(["dynamodb:DeleteItem"], [subscribers.table_arn], FORMER_HELD_EVENTS_ONLY)
+        function.allow(
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], [tables.held_events.table_arn]
+        )
         function.allow(
             ["dynamodb:Query"],
             [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_CUSTOMER_IDENTIFIER_INDEX}"],

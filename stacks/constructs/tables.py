@@ -31,11 +31,24 @@ PENDING_USAGE_SORT_KEY = "usageHour"
 # A buyer between the fulfillment redirect and the form: keyed by a hash of the cookie's random id.
 REGISTRATION_PARTITION_KEY = "registrationKey"
 
+# Lifecycle facts that came before anyone can tell whose they are (an agreement event before the license
+# event that names its agreement; a legacy SNS notification before its buyer registers), until they are
+# claimed or expire: "agreement#<agreement id>" or "customer-identifier#<CustomerIdentifier>". Kept out of
+# the subscribers table, which holds subscribers only.
+HELD_EVENTS_PARTITION_KEY = "heldFor"
+# Versions before that table held such facts in the subscribers table, under these partition key values;
+# they are still claimed there and removed, and a policy with this condition lets a function delete
+# nothing else of that table.
+FORMER_HELD_EVENTS_ONLY = {
+    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["agreement#*", "customer-identifier#*"]}
+}
+
 TTL_ATTRIBUTE = "expiresAt"
 
 
 class ListingTables(Construct):
-    """Subscribers and usage records for one listing; retained and protected when the config says so."""
+    """Subscribers, usage records, buyers about to register and lifecycle facts waiting for their subscriber,
+    for one listing; retained and protected when the config says so."""
 
     def __init__(self, scope: Construct, construct_id: str, *, names: ListingNames, retain: bool) -> None:
         super().__init__(scope, construct_id)
@@ -44,6 +57,9 @@ class ListingTables(Construct):
         self.usage_records = self._build_usage_records_table(names)
         self.pending_registrations = self._build_table(
             "PendingRegistrations", names.registrations_table, keys=(REGISTRATION_PARTITION_KEY, None)
+        )
+        self.held_events = self._build_table(
+            "HeldEvents", names.held_events_table, keys=(HELD_EVENTS_PARTITION_KEY, None)
         )
 
     def _build_subscribers_table(self, names: ListingNames) -> dynamodb.TableV2:

@@ -130,6 +130,9 @@ def test_synth_writes_one_template_per_enabled_listing(tmp_path: Path) -> None:
     assert (bundle / "marketplace_saas" / "__init__.py").is_file()
     assert list((bundle / "pydantic_core").glob("_pydantic_core.cpython-314-x86_64-linux-gnu.so"))
     assert not list(bundle.rglob("__pycache__"))
+    # Traces come from Lambda's and API Gateway's active tracing: no X-Ray SDK in the functions.
+    assert (bundle / "aws_lambda_powertools").is_dir()
+    assert not list(bundle.glob("aws_xray_sdk*"))
 
 
 def test_the_seeds_config_synthesizes_as_written_with_one_warning_per_listing(tmp_path: Path) -> None:

@@ -142,20 +142,26 @@ def register_buyer(
     """A buyer who came from AWS Marketplace and registered on the listing's page API."""
     listing = local_mode["listings"][listing_path]
     minted = mint_token(local_mode, listing["productCode"], **mint)
-    form = f"x-amzn-marketplace-token={minted['token']}".encode()
+    register_minted(listing, minted["token"], {"companyName": company})
+    return minted
+
+
+def register_minted(listing: dict[str, Any], token: str, details: dict[str, str]) -> None:
+    """The buyer with this registration token comes to the fulfillment URL, then fills in the form."""
+    form = f"x-amzn-marketplace-token={token}".encode()
     headers = request(
         listing["fulfillmentUrl"], "POST", form, {"Content-Type": "application/x-www-form-urlencoded"}
     )[1]
     cookie = headers["set-cookie"].split(";", 1)[0]
-    details = {
-        "companyName": company,
+    form_fields = {
+        "companyName": "Gamma Ltd",
         "contactPerson": "Alex Poe",
         "contactEmail": "alex@example.com",
         "contactPhone": "+1 555 010 2030",
+        **details,
     }
-    status, body = post_json(listing["apiUrl"] + "register", details, cookie)
+    status, body = post_json(listing["apiUrl"] + "register", form_fields, cookie)
     assert status == 201, body
-    return minted
 
 
 def billed_for(

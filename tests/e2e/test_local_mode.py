@@ -81,6 +81,61 @@ def test_a_minted_token_becomes_exactly_one_subscriber(local_mode: dict[str, Any
     assert all(item["customerAWSAccountId"]["S"] != minted["customerAWSAccountId"] for item in other_items)
 
 
+def test_buyer_routes_refuse_requests_that_did_not_come_through_the_distribution(
+    local_mode: dict[str, Any],
+) -> None:
+    listing = local_mode["listings"]["ai-skills"]
+    # API Gateway's own endpoint, as CloudFront reaches it: https://<api>.execute-api.<region>.../live/
+    endpoint = listing["siteUrl"] + "live/"
+    minted = mint_token(local_mode, listing["productCode"])
+    form = urlencode({"x-amzn-marketplace-token": minted["token"]}).encode()
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    guessed = {"x-api-key": "a-guessed-key-0123456789abcdefghij"}
+    for headers in (form_type, {**form_type, **guessed}):
+        status, answered, body = request(endpoint + "marketplace/fulfillment", "POST", form, headers)
+        assert (status, json.loads(body)["error"]) == (403, "INVALID_API_KEY")
+        assert "set-cookie" not in answered  # refused before the function ran
+    # Through the distribution the same buyer gets in; a viewer's own x-api-key is replaced by the real one
+    status, answered, _ = request(listing["fulfillmentUrl"], "POST", form, {**form_type, **guessed})
+    assert status == 303
+    cookie = answered["set-cookie"].split(";", 1)[0]
+    details = {
+        "companyName": "Around Ltd",
+        "contactPerson": "Kim Lee",
+        "contactEmail": "kim@example.com",
+        "contactPhone": "+1 555 010 2030",
+    }
+    status, _, body = request(endpoint + "api/registration", headers={"Cookie": cookie})
+    assert (status, json.loads(body)["error"]) == (403, "INVALID_API_KEY")
+    direct = request(
+        endpoint + "api/register",
+        "POST",
+        json.dumps(details).encode(),
+        {"Content-Type": "application/json", "Cookie": cookie},
+    )
+    assert direct[0] == 403
+    # nothing was registered by the refused request: the first registration through the site creates it
+    assert post_json(listing["apiUrl"] + "register", details, cookie)[0] == 201
+
+
+def test_the_usage_api_is_on_api_gateways_own_endpoint_signed_without_the_distributions_key(
+    local_mode: dict[str, Any],
+) -> None:
+    listing = local_mode["listings"]["ai-skills"]
+    minted = register_buyer(local_mode, "ai-skills", company="Direct Ltd")
+    url = listing["usageApiUrl"]
+    assert url == listing["siteUrl"] + "live/api/usage"
+    usage = json.dumps(
+        {"customerAWSAccountId": minted["customerAWSAccountId"], "dimension": "learners", "quantity": 2}
+    ).encode()
+    unsigned = request(url, "POST", usage, {"Content-Type": "application/json"})
+    assert (unsigned[0], json.loads(unsigned[2])["error"]) == (403, "MISSING_AUTHENTICATION_TOKEN")
+    signed = {"Content-Type": "application/json", "Authorization": "AWS4-HMAC-SHA256 Credential=local/..."}
+    status, _, body = request(url, "POST", usage, signed)
+    assert status == 201, body
+    assert json.loads(body)["hourTotal"] == "2"
+
+
 def test_a_second_local_mode_is_refused(local_mode: dict[str, Any]) -> None:
     result = subprocess.run(  # noqa: S603
         [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--local", "--port", str(local_mode["_port"] + 10)],

@@ -62,7 +62,11 @@ def test_two_listings_share_no_physical_name(two_listings: Synthesized) -> None:
 
 def test_tables_have_the_seed_names_on_demand_billing_pitr_and_protection(two_listings: Synthesized) -> None:
     tables = two_listings.resources(AI, "AWS::DynamoDB::GlobalTable")
-    for name in ("codio-marketplace-subscribers-ai-skills", "codio-marketplace-metering-ai-skills"):
+    for name in (
+        "codio-marketplace-subscribers-ai-skills",
+        "codio-marketplace-metering-ai-skills",
+        "codio-marketplace-held-events-ai-skills",
+    ):
         table = by_property(tables, "TableName", name)
         properties = table["Properties"]
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
@@ -94,6 +98,24 @@ def test_disposable_listing_tables_are_deleted_with_the_stack(disposable_listing
     for table in tables.values():
         assert table["DeletionPolicy"] == "Delete"
         assert table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is False
+
+
+def test_every_log_group_is_kept_or_deleted_as_retain_resources_says(
+    two_listings: Synthesized, disposable_listing: Synthesized
+) -> None:
+    for synthesized, stacks, policy in (
+        (two_listings, (AI, DATA), "Retain"),
+        (disposable_listing, ("codio-marketplace-trial",), "Delete"),
+    ):
+        for stack in stacks:
+            groups = synthesized.resources(stack, "AWS::Logs::LogGroup")
+            assert len(groups) >= 6  # one per function, plus the API's access logs
+            wrong = {
+                json.dumps(group["Properties"].get("LogGroupName")): group.get("DeletionPolicy")
+                for group in groups.values()
+                if group.get("DeletionPolicy") != policy or group.get("UpdateReplacePolicy") != policy
+            }
+            assert not wrong, f"{stack}: log groups not {policy}: {wrong}"
 
 
 # --- landing site ------------------------------------------------------------------------------------
@@ -153,9 +175,11 @@ def test_distribution_serves_page_and_api_from_one_https_origin(two_listings: Sy
         assert behavior["CachePolicyId"] == CACHING_DISABLED
         assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
     assert api_origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
-    # The origin path is the stage: element 3 of https://<api>.execute-api.<region>.<suffix>/<stage>/
-    origin_path = json.dumps(api_origin["OriginPath"])
-    assert '"Fn::Select": [3' in origin_path and '"ApiRestApiDeploymentStagelive' in origin_path
+    # The API's own domain and its stage, named without referring to the stage resource: the registration
+    # function is told the distribution's domain (SITE_ORIGINS), and the stage's methods call that function.
+    assert api_origin["OriginPath"] == "/live"
+    assert '"Ref": "ApiRestApi' in json.dumps(api_origin["DomainName"])
+    assert ".execute-api." in json.dumps(api_origin["DomainName"])
 
 
 def test_every_response_carries_the_security_headers(two_listings: Synthesized) -> None:
@@ -169,7 +193,7 @@ def test_every_response_carries_the_security_headers(two_listings: Synthesized) 
     assert headers["StrictTransportSecurity"]["IncludeSubdomains"] is True
     assert headers["ContentTypeOptions"] == {"Override": True}
     assert headers["FrameOptions"]["FrameOption"] == "DENY"
-    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "same-origin"
 
     _, distribution = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
     config = distribution["Properties"]["DistributionConfig"]
@@ -183,6 +207,31 @@ def test_the_page_and_its_generated_config_are_deployed_to_the_page_bucket(two_l
     assert len(properties["SourceObjectKeys"]) == 2  # site/ and the generated config.json
     assert properties["Prune"] is True
     assert "DistributionId" in properties  # the cache is invalidated after a change
+
+
+def test_the_deployment_function_may_invalidate_only_this_listings_distribution(
+    two_listings: Synthesized,
+) -> None:
+    distribution_id, _ = only(two_listings.resources(AI, "AWS::CloudFront::Distribution"))
+    statements = [
+        statement
+        for policy in two_listings.resources(AI, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(action.startswith("cloudfront:") for action in _actions(statement))
+    ]
+    (statement,) = statements
+    assert sorted(_actions(statement)) == ["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"]
+    assert statement["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                f":cloudfront::{ACCOUNT}:distribution/",
+                {"Ref": distribution_id},
+            ],
+        ]
+    }
 
 
 def test_custom_domain_enforces_tls_1_2() -> None:
@@ -265,6 +314,61 @@ def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthes
     assert "RequestModels" in methods["POST /api/register"]
 
 
+def test_buyer_routes_refuse_requests_that_did_not_come_through_the_distribution(
+    two_listings: Synthesized,
+) -> None:
+    # API Gateway's own endpoint stays on (the distribution reaches the API there without a custom domain),
+    # so API Gateway itself requires the key only the distribution sends, before any function runs.
+    for stack in (AI, DATA):
+        methods = _methods(two_listings, stack)
+        assert {route: m.get("ApiKeyRequired", False) for route, m in methods.items()} == {
+            "GET /api/registration": True,
+            "POST /api/register": True,
+            "POST /api/usage": False,  # the seller's product calls it on API Gateway's endpoint, SigV4-signed
+            "POST /marketplace/fulfillment": True,
+        }
+        _, api = only(two_listings.resources(stack, "AWS::ApiGateway::RestApi"))
+        assert api["Properties"].get("DisableExecuteApiEndpoint", False) is False
+        # A key counts only through a usage plan that covers the stage
+        key_id, _ = only(two_listings.resources(stack, "AWS::ApiGateway::ApiKey"))
+        plan_id, plan = only(two_listings.resources(stack, "AWS::ApiGateway::UsagePlan"))
+        (api_stage,) = plan["Properties"]["ApiStages"]
+        stage_id, _ = only(two_listings.resources(stack, "AWS::ApiGateway::Stage"))
+        assert api_stage["ApiId"] == {
+            "Ref": next(iter(two_listings.resources(stack, "AWS::ApiGateway::RestApi")))
+        }
+        assert api_stage["Stage"] == {"Ref": stage_id}
+        _, binding = only(two_listings.resources(stack, "AWS::ApiGateway::UsagePlanKey"))
+        assert binding["Properties"] == {
+            "KeyId": {"Ref": key_id},
+            "KeyType": "API_KEY",
+            "UsagePlanId": {"Ref": plan_id},
+        }
+
+
+def test_the_distribution_sends_the_key_whose_value_is_in_no_template(two_listings: Synthesized) -> None:
+    for stack in (AI, DATA):
+        secret_id, secret = only(two_listings.resources(stack, "AWS::SecretsManager::Secret"))
+        assert "SecretString" not in secret["Properties"]  # Secrets Manager generates the value
+        generated = secret["Properties"]["GenerateSecretString"]
+        assert generated["PasswordLength"] >= 32 and generated["ExcludePunctuation"] is True
+        # Both the API key and the distribution's origin header are a dynamic reference to that secret,
+        # which CloudFormation resolves at deploy time; the value itself is never synthesized.
+        reference = {
+            "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
+        }
+        _, key = only(two_listings.resources(stack, "AWS::ApiGateway::ApiKey"))
+        assert key["Properties"]["Value"] == reference
+        _, distribution = only(two_listings.resources(stack, "AWS::CloudFront::Distribution"))
+        config = distribution["Properties"]["DistributionConfig"]
+        api_origin = next(o for o in config["Origins"] if "CustomOriginConfig" in o)
+        assert api_origin["OriginCustomHeaders"] == [{"HeaderName": "x-api-key", "HeaderValue": reference}]
+        s3_origin = next(o for o in config["Origins"] if "S3OriginConfig" in o)
+        assert "OriginCustomHeaders" not in s3_origin
+        template = json.dumps(two_listings[stack].to_json())
+        assert template.count("{{resolve:secretsmanager:") == 2
+
+
 def test_gateway_errors_use_the_api_json_error_shape(two_listings: Synthesized) -> None:
     responses = two_listings.resources(AI, "AWS::ApiGateway::GatewayResponse")
     types = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
@@ -334,6 +438,20 @@ def _grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
     return grants
 
 
+def _assert_deletes_only_held_events(statements: list[dict[str, Any]], subscribers: str, held: str) -> None:
+    """DeleteItem: any item of the held-events table; of the subscribers table only the items earlier
+    versions held events in (by their partition key), never a subscriber."""
+    deletes = [s for s in statements if "dynamodb:DeleteItem" in _actions(s)]
+    by_table = {json.dumps(s["Resource"], sort_keys=True): s for s in deletes}
+    assert set(by_table) == {json.dumps({"Fn::GetAtt": [t, "Arn"]}) for t in (subscribers, held)}
+    assert "Condition" not in by_table[json.dumps({"Fn::GetAtt": [held, "Arn"]})]
+    among_subscribers = by_table[json.dumps({"Fn::GetAtt": [subscribers, "Arn"]})]
+    assert _actions(among_subscribers) == ["dynamodb:DeleteItem"]
+    assert among_subscribers["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["agreement#*", "customer-identifier#*"]}
+    }
+
+
 def test_registration_role_may_only_touch_its_own_tables(two_listings: Synthesized) -> None:
     grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-RegistrationHandler"))
     subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
@@ -390,6 +508,51 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
+def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watches(
+    two_listings: Synthesized,
+) -> None:
+    functions = two_listings.resources(AI, "AWS::Lambda::Function")
+    job_id = next(
+        key
+        for key, function in functions.items()
+        if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
+    )
+    # EventBridge invokes the job asynchronously: Lambda retries twice, then sends the run's record there.
+    _, config = only(two_listings.resources(AI, "AWS::Lambda::EventInvokeConfig"))
+    properties = config["Properties"]
+    assert properties["FunctionName"] == {"Ref": job_id}
+    assert properties["MaximumRetryAttempts"] == 2
+    assert properties["MaximumEventAgeInSeconds"] == 50 * 60  # the next hour's run supersedes it
+    queue_id = properties["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    queue = two_listings.resources(AI, "AWS::SQS::Queue")[queue_id]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-MeteringJob"))
+    assert json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}) in grants["sqs:SendMessage"]
+    alarm = _alarms(two_listings, AI)["metering-job-dead-letters"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    # The schedule's own dead-letter queue (runs EventBridge could not deliver) is another queue.
+    (rule,) = [
+        r
+        for r in two_listings.resources(AI, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] != queue_id
+
+
+def test_only_the_metering_job_has_a_concurrency_limit_of_one_run_at_a_time(
+    two_listings: Synthesized,
+) -> None:
+    limits = {
+        function["Properties"].get("FunctionName", key): function["Properties"].get(
+            "ReservedConcurrentExecutions"
+        )
+        for key, function in two_listings.resources(AI, "AWS::Lambda::Function").items()
+    }
+    assert limits.pop("CodioMarketplace-ai-skills-MeteringJob") == 1
+    assert set(limits.values()) == {None}  # the buyer-facing functions: see checkov-skips.json
+
+
 def _alarms(synthesized: Synthesized, stack: str) -> dict[str, dict[str, Any]]:
     return {
         alarm["Properties"]["AlarmName"].removeprefix(f"{stack}-"): alarm["Properties"]
@@ -413,6 +576,7 @@ EXPECTED_ALARMS = {
     ),
     "lifecycle-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     "metering-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    "metering-job-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     **{
         f"{function}-{kind}": ("AWS/Lambda", metric, "Sum", 300, 1, GE)
         for function in ("fulfillment", "registration", "usage", "metering", "lifecycle")
@@ -433,7 +597,27 @@ def test_every_alarm_watches_its_signal(two_listings: Synthesized) -> None:
         assert properties["AlarmDescription"]
         if namespace == "MarketplaceListings":
             assert properties["Dimensions"] == [{"Name": "service", "Value": AI}]
-        assert "AlarmActions" not in properties  # no notification e-mail in this config
+
+
+def test_every_alarm_notifies_the_listings_topic_even_with_no_e_mail_configured(
+    two_listings: Synthesized,
+) -> None:
+    """No notification e-mail in this config: the topic exists all the same (an output, for the seller to
+    subscribe to), every alarm notifies it when it fires and when it recovers, and nobody is subscribed."""
+    for stack in (AI, DATA):
+        topic_id, _ = only(two_listings.resources(stack, "AWS::SNS::Topic"))
+        alarms = two_listings.resources(stack, "AWS::CloudWatch::Alarm")
+        assert alarms
+        for alarm in alarms.values():
+            properties = alarm["Properties"]
+            assert properties["AlarmActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+            assert properties["OKActions"] == [{"Ref": topic_id}], properties["AlarmName"]
+        subscriptions = two_listings.resources(stack, "AWS::SNS::Subscription").values()
+        assert [s for s in subscriptions if s["Properties"]["TopicArn"] == {"Ref": topic_id}] == []
+        assert two_listings[stack].to_json()["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
+        rules = two_listings.resources(stack, "AWS::Events::Rule").values()
+        # subscriber changes are e-mailed only to an address the config names
+        assert not [r for r in rules if topic_id in json.dumps(r["Properties"].get("Targets", []))]
 
 
 def test_each_alarm_watches_its_own_resource(two_listings: Synthesized) -> None:
@@ -613,8 +797,13 @@ def test_subscriber_changes_are_published_on_the_listings_own_bus(two_listings: 
     grants = _grants(_statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-Lifecycle"))
     assert grants["events:PutEvents"] == {json.dumps({"Fn::GetAtt": [bus_id, "Arn"]})}
     subscribers = _table_id(two_listings, AI, "codio-marketplace-subscribers-ai-skills")
-    assert "dynamodb:DeleteItem" not in grants and "dynamodb:Scan" not in grants
+    held = _table_id(two_listings, AI, "codio-marketplace-held-events-ai-skills")
+    assert "dynamodb:Scan" not in grants
     assert json.dumps({"Fn::GetAtt": [subscribers, "Arn"]}) in grants["dynamodb:UpdateItem"]
+    assert json.dumps({"Fn::GetAtt": [held, "Arn"]}) in grants["dynamodb:UpdateItem"]
+    _assert_deletes_only_held_events(
+        _statements_of_role(two_listings, AI, "CodioMarketplace-ai-skills-Lifecycle"), subscribers, held
+    )
     lifecycle = by_property(
         two_listings.resources(AI, "AWS::Lambda::Function"),
         "FunctionName",
@@ -642,6 +831,16 @@ def test_a_legacy_subscription_listing_hears_no_entitlement_topic_since_aws_has_
     assert _legacy_topics() == [
         "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-PROD_OLD"
     ]
+
+
+def test_a_legacy_listings_registration_folds_in_held_events_and_deletes_no_subscriber() -> None:
+    synthesized = Synthesized(synth(config_with(listing("old", "PROD_OLD", legacy=True))))
+    stack = "codio-marketplace-old"
+    statements = _statements_of_role(synthesized, stack, "CodioMarketplace-old-RegistrationHandler")
+    subscribers = _table_id(synthesized, stack, "codio-marketplace-subscribers-old")
+    held = _table_id(synthesized, stack, "codio-marketplace-held-events-old")
+    _assert_deletes_only_held_events(statements, subscribers, held)
+    assert json.dumps({"Fn::GetAtt": [held, "Arn"]}) in _grants(statements)["dynamodb:GetItem"]
 
 
 def test_a_listing_outside_us_east_1_gets_marketplace_events_forwarded_from_there() -> None:

@@ -18,7 +18,9 @@ CONTRACT_PRODUCT = "PROD_CONTRACT"
 def templates() -> dict[str, ListingTemplate]:
     app = new_app()
     app_config = config_with(
-        listing("onboard", PRODUCT), listing("contract", CONTRACT_PRODUCT, pricingModel="contract")
+        listing("onboard", PRODUCT, tags={"Team": "onboarding"}),
+        listing("contract", CONTRACT_PRODUCT, pricingModel="contract"),
+        tags={"CostCenter": "1234"},
     )
     _, stacks = build_app(app_config, account=ACCOUNT, app=app)
     assembly = app.synth()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -110,3 +111,16 @@ def header(response: dict[str, Any], name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value)
     return None
+
+
+@dataclass
+class ShortLambdaContext(FakeLambdaContext):
+    """An invocation with `seconds` left from its creation, as Lambda counts them down."""
+
+    seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        self._ends = time.monotonic() + self.seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))

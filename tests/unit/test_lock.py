@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +47,7 @@ def test_a_changed_dependency_group_makes_the_lock_stale(tmp_path: Path) -> None
 def test_a_subset_lock_that_pins_another_version_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in lock.LOCKS:
+    for name in [*lock.LOCKS, *lock.TOOL_LOCKS]:
         (tmp_path / f"{name}.txt").write_text(lock.lock_path(name).read_text())
     lambda_lock = tmp_path / "lambda.txt"
     version = lock.pins(lambda_lock)["pydantic"]
@@ -59,7 +60,7 @@ def test_a_subset_lock_that_pins_another_version_is_reported(
 
 
 def test_every_pin_is_exact_and_hash_checked() -> None:
-    for name in lock.LOCKS:
+    for name in [*lock.LOCKS, *lock.TOOL_LOCKS]:
         text = lock.lock_path(name).read_text()
         assert "--index-url" not in text and "--extra-index-url" not in text and "--find-links" not in text
         entries = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
@@ -72,6 +73,35 @@ def test_this_venv_has_exactly_the_dev_lock() -> None:
     if not Path(sys.prefix, ".lock-dev").exists():
         pytest.skip("not the project's .venv (set up by ./run-tests.sh)")
     assert lock.venv_differences(lock.pins(lock.lock_path("dev")), lock.installed()) == []
+
+
+def test_a_tool_lock_is_independent_of_the_project_locks(tmp_path: Path) -> None:
+    """checkov's lock answers to its own group only: changing it leaves the project's locks current, and a
+    version the dev lock pins differently (boto3) is no disagreement."""
+    pyproject = tmp_path / "pyproject.toml"
+    text = lock.PYPROJECT.read_text()
+    (pin,) = lock.dependency_groups()["checkov"]
+    assert pin.startswith("checkov==")  # one exact, reviewed version
+    pyproject.write_text(text.replace(f'"{pin}"', '"checkov==3.0.0"', 1))
+    assert lock.check_locks(pyproject) == [
+        "requirements/checkov.txt was not compiled from this pyproject.toml's dependency groups (checkov): "
+        "run python scripts/lock.py --only checkov"
+    ]
+    assert lock.pins(lock.lock_path("checkov"))["checkov"] == pin.removeprefix("checkov==")
+    assert lock.pins(lock.lock_path("checkov"))["boto3"] != lock.pins(lock.lock_path("dev"))["boto3"]
+
+
+def test_the_checkov_venv_has_exactly_the_checkov_lock() -> None:
+    venv = ROOT / ".venv-checkov"
+    if not (venv / ".lock-checkov").exists():
+        pytest.skip("no .venv-checkov (set up by ./run-tests.sh)")
+    listing = subprocess.run(  # noqa: S603
+        [str(venv / "bin" / "python"), str(ROOT / "scripts" / "lock.py"), "--verify-venv", "checkov"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
 
 
 def test_venv_differences_names_what_is_off() -> None:

@@ -56,11 +56,22 @@ class World:
         return Lifecycle(
             settings,
             self.harness.subscribers_table,
+            self.harness.held_events_table,
             MarketplaceClient.from_environment(),
             SellerEvents(boto3.client("events"), settings.seller_bus, settings.seller_event_source),
             flush=lambda customer: job.flush({customer}) and None,
             clock=lambda: self.harness.now[0],
         )
+
+    def held(self) -> list[dict[str, Any]]:
+        """What waits in the held-events table."""
+        items: list[dict[str, Any]] = self.harness.held_events_table.scan()["Items"]
+        return items
+
+    def others_than(self, *accounts: str) -> list[dict[str, Any]]:
+        """Items of the subscribers table that belong to none of these accounts."""
+        items = self.harness.subscribers_table.scan()["Items"]
+        return [i for i in items if i["customerAWSAccountId"] not in accounts]
 
     def subscribe(self, account: str) -> str:
         """The buyer subscribes in AWS Marketplace (their license exists; no event delivered yet).
@@ -94,7 +105,13 @@ class World:
         assert status == 200, body
 
     def register(
-        self, account: str, company: str = "Acme", *, agreement: bool = True, table: Any = None
+        self,
+        account: str,
+        company: str = "Acme",
+        *,
+        agreement: bool = True,
+        table: Any = None,
+        held: Any = None,
     ) -> Subscriber | None:
         """The buyer fills in the landing page form (what the registration function stores): with the
         agreement id ResolveCustomer gave at fulfillment, unless `agreement` is False (older answers)."""
@@ -116,7 +133,11 @@ class World:
             status="pending",
             offer_type=None,
         )
-        return Subscribers(table or self.harness.subscribers_table, legacy=legacy).register(subscriber)
+        return Subscribers(
+            table or self.harness.subscribers_table,
+            legacy=legacy,
+            held_events=held or self.harness.held_events_table,
+        ).register(subscriber)
 
     def license_event(self, account: str, detail_type: str, at_ms: int) -> str:
         """A `License Updated` / `License Deprovisioned` event as AWS Marketplace sends it."""

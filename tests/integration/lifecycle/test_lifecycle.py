@@ -109,10 +109,8 @@ def test_an_agreement_event_finds_a_registered_buyer_by_the_agreement_resolve_cu
     world.register(account)  # with Metadata.AgreementId from ResolveCustomer
     outcome = world.lifecycle().handle(parse(world.agreement_event(account, "Created", world.now_ms)))  # type: ignore[arg-type]
     assert outcome.action == "applied" and world.subscriber(account)["status"] == "active"
-    held = [
-        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
-    ]
-    assert held == []  # nothing waited in a placeholder
+    assert world.held() == []  # nothing waited
+    assert world.others_than(account) == []
 
 
 def test_an_entitlement_change_never_reactivates_an_ending_license(world: World) -> None:
@@ -149,13 +147,10 @@ def test_a_renewal_keeps_the_buyer_billed(world: World) -> None:
 def test_an_agreement_no_license_event_claims_is_forgotten_in_time(world: World) -> None:
     world.subscribe("111122223333")
     world.lifecycle().handle(parse(world.agreement_event("111122223333", "Created", world.now_ms)))  # type: ignore[arg-type]
-    (held,) = [
-        item
-        for item in world.harness.subscribers_table.scan()["Items"]
-        if item["customerAWSAccountId"].startswith("agreement#")
-    ]
+    (held,) = world.held()
+    assert held["heldFor"] == f"agreement#{world.agreements['111122223333']}"
     assert held["expiresAt"] > world.harness.now[0] + 7 * 24 * 3600  # removed by the table's TTL
-    assert "status" not in held  # not a subscriber: never listed, metered or announced
+    assert world.harness.subscribers_table.scan()["Items"] == []  # the subscribers table holds subscribers
 
 
 def test_another_products_license_event_is_ignored(world: World) -> None:
@@ -245,10 +240,8 @@ def test_legacy_sns_notifications_before_and_after_registration(legacy_world: Wo
     assert world.register(account) is not None
     item = world.subscriber(account)
     assert (item["status"], item["activatedAt"]) == ("active", t)  # the early fact, folded in
-    held = [
-        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
-    ]
-    assert held == []  # the placeholder is gone
+    assert world.held() == []  # claimed, so gone
+    assert world.others_than(account) == []
 
     lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-pending", t + 1000)))  # type: ignore[arg-type]
     assert world.subscriber(account)["status"] == "cancel-pending"
@@ -272,10 +265,10 @@ def test_a_legacy_notification_landing_while_the_buyer_registers_is_not_lost(leg
     world.subscribe(account)
     lifecycle = world.lifecycle()
     lifecycle.handle(parse(world.sns_notification(account, "subscribe-success", t)))  # type: ignore[arg-type]
-    table = world.harness.subscribers_table
+    table = world.harness.held_events_table
 
     class Racing:
-        """The subscribers table, with unsubscribe-pending arriving right after the first read."""
+        """The held-events table, with unsubscribe-pending arriving right after the first read."""
 
         landed = False
 
@@ -289,12 +282,12 @@ def test_a_legacy_notification_landing_while_the_buyer_registers_is_not_lost(leg
                 lifecycle.handle(parse(world.sns_notification(account, "unsubscribe-pending", t + 1000)))  # type: ignore[arg-type]
             return answer
 
-    assert world.register(account, table=Racing()) is not None
+    assert world.register(account, held=Racing()) is not None
     assert Racing.landed
     item = world.subscriber(account)
     assert (item["status"], item["activatedAt"], item["cancelRequestedAt"]) == ("cancel-pending", t, t + 1000)
-    leftovers = [i for i in table.scan()["Items"] if i["customerAWSAccountId"] != account]
-    assert leftovers == []  # the placeholder is gone, and only once nothing new was in it
+    assert world.held() == []  # gone, and only once nothing new was in it
+    assert world.others_than(account) == []
 
 
 def test_a_legacy_notification_after_registration_read_finds_the_subscriber(legacy_world: World) -> None:
@@ -303,10 +296,8 @@ def test_a_legacy_notification_after_registration_read_finds_the_subscriber(lega
     world.register(account)
     outcome = world.lifecycle().handle(parse(world.sns_notification(account, "subscribe-success", t)))  # type: ignore[arg-type]
     assert outcome.action == "applied" and world.subscriber(account)["status"] == "active"
-    placeholders = [
-        i for i in world.harness.subscribers_table.scan()["Items"] if i["customerAWSAccountId"] != account
-    ]
-    assert placeholders == []
+    assert world.held() == []
+    assert world.others_than(account) == []
 
 
 def test_an_unsubscribe_success_with_no_pending_first_still_bills_the_usage_taken(
@@ -324,3 +315,45 @@ def test_an_unsubscribe_success_with_no_pending_first_still_bills_the_usage_take
     assert outcome.flushed and outcome.status == "cancelled"
     assert sorted(harness.billed().values()) == [5]  # sent before the status closed metering, and billed
     assert [r["status"] for r in harness.emulator.billed(PRODUCT)] == ["Success"]
+
+
+def test_agreement_facts_an_earlier_version_held_among_subscribers_are_claimed_and_removed(
+    world: World,
+) -> None:
+    """An upgrade loses nothing: what was held in the subscribers table is found there, applied, removed."""
+    account = "111122223333"
+    world.subscribe(account)
+    created = world.now_ms - 60_000
+    former = {"customerAWSAccountId": f"agreement#{world.agreements[account]}", "subscriptionKey": PRODUCT}
+    world.harness.subscribers_table.put_item(
+        Item={**former, "activatedAt": created, "agreementId": world.agreements[account], "expiresAt": 1}
+    )
+    world.register(account)
+    world.lifecycle().handle(parse(world.license_event(account, "Updated", created - 1000)))  # type: ignore[arg-type]
+    item = world.subscriber(account)
+    assert (item["status"], item["activatedAt"]) == ("active", created)  # the held fact, not the older one
+    assert world.others_than(account) == [] and world.held() == []
+
+
+def test_legacy_facts_an_earlier_version_held_among_subscribers_are_folded_in_at_registration(
+    legacy_world: World,
+) -> None:
+    world, account, t = legacy_world, "111122223333", legacy_world.now_ms - 60_000
+    world.subscribe(account)
+    world.harness.subscribers_table.put_item(
+        Item={
+            "customerAWSAccountId": f"customer-identifier#{world.customer_identifiers[account]}",
+            "subscriptionKey": PRODUCT,
+            "customerIdentifier": world.customer_identifiers[account],
+            "activatedAt": t,
+        }
+    )
+    # A notification after the upgrade, before registration, is held in the new place.
+    world.lifecycle().handle(parse(world.sns_notification(account, "unsubscribe-pending", t + 1000)))  # type: ignore[arg-type]
+    assert [i["heldFor"] for i in world.held()] == [
+        f"customer-identifier#{world.customer_identifiers[account]}"
+    ]
+    assert world.register(account) is not None
+    item = world.subscriber(account)
+    assert (item["status"], item["activatedAt"], item["cancelRequestedAt"]) == ("cancel-pending", t, t + 1000)
+    assert world.others_than(account) == [] and world.held() == []

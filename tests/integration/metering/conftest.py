@@ -109,6 +109,10 @@ class Harness:
     def subscribers_table(self) -> Any:
         return boto3.resource("dynamodb").Table(self.settings.subscribers_table)
 
+    @property
+    def held_events_table(self) -> Any:
+        return boto3.resource("dynamodb").Table(self.settings.held_events_table)
+
     def buyer(
         self, account: str, status: str = "active", legacy: bool | None = None, new_agreement: bool = False
     ) -> dict[str, Any]:

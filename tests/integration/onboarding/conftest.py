@@ -101,7 +101,11 @@ def _listing(template: ListingTemplate, monkeypatch: pytest.MonkeyPatch) -> Iter
                 settings,
                 marketplace,  # type: ignore[arg-type]
                 PendingRegistrations(dynamodb.Table(settings.registrations_table)),
-                Subscribers(dynamodb.Table(settings.subscribers_table), legacy=settings.legacy_identity),
+                Subscribers(
+                    dynamodb.Table(settings.subscribers_table),
+                    legacy=settings.legacy_identity,
+                    held_events=dynamodb.Table(settings.held_events_table),
+                ),
                 clock=lambda: clock[0],
             )
         )

@@ -25,6 +25,7 @@ GOOD = {
     "contactEmail": "jane.doe@example.com",
     "contactPhone": "+1 555 010 2030",
 }
+FORM = "application/x-www-form-urlencoded"
 SESSION = "<session>"  # replaced by a real session cookie in the test
 
 
@@ -164,6 +165,16 @@ def body_cases() -> list[Case]:
                 f"content type {content_type!r}", event, 415, "unsupported_media_type", "Content-Type must be"
             )
         )
+    cases.append(
+        register_case("JSON integer of 5000 digits", '{"a": ' + "7" * 5000 + "}", 400, "invalid_json")
+    )
+    many = "&".join(f"f{n}=v" for n in range(51))
+    cases.append(
+        Case("form of 51 fields", register_post(many, SESSION, content_type=FORM), 400, None, "more than 50")
+    )
+    garbled = register_post(GOOD, SESSION)
+    garbled["body"], garbled["isBase64Encoded"] = "not base64!", True
+    cases.append(Case("body flagged base64 but not", garbled, 400, "invalid_body", "base64"))
     cases.append(register_case("17 KB body", {**GOOD, "companyName": "a" * 17_000}, 413, "body_too_large"))
     cases.append(register_case("1 MB body", "x" * 1_000_000, 413, "body_too_large"))
     return cases
@@ -233,6 +244,18 @@ def fulfillment_cases() -> list[Case]:
             again,
         ),
         Case("token in the query, not the form", _query_token(), 400, None, again),
+        Case(
+            "form of 21 fields",
+            api_event(
+                "POST",
+                "/marketplace/fulfillment",
+                body="&".join(f"f{n}=v" for n in range(21)),
+                content_type=form,
+            ),
+            400,
+            None,
+            "more than 20 fields",
+        ),
     ]
 
 
