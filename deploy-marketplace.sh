@@ -8,4 +8,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/setup.sh"
 
 setup_project deploy
 cd "$PROJECT_DIR"
-exec "$VENV/bin/python" -m stacks.cli "$@"
+exec "$VENV/bin/python" -m operations.cli "$@"

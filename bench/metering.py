@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import threading
 import time
 import uuid
@@ -38,12 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "lambda")]
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -53,15 +49,15 @@ os.environ.update(
     }
 )
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
-from local.marketplace_emulator import EmulatorServer  # noqa: E402
-from marketplace_saas.metering import MeteringJob  # noqa: E402
-from marketplace_saas.models import license_id  # noqa: E402
-from marketplace_saas.settings import ListingSettings  # noqa: E402
-from marketplace_saas.usage import HOUR, decimal_text, hour_of, iso_hour, pending_partition  # noqa: E402
-from tests.support import moto_dynamodb  # noqa: E402
+from local.marketplace_emulator import EmulatorServer
+from marketplace_saas.metering import MeteringJob
+from marketplace_saas.models import license_id
+from marketplace_saas.settings import ListingSettings
+from marketplace_saas.usage import HOUR, decimal_text, hour_of, iso_hour, pending_partition
+from tests.support import moto_dynamodb
 
 PRODUCT = "PROD_BENCH"
 CUSTOMERS_PER_1000 = 40

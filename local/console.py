@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
-from stacks import operations
+from marketplace_saas.models import license_id
+from operations import export
+from operations.target import Target
 
 EVENTS = (
     "subscribe-success",
@@ -67,7 +69,7 @@ def _table(headings: list[str], rows: list[list[str]], empty: str) -> str:
 class Console:
     def __init__(self, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> None:
         self.endpoints = endpoints
-        self.target = operations.Target(aws_environment["AWS_DEFAULT_REGION"], local=endpoints)
+        self.target = Target(aws_environment["AWS_DEFAULT_REGION"], local=endpoints)
         self.dynamodb = self.target.resource("dynamodb")
 
     @property
@@ -84,13 +86,13 @@ class Console:
     def dashboard(self) -> str:
         sections = []
         for path, listing in self.endpoints["listings"].items():
-            subscribers = list(operations.subscribers(self.target, listing["tables"]["subscribers"]))
+            subscribers = list(export.subscribers(self.target, listing["tables"]["subscribers"]))
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
             query = f"productCode={listing['productCode']}"
             billed = _json(f"{self.emulator}/_emulator/metering?{query}")["records"]
             # One account may hold several licenses of a listing: everything here is per license.
             marketplace_status = {
-                operations.license_id(str(s["licenseArn"])): s["status"]
+                license_id(str(s["licenseArn"])): s["status"]
                 for s in _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
             }
             subscriber_rows = [
@@ -98,11 +100,9 @@ class Console:
                     escape(str(item.get("companyName", "(not registered)"))),
                     escape(str(item.get("contactEmail", ""))),
                     escape(str(item["customerAWSAccountId"])),
-                    escape(operations.license_id(str(item.get("licenseArn", "")))),
+                    escape(license_id(str(item.get("licenseArn", "")))),
                     escape(str(item.get("status", ""))),
-                    escape(
-                        marketplace_status.get(operations.license_id(str(item.get("licenseArn", ""))), "")
-                    ),
+                    escape(marketplace_status.get(license_id(str(item.get("licenseArn", ""))), "")),
                     escape(str(item.get("registrationDate", ""))),
                     self._event_buttons(
                         listing["productCode"],
@@ -117,7 +117,7 @@ class Console:
             usage_rows = [
                 [
                     escape(str(item["customerAWSAccountId"])),
-                    escape(operations.license_id(str(item.get("licenseArn", "")))),
+                    escape(license_id(str(item.get("licenseArn", "")))),
                     escape(str(item.get("dimension"))),
                     escape(str(item.get("usageHour"))),
                     escape(str(item.get("quantity"))),
@@ -129,7 +129,7 @@ class Console:
             billed_rows = [
                 [
                     escape(str(r["customer"])),
-                    escape(operations.license_id(str(r.get("licenseArn") or ""))),
+                    escape(license_id(str(r.get("licenseArn") or ""))),
                     escape(r["dimension"]),
                     escape(r["hour"]),
                     str(r["quantity"]),

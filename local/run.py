@@ -462,7 +462,7 @@ def print_endpoints(endpoints: dict[str, Any]) -> None:
 def main(
     config_path: Path, paths: Sequence[str], *, port: int | None = None, metering_seconds: float = 60
 ) -> None:
-    """Entry point used by `stacks.cli` (which has validated the config and the selection)."""
+    """Entry point used by `operations.cli` (which has validated the config and the selection)."""
     try:
         run(config_path, paths, port, metering_seconds)
     except LocalModeError as error:

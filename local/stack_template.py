@@ -237,6 +237,20 @@ def _function(
     )
 
 
+def _invocation_targets(resources: Json, functions: dict[str, FunctionSpec]) -> dict[str, FunctionSpec]:
+    """What an integration may invoke, by logical id: each function, and each alias of one (with SnapStart
+    the API invokes the alias `live` of a function's published version; locally that is the function)."""
+    targets = dict(functions)
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Alias":
+            continue
+        function = _attribute_of(resource["Properties"].get("FunctionName"), functions)
+        if function is None:
+            raise TemplateError(f"alias {logical_id}: local mode cannot find the function it belongs to")
+        targets[logical_id] = functions[function]
+    return targets
+
+
 def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
     def path_of(resource_id: str) -> str:
         properties = resources[resource_id]["Properties"]
@@ -244,11 +258,12 @@ def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
         prefix = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
         return f"{prefix}/{properties['PathPart']}"
 
+    targets = _invocation_targets(resources, functions)
     routes = []
     for resource in _of_type(resources, "AWS::ApiGateway::Method"):
         properties = resource["Properties"]
         uri = json.dumps(properties.get("Integration", {}).get("Uri", {}))
-        target = next((spec for logical_id, spec in functions.items() if f'"{logical_id}"' in uri), None)
+        target = next((spec for logical_id, spec in targets.items() if f'"{logical_id}"' in uri), None)
         if target is None:
             raise TemplateError(f"no function found for method {properties.get('HttpMethod')}")
         required = tuple(

@@ -48,6 +48,23 @@ setup_python() {
   return 0
 }
 
+# setup_import_path: puts the project's own packages on the venv's import path, in every shell and for
+# every program the venv runs (`python -m operations.cli`, a seller's `from operations.record_usage import
+# ...`, cdk's app.py, pytest): the project root (stacks, operations, local) and lambda/ (marketplace_saas,
+# handlers; `lambda` is a Python keyword, so its packages have names of their own). A .pth file in the
+# venv's site-packages, not an editable install: it adds no package, so the venv still equals the lock.
+setup_import_path() {
+  local site want pth
+  site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    || die "could not find the site-packages of ${VENV#"$PROJECT_DIR"/}"
+  pth="$site/marketplace-listing-stacks.pth"
+  want="$(printf '%s\n%s' "$PROJECT_DIR" "$PROJECT_DIR/lambda")"
+  if [ -f "$pth" ] && [ "$(cat "$pth")" = "$want" ]; then
+    return 0
+  fi
+  printf '%s\n' "$want" > "$pth" || die "could not write $pth"
+}
+
 setup_tool() {
   # Installs requirements/<tool>.txt into .venv-<tool>, a venv of its own (its dependencies clash with the
   # project's); `"$PROJECT_DIR/.venv-<tool>/bin/<tool>"` runs it.
@@ -115,6 +132,7 @@ setup_chromium() {
 setup_project() {
   _SETUP_CHANGED=0
   setup_python "$1"
+  setup_import_path
   setup_node
   if [ "$_SETUP_CHANGED" = 1 ]; then
     "$VENV/bin/python" "$PROJECT_DIR/scripts/lock.py" --check-cdk-cli || die "the CDK CLI is older than aws-cdk-lib"

@@ -51,6 +51,12 @@ _PRODUCT_CODE = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
 _DIMENSION_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 _REGION = r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$"
 _HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+# https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html, "Supported Regions": every commercial region
+# except Asia Pacific (New Zealand) and Asia Pacific (Taipei).
+SNAP_START_UNSUPPORTED_REGIONS = {
+    "ap-southeast-6": "Asia Pacific (New Zealand)",
+    "ap-east-2": "Asia Pacific (Taipei)",
+}
 # Marketplace expects a record every hour, so the job must run at least hourly.
 _SCHEDULE = r"^(cron\([0-9*?,/\-LW# A-Z]+\)|rate\(([1-9]|[1-5][0-9]|60) minutes?\)|rate\(1 hour\))$"
 
@@ -267,7 +273,27 @@ class DeploymentSettings(_Model):
             "about 100,000 records in under two minutes; lower it if AWS throttles the job."
         ),
     )
+    snap_start: bool = Field(
+        default=False,
+        description=(
+            "Lambda SnapStart for the buyer-facing functions (fulfillment, registration, usage): each gets a "
+            "published version and an alias 'live' that the API invokes. Snapshot caching and restores are "
+            "charged (see README)."
+        ),
+    )
     tags: Tags = Field(default_factory=dict, description="Extra cost-allocation tags on every resource.")
+
+    @model_validator(mode="after")
+    def _snap_start_where_lambda_offers_it(self) -> Self:
+        if self.snap_start and self.region in SNAP_START_UNSUPPORTED_REGIONS:
+            raise ConfigError(
+                [
+                    f"snapStart: Lambda SnapStart is not available in {self.region} "
+                    f"({SNAP_START_UNSUPPORTED_REGIONS[self.region]}); set snapStart to false or deploy to "
+                    "another region"
+                ]
+            )
+        return self
 
 
 class MarketplaceConfig(_Model):

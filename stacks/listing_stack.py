@@ -69,6 +69,7 @@ class MarketplaceListingStack(Stack):
         }
 
         def function(construct_id: str, role_name: str, module: str, description: str) -> ListingFunction:
+            """A function the API invokes: with SnapStart on, a buyer's cold start resumes from a snapshot."""
             return ListingFunction(
                 self,
                 construct_id,
@@ -79,6 +80,7 @@ class MarketplaceListingStack(Stack):
                 description=description,
                 environment=environment,
                 retain=retain,
+                snap_start=settings.snap_start,
             )
 
         self.fulfillment = function(
@@ -128,9 +130,9 @@ class MarketplaceListingStack(Stack):
             self,
             "Api",
             names=names,
-            fulfillment=self.fulfillment.function,
-            registration=self.registration.function,
-            usage=self.usage.function,
+            fulfillment=self.fulfillment.invoke_target,
+            registration=self.registration.invoke_target,
+            usage=self.usage.invoke_target,
             retain=retain,
         )
         self.site = LandingSite(

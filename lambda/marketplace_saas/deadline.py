@@ -13,6 +13,7 @@ its whole attempt still fit before the deadline; otherwise the last error is the
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,7 +142,13 @@ def _stop_retrying_past_deadline(client: Any, timeouts: Timeouts) -> None:
 
 
 class Clients:
-    """boto3 clients (and DynamoDB tables) whose timeouts fit the current invocation, kept once built."""
+    """boto3 clients (and DynamoDB tables) whose timeouts fit the current invocation, kept once built.
+
+    None is built at import, so none is in a SnapStart snapshot: each execution environment resumed from one
+    builds its own, at its first request. That is also when the `random` module, whose state botocore's
+    retries draw their jitter from, is reseeded from the operating system: otherwise every environment
+    resumed from one snapshot would draw the same "random" back-offs and retry in step.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # local mode's gateway serves requests on threads
@@ -164,6 +171,8 @@ class Clients:
         key = (f"{service}+resource" if resource else service, timeouts)
         with self._lock:
             if key not in self._built:
+                if not self._built:
+                    random.seed()  # the first client of this execution environment (see the class)
                 if resource:
                     built = boto3.resource(service, config=_config(timeouts))  # type: ignore[call-overload]
                     _stop_retrying_past_deadline(built.meta.client, timeouts)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import (
+    Annotations,
     Duration,
     RemovalPolicy,
     aws_iam as iam,
@@ -23,6 +24,8 @@ from stacks.naming import ListingNames
 LOG_RETENTION = aws_logs.RetentionDays.THREE_MONTHS
 # Where the functions publish their business metrics (Powertools, embedded metric format).
 METRICS_NAMESPACE = "MarketplaceListings"
+# With SnapStart, callers invoke this alias of the function's current published version.
+SNAP_START_ALIAS = "live"
 
 
 class ListingFunction(Construct):
@@ -30,6 +33,11 @@ class ListingFunction(Construct):
 
     The role starts empty except for writing to its own log group and X-Ray; callers grant the table
     actions and AWS APIs the function needs, one by one.
+
+    With `snap_start`, Lambda snapshots each published version once initialized and resumes new execution
+    environments from that snapshot. A snapshot exists only for a published version, so the function then
+    gets its current version (republished whenever its code or configuration changes) and the alias `live`
+    pointing at it; `invoke_target` is what callers must invoke (the alias, or else the function itself).
     """
 
     def __init__(
@@ -49,6 +57,7 @@ class ListingFunction(Construct):
         async_failures: sqs.IQueue | None = None,
         async_max_age: Duration | None = None,
         reserved_concurrency: int | None = None,
+        snap_start: bool = False,
     ) -> None:
         """Give `async_failures` to a function that something invokes asynchronously (EventBridge): an
         invocation that failed every retry (two), or found no free concurrency within `async_max_age`, is
@@ -84,6 +93,12 @@ class ListingFunction(Construct):
             log_group=self.log_group,
             logging_format=aws_lambda.LoggingFormat.JSON,
             tracing=aws_lambda.Tracing.ACTIVE,
+            snap_start=aws_lambda.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # Each published SnapStart version's snapshot is cached, and charged, while the version exists:
+            # the version a deploy replaces is deleted with it.
+            current_version_options=(
+                aws_lambda.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if snap_start else None
+            ),
             environment={
                 "POWERTOOLS_SERVICE_NAME": names.stack,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -91,6 +106,13 @@ class ListingFunction(Construct):
                 **environment,
             },
         )
+        self.invoke_target: aws_lambda.IFunction = self.function
+        if snap_start:
+            self.invoke_target = self.function.add_alias(SNAP_START_ALIAS)
+            Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "The function's current version is published, and its alias is what callers invoke.",
+            )
         acknowledge(
             self.role,
             {

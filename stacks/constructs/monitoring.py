@@ -33,6 +33,12 @@ PENDING_USAGE_MAX_AGE_HOURS = 2
 # Half of AWS's 24-hour window: the metering job is falling behind its backlog (or has stopped), and usage
 # older than 24 hours is never billed.
 METERING_BEHIND_HOURS = 12
+# The metering job runs one at a time on purpose (reserved concurrency 1): a throttle is a run that found
+# the previous one still going, and Lambda retries it.
+THROTTLED = {
+    "metering": "The metering job was throttled: a run started while the last one was still going (it runs "
+    "one at a time); Lambda retries it, and a run that keeps failing lands in its failed-runs queue",
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class ListingMonitoring(Construct):
                 f"{name}-throttles",
                 function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
                 1,
-                f"The {name} function was throttled: raise its concurrency or the account's limit",
+                THROTTLED.get(name, f"The {name} function was throttled: raise the account's Lambda limit"),
             )
         self.alarms.append(signals.final_failures_alarm)
         self._notify(signals.final_failures_alarm)
@@ -102,7 +108,7 @@ class ListingMonitoring(Construct):
             oldest,
             PENDING_USAGE_MAX_AGE_HOURS,
             f"Usage has waited more than {PENDING_USAGE_MAX_AGE_HOURS} hours to be sent; AWS refuses it "
-            "after 6. Is the metering job running?",
+            "24 hours after its hour (last month's after 06:00 UTC on the 1st). Is the metering job running?",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
         self._alarm(

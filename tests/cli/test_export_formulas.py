@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from local.stack_template import ListingTemplate
-from stacks import operations
+from operations import export
 from tests.cli.test_operations import aws  # noqa: F401 - moto and test credentials, as a fixture
 from tests.infrastructure.conftest import config_with, listing
 from tests.integration.conftest import templates  # noqa: F401 - the synthesized tables, as a fixture
@@ -57,7 +57,7 @@ def exported(
     files = {}
     for fmt in ("csv", "json"):
         target = tmp_path / f"subscribers.{fmt}"
-        operations.export_subscribers(config, "onboard", local=False, fmt=fmt, output=str(target))
+        export.export_subscribers(config, "onboard", local=False, fmt=fmt, output=str(target))
         with target.open(encoding="utf-8", newline="") as handle:  # no newline translation
             files[fmt] = handle.read()
     return files
@@ -76,7 +76,7 @@ def test_csv_cells_that_start_like_a_formula_are_exported_as_text(exported: dict
         assert rows[account]["companyName"] == company
     for row in rows.values():
         for value in row.values():
-            assert not value.startswith(operations.FORMULA_TRIGGERS), row
+            assert not value.startswith(export.FORMULA_TRIGGERS), row
 
 
 def test_json_keeps_every_value_exactly_as_stored(exported: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from local.run import free_port
-from stacks import cli, operations, record_usage
+from operations import cli, record_usage, target
 
 USAGE = ["--listing", "ai-skills", "--customer", "123456789012", "--dimension", "learners", "--quantity", "1"]
 
@@ -48,7 +48,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_record_usage_recognises_the_endpoints_of_a_killed_local_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_credentials: None
 ) -> None:
-    monkeypatch.setattr(operations, "ENDPOINTS", left_behind(tmp_path, dead_pid()))
+    monkeypatch.setattr(target, "ENDPOINTS", left_behind(tmp_path, dead_pid()))
     assert record_usage.main([*USAGE, "--local"]) == 1
     error = capsys.readouterr().err
     assert "local mode is not running: start it with ./deploy-marketplace.sh --local" in error
@@ -59,7 +59,7 @@ def test_record_usage_says_so_when_local_mode_stopped_answering(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_credentials: None
 ) -> None:
     # The file names a live process (this one) whose services do not answer: the calls themselves fail.
-    monkeypatch.setattr(operations, "ENDPOINTS", left_behind(tmp_path, os.getpid()))
+    monkeypatch.setattr(target, "ENDPOINTS", left_behind(tmp_path, os.getpid()))
     assert record_usage.main([*USAGE, "--local"]) == 1
     error = capsys.readouterr().err
     assert "local mode is not running: start it with ./deploy-marketplace.sh --local" in error
@@ -69,6 +69,6 @@ def test_record_usage_says_so_when_local_mode_stopped_answering(
 def test_status_recognises_the_endpoints_of_a_killed_local_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_credentials: None
 ) -> None:
-    monkeypatch.setattr(operations, "ENDPOINTS", left_behind(tmp_path, dead_pid()))
+    monkeypatch.setattr(target, "ENDPOINTS", left_behind(tmp_path, dead_pid()))
     assert cli.main(["--status", "--local", "--listing", "ai-skills"]) == 1
     assert "local mode is not running" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.record_usage import RecordingError, record_usage
+from operations.record_usage import RecordingError, record_usage
 from tests.e2e.conftest import ENDPOINTS, PROJECT_ROOT, consecutive_free_ports, register_buyer
 from tests.support.seed_config import SEED_CONFIG
 

@@ -11,7 +11,10 @@ import pytest
 from moto import mock_aws
 
 from local.stack_template import ListingTemplate
-from stacks import cli, operations
+from operations import cli, status as listing_status_module
+from operations.destroy_disabled import destroy_disabled
+from operations.status import show_status
+from operations.target import OperationError
 from stacks.config import MarketplaceConfig
 from tests.infrastructure.conftest import config_with, listing
 from tests.integration.conftest import templates  # noqa: F401 - the synthesized tables, as a fixture
@@ -68,7 +71,7 @@ def deployed(aws: None) -> None:
 def test_only_stacks_of_disabled_or_removed_listings_are_deleted(
     deployed: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deleted = operations.destroy_disabled(config(), yes=True)
+    deleted = destroy_disabled(config(), yes=True)
     assert sorted(deleted) == [
         "codio-marketplace-gone",
         "codio-marketplace-gone-events",
@@ -85,8 +88,8 @@ def test_only_stacks_of_disabled_or_removed_listings_are_deleted(
 
 
 def test_nothing_is_deleted_without_confirmation(deployed: None) -> None:
-    with pytest.raises(operations.OperationError, match="not confirmed"):
-        operations.destroy_disabled(config(), yes=False, ask=lambda _prompt: "yes please")
+    with pytest.raises(OperationError, match="not confirmed"):
+        destroy_disabled(config(), yes=False, ask=lambda _prompt: "yes please")
     assert "codio-marketplace-retired" in live_stacks()
 
 
@@ -101,13 +104,13 @@ def test_without_a_terminal_it_asks_for_yes(
 
 
 def test_typing_delete_confirms(deployed: None) -> None:
-    deleted = operations.destroy_disabled(config(), yes=False, ask=lambda _prompt: "delete")
+    deleted = destroy_disabled(config(), yes=False, ask=lambda _prompt: "delete")
     assert len(deleted) == 3
 
 
 def test_nothing_to_retire_says_so(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     deploy_stack("codio-marketplace-ai-skills", {"Listing": "ai-skills"})
-    assert operations.destroy_disabled(config(), yes=True) == []
+    assert destroy_disabled(config(), yes=True) == []
     assert "nothing to delete" in capsys.readouterr().out
 
 
@@ -133,7 +136,7 @@ def test_local_goes_only_with_status_and_export(capsys: pytest.CaptureFixture[st
 def test_status_against_an_account_without_the_stacks_says_not_deployed(
     aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    statuses = operations.show_status(config(), ["ai-skills"], local=False)
+    statuses = show_status(config(), ["ai-skills"], local=False)
     assert statuses[0].stack_status == "not deployed"
     assert "not deployed" in capsys.readouterr().out
 
@@ -187,7 +190,7 @@ def test_status_of_a_deployed_listing(
     cloudwatch.set_alarm_state(AlarmName=f"{stack}-api-5xx", StateValue="ALARM", StateReason="test")
 
     config = config_with(listing("onboard", "PROD_ONBOARD"))
-    (status,) = operations.show_status(config, ["onboard"], local=False)
+    (status,) = show_status(config, ["onboard"], local=False)
     assert (status.stack_status, status.website_url) == ("CREATE_COMPLETE", "https://d111.cloudfront.net/")
     assert {k: v for k, v in status.subscribers.items() if v} == {
         "active": 2,
@@ -216,9 +219,9 @@ def test_status_shows_the_oldest_pending_usage_hour_and_its_age(monkeypatch: pyt
             assert "usageHour" in request["ProjectionExpression"]
             return {"Items": items}
 
-    counts, oldest = operations._usage_counts(Table(), "metering")
+    counts, oldest = listing_status_module._usage_counts(Table(), "metering")
     assert counts == {"pending": 2, "metered": 1, "failed": 0}
     assert oldest == hour.strftime("%Y-%m-%dT%H:00:00Z")  # the metered record's older hour does not count
-    status = operations.ListingStatus("ai", "UPDATE_COMPLETE", "-", {}, counts, [], oldest, 3.25)
-    row = operations.status_table([status]).splitlines()[2]
+    status = listing_status_module.ListingStatus("ai", "UPDATE_COMPLETE", "-", {}, counts, [], oldest, 3.25)
+    row = listing_status_module.status_table([status]).splitlines()[2]
     assert f"2 pending, 1 metered (oldest pending {oldest}, 3.2 h ago)" in row

@@ -209,7 +209,7 @@ def test_the_console_plays_aws_marketplace_for_a_whole_journey(
     account = row.locator("td").nth(2).inner_text().strip()
 
     # The product reports usage in the current hour, which is normally sent only after the hour ends.
-    command = [sys.executable, "-m", "stacks.record_usage", "--local", "--listing", "data-analytics"]
+    command = [sys.executable, "-m", "operations.record_usage", "--local", "--listing", "data-analytics"]
     command += ["--customer", account, "--dimension", "lab_hours", "--quantity", "6"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     assert result.returncode == 0, result.stderr

@@ -204,7 +204,7 @@ def test_usage_recorded_by_the_product_is_billed_once_by_the_metering_job(local_
 def test_the_record_usage_command_works_against_local_mode(local_mode: dict[str, Any]) -> None:
     minted = register_buyer(local_mode, "ai-skills")
     last_hour = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    command = [sys.executable, "-m", "stacks.record_usage", "--local", "--listing", "ai-skills"]
+    command = [sys.executable, "-m", "operations.record_usage", "--local", "--listing", "ai-skills"]
     command += ["--customer", minted["customerAWSAccountId"], "--dimension", "learners", "--quantity", "5"]
     command += ["--time", last_hour, "--allocation", "2:team=red", "--allocation", "3:team=blue"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # noqa: S603

@@ -32,7 +32,7 @@ EVENTS = {
 
 def command(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "stacks.cli", *args],
+        [sys.executable, "-m", "operations.cli", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

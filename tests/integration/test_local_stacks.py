@@ -98,6 +98,7 @@ def test_the_seed_commands_find_each_listing_with_its_local_urls_tags_and_output
         "SubscribersTableName": names.subscribers_table,
         "MeteringTableName": names.metering_table,
         "RegistrationsTableName": names.registrations_table,
+        "HeldEventsTableName": names.held_events_table,
     }
     described = {output["OutputKey"]: output["Description"] for output in stack["Outputs"]}
     assert "fulfillment URL" in described["FulfillmentUrl"]

@@ -1,6 +1,6 @@
 """Record usage for a listing's customer, from Python or the command line, deployed or local.
 
-    .venv/bin/python -m stacks.record_usage --listing ai-skills --customer 123456789012 \\
+    .venv/bin/python -m operations.record_usage --listing ai-skills --customer 123456789012 \\
         [--license-arn ARN] --dimension learners --quantity 17.42 [--time 2026-11-23T10:15:00Z] \\
         [--allocation 5:team=red] [--local]
 
@@ -9,7 +9,7 @@ belongs to; it may be left out while the customer holds one billable license of 
 
 From Python (the same validation and aggregation as `POST /api/usage`):
 
-    from stacks.record_usage import record_usage
+    from operations.record_usage import record_usage
     record_usage("ai-skills", "123456789012", "learners", 5)                 # the deployed listing
     record_usage("ai-skills", "123456789012", "learners", "17.42", local=True, license_arn="arn:aws:...")
 
@@ -30,17 +30,12 @@ from typing import Any
 from botocore.exceptions import ConnectionError as EndpointUnreachable, HTTPClientError
 from pydantic import ValidationError
 
+from marketplace_saas.settings import ListingSettings
+from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
+from operations.target import LOCAL_NOT_RUNNING, PROJECT_ROOT, OperationError, Target
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
-from stacks.operations import LOCAL_NOT_RUNNING, OperationError, Target
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The runtime package the Lambda functions use lives in lambda/ (a Python keyword, so not a package name).
-sys.path.insert(0, str(PROJECT_ROOT / "lambda"))
-
-from marketplace_saas.settings import ListingSettings  # noqa: E402
-from marketplace_saas.store import StoreUnavailable  # noqa: E402
-from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected  # noqa: E402
 
 
 class RecordingError(Exception):
@@ -142,7 +137,7 @@ def _allocation(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.record_usage", description="Record a customer's usage."
+        prog="python -m operations.record_usage", description="Record a customer's usage."
     )
     parser.add_argument("--listing", required=True, metavar="PATH")
     parser.add_argument("--customer", required=True, metavar="AWS_ACCOUNT_ID")

@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stacks import operations
+from operations import destroy_disabled, export, status
+from operations.target import OperationError
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
 
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.mode == "destroy-disabled":
-            operations.destroy_disabled(load_config(args.config), yes=args.yes)
+            destroy_disabled.destroy_disabled(load_config(args.config), yes=args.yes)
             return 0
         if args.mode == "export-subscribers" and len(args.listing) != 1:
             raise CliError(
@@ -307,9 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         selection = select(args.config, args.listing)
         if args.mode == "status":
-            operations.show_status(selection.config, selection.paths, local=args.local)
+            status.show_status(selection.config, selection.paths, local=args.local)
         elif args.mode == "export-subscribers":
-            operations.export_subscribers(
+            export.export_subscribers(
                 selection.config, selection.paths[0], local=args.local, fmt=args.format, output=args.output
             )
         elif args.mode == "synth":
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except operations.OperationError as error:
+    except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
