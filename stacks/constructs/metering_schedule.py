@@ -23,6 +23,10 @@ from stacks.constructs.tables import (
 from stacks.naming import ListingNames
 
 JOB_TIMEOUT_SECONDS = 300
+# Lambda gives a function one full vCPU at 1,769 MB. The job's workers spend most of their time waiting on
+# AWS, but building, signing and parsing a transaction and a BatchMeterUsage call per 25 records is CPU:
+# at the default 512 MB (about 0.3 vCPU) that CPU, not the network, would bound a large hour.
+JOB_MEMORY_MB = 1769
 # A run not started within this long is superseded by the next hour's run.
 RUN_MAX_AGE = Duration.minutes(50)
 
@@ -70,6 +74,7 @@ class MeteringSchedule(Construct):
             environment={**environment, "METERING_CONCURRENCY": str(concurrency)},
             retain=retain,
             timeout_seconds=JOB_TIMEOUT_SECONDS,
+            memory_size=JOB_MEMORY_MB,
             async_failures=self.failed_runs,
             async_max_age=RUN_MAX_AGE,
             # One run at a time: a second invocation while a run is under way is throttled, and Lambda

@@ -508,6 +508,17 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
+def test_the_metering_job_has_a_full_vcpu_and_its_concurrency_setting(two_listings: Synthesized) -> None:
+    (job,) = [
+        function["Properties"]
+        for function in two_listings.resources(AI, "AWS::Lambda::Function").values()
+        if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
+    ]
+    assert job["MemorySize"] == 1769  # Lambda's one full vCPU; the buyer-facing functions keep 512
+    assert job["Timeout"] == 300
+    assert job["Environment"]["Variables"]["METERING_CONCURRENCY"] == "8"  # meteringConcurrency's default
+
+
 def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watches(
     two_listings: Synthesized,
 ) -> None:
