@@ -45,6 +45,8 @@ STAGE = "live"
 API_ENDPOINT_PREFIX = f"/{STAGE}/"
 API_KEY_HEADER = "x-api-key"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-www-form-urlencoded")
+# BatchMeterUsage calls the metering job makes at once in local mode (see Gateway.__init__).
+LOCAL_METERING_CONCURRENCY = "1"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -146,6 +148,10 @@ class Gateway:
         os.environ.update(spec.aws_environment)
         # The gateway plays the listing's distribution: the site's origin is the gateway's own address.
         os.environ["SITE_ORIGINS"] = f"http://127.0.0.1:{spec.port},http://localhost:{spec.port}"
+        # The metering job sends its batches one at a time here. Its workers' DynamoDB transactions rely on
+        # DynamoDB applying each one whole; moto's server runs requests on threads with no lock around its
+        # backends, so concurrent transactions could interleave (and bill a record twice or lose an answer).
+        os.environ["METERING_CONCURRENCY"] = LOCAL_METERING_CONCURRENCY
         # CloudFormation resolves a dynamic reference (the Secrets Manager secret behind the API key and
         # the distribution's origin header) at deploy time; here each gets a fresh value per process.
         resolved: dict[str, str] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +30,9 @@ class ListingStatus:
     subscribers: dict[str, int]
     usage: dict[str, int]
     alarms_firing: list[str] | None  # None: not known (local mode creates no alarms)
+    # The usage hour of the oldest record still to be sent (AWS takes it for 24 hours), and its age.
+    oldest_pending_hour: str | None = None
+    backlog_age_hours: float | None = None
 
 
 def listing_status(target: Target, config: MarketplaceConfig, path: str) -> ListingStatus:
@@ -48,10 +52,14 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
         subscribers = {
             status: _count_status(dynamodb, names.subscribers_table, status) for status in STATUSES
         }
-        usage = _usage_counts(dynamodb, names.metering_table)
+        usage, oldest = _usage_counts(dynamodb, names.metering_table)
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
-    return ListingStatus(path, stack_status, url, subscribers, usage, alarms)
+    age = None
+    if oldest is not None:
+        started = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+        age = max(0.0, (datetime.now(UTC) - started).total_seconds() / 3600)
+    return ListingStatus(path, stack_status, url, subscribers, usage, alarms, oldest, age)
 
 
 def _stack(target: Target, stack_name: str) -> tuple[str, str]:
@@ -91,17 +99,22 @@ def _count_status(dynamodb: Any, table: str, status: str) -> int:
     return sum(int(page["Count"]) for page in pages(dynamodb.query, request))
 
 
-def _usage_counts(dynamodb: Any, table: str) -> dict[str, int]:
+def _usage_counts(dynamodb: Any, table: str) -> tuple[dict[str, int], str | None]:
+    """Records by metering status, and the usage hour of the oldest one still pending."""
     counts = {"pending": 0, "metered": 0, "failed": 0}
+    oldest: str | None = None
     request = {
         "TableName": table,
-        "ProjectionExpression": "meteringStatus",
+        "ProjectionExpression": "meteringStatus, usageHour",
     }
     for page in pages(dynamodb.scan, request):
         for item in page["Items"]:
             status = item.get("meteringStatus", {}).get("S", "pending")
             counts[status] = counts.get(status, 0) + 1
-    return counts
+            hour = item.get("usageHour", {}).get("S")
+            if status == "pending" and hour and (oldest is None or hour < oldest):
+                oldest = hour
+    return counts, oldest
 
 
 def status_table(statuses: Sequence[ListingStatus]) -> str:
@@ -110,6 +123,9 @@ def status_table(statuses: Sequence[ListingStatus]) -> str:
     for status in statuses:
         subscribers = ", ".join(f"{count} {name}" for name, count in status.subscribers.items() if count)
         usage = ", ".join(f"{count} {name}" for name, count in status.usage.items() if count)
+        if status.oldest_pending_hour and status.backlog_age_hours is not None:
+            # How far behind the metering job is: AWS takes usage for 24 hours after its hour.
+            usage += f" (oldest pending {status.oldest_pending_hour}, {status.backlog_age_hours:.1f} h ago)"
         firing = status.alarms_firing
         alarms = "n/a locally" if firing is None else ", ".join(firing) or "none"
         rows.append(

@@ -108,6 +108,7 @@ class MarketplaceListingStack(Stack):
             tables=self.tables,
             schedule=settings.metering_schedule,
             retain=retain,
+            concurrency=settings.metering_concurrency,
         )
         self._grant_usage_recording()
         self.lifecycle = SubscriptionLifecycle(

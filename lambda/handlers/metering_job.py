@@ -16,10 +16,16 @@ from marketplace_saas.wiring import lifecycle, metering_job
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedule sends {}. (A leaving customer's usage is flushed by the lifecycle function itself.)
-    report = metering_job().run()
+    # Stops taking new batches in time to finish those it sealed; the next run continues from there.
+    report = metering_job().run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     # Subscriptions whose final hour of usage has passed (and was sent above) are now cancelled.
     closed = lifecycle().close_ended()
     metrics.add_metric(name="UsageRecordsMetered", unit=MetricUnit.Count, value=report.metered)
+    metrics.add_metric(name="UsageRecordsSent", unit=MetricUnit.Count, value=report.sent)
+    metrics.add_metric(name="MeteringBatches", unit=MetricUnit.Count, value=report.batches)
+    metrics.add_metric(name="MeteringThrottles", unit=MetricUnit.Count, value=report.throttles)
+    metrics.add_metric(name="MeteringRunSeconds", unit=MetricUnit.Seconds, value=round(report.seconds, 3))
+    metrics.add_metric(name="MeteringStoppedEarly", unit=MetricUnit.Count, value=int(report.stopped_early))
     metrics.add_metric(name="UsageRecordsStillPending", unit=MetricUnit.Count, value=report.still_pending)
     metrics.add_metric(name="MeteringFinalFailures", unit=MetricUnit.Count, value=sum(report.failed.values()))
     metrics.add_metric(name="PendingUsageRecords", unit=MetricUnit.Count, value=report.pending_after)

@@ -26,6 +26,9 @@ class ListingSettings:
     # Where state changes are published for the seller's product (the listing's own EventBridge bus).
     seller_bus: str = ""
     seller_event_source: str = ""
+    # BatchMeterUsage calls the metering job makes at once (deploymentSettings.meteringConcurrency); 0: the
+    # job's default.
+    metering_concurrency: int = 0
     # The origins (`https://host`) of the listing's own site: the only pages that may post the registration.
     site_origins: frozenset[str] = frozenset()
 
@@ -72,6 +75,7 @@ def listing_settings() -> ListingSettings:
         dimensions=frozenset(name for name in os.environ.get("DIMENSIONS", "").split(",") if name),
         seller_bus=os.environ.get("SELLER_EVENT_BUS", ""),
         seller_event_source=os.environ.get("SELLER_EVENT_SOURCE", ""),
+        metering_concurrency=int(os.environ.get("METERING_CONCURRENCY") or 0),
         # Set on the registration function only (its stack, or local mode's gateway for its loopback site).
         site_origins=frozenset(
             origin.strip().rstrip("/").lower()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,12 @@ MARKETPLACE_WINDOW_SECONDS = 24 * HOUR
 MONTH_END_GRACE_SECONDS = 6 * HOUR
 CLOCK_SKEW_SECONDS = 300
 PENDING = "pending"
+# The pending-usage index's partition key values: `pending#<n>` by a hash of the license, so that no one
+# value takes every pending record's writes (a partition key value takes about 1,000 writes a second).
+# Items written before the spread carry the single value `pending`: the job still reads it. The count is
+# fixed: the job reads exactly these values, so changing it would hide the records of the values dropped.
+PENDING_SHARDS = 16
+PENDING_PARTITIONS = (PENDING, *(f"{PENDING}#{shard}" for shard in range(PENDING_SHARDS)))
 # UsageQuantityAsDecimalString: ^(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?$ (also the allocations' quantities).
 QUANTITY_PLACES = 6
 MAX_QUANTITY = Decimal("9999999999.999999")
@@ -193,6 +200,11 @@ def marketplace_accepts(timestamp: float, now: float) -> bool:
     return earliest_accepted(now) <= timestamp <= now
 
 
+def pending_partition(account: str, subscription_key: str) -> str:
+    """The pending index's partition value for a license's records (stable: the same license, the same)."""
+    return f"{PENDING}#{zlib.crc32(f'{account}/{subscription_key}'.encode()) % PENDING_SHARDS}"
+
+
 def usage_key(hour: int, dimension: str, subscription_key: str | None = None) -> str:
     """`<hour>#<dimension>#<license id>` (`<hour>#<dimension>` for legacy listings and older items)."""
     base = f"{iso_hour(hour)}#{dimension}"
@@ -301,13 +313,16 @@ class UsageRecorder:
             ":dimension": usage.dimension,
             ":product": self._settings.product_code,
             ":pending": PENDING,
+            ":partition": pending_partition(
+                usage.customer_aws_account_id, str(subscriber["subscriptionKey"])
+            ),
             ":allocated": usage.allocations is not None,
         }
         assignments = [
             "usageHour = :hour",
             "dimension = :dimension",
             "productCode = :product",
-            "pendingPartition = :pending",
+            "pendingPartition = :partition",
             "#status = :pending",
             "allocated = :allocated",
         ]

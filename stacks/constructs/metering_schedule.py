@@ -23,6 +23,10 @@ from stacks.constructs.tables import (
 from stacks.naming import ListingNames
 
 JOB_TIMEOUT_SECONDS = 300
+# Lambda gives a function one full vCPU at 1,769 MB. The job's workers spend most of their time waiting on
+# AWS, but building, signing and parsing a transaction and a BatchMeterUsage call per 25 records is CPU:
+# at the default 512 MB (about 0.3 vCPU) that CPU, not the network, would bound a large hour.
+JOB_MEMORY_MB = 1769
 # A run not started within this long is superseded by the next hour's run.
 RUN_MAX_AGE = Duration.minutes(50)
 
@@ -32,7 +36,9 @@ def allow_metering(function: ListingFunction, tables: ListingTables) -> None:
     usage, seal and settle it, read who is billable, and call BatchMeterUsage."""
     usage, subscribers = tables.usage_records, tables.subscribers
     function.allow(["dynamodb:Query"], [f"{usage.table_arn}/index/{PENDING_USAGE_INDEX}", usage.table_arn])
-    function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [usage.table_arn])
+    # (A batch is sealed, and its answers stored, in one TransactWriteItems: IAM checks it as UpdateItem;
+    # records changed meanwhile are read again with BatchGetItem.)
+    function.allow(["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], [usage.table_arn])
     function.allow(["dynamodb:Query"], [f"{subscribers.table_arn}/index/{SUBSCRIBER_BY_STATUS_INDEX}"])
     # Zero records go only to registered buyers: one BatchGetItem per 100 active licenses an hour.
     function.allow(["dynamodb:BatchGetItem"], [subscribers.table_arn])
@@ -51,6 +57,7 @@ class MeteringSchedule(Construct):
         tables: ListingTables,
         schedule: str,
         retain: bool,
+        concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
         # EventBridge invokes the job asynchronously: Lambda retries a failed run twice, then keeps its
@@ -64,9 +71,10 @@ class MeteringSchedule(Construct):
             code=code,
             handler="handlers.metering_job.handler",
             description=f"Sends {names.path}'s usage to AWS Marketplace every hour",
-            environment=environment,
+            environment={**environment, "METERING_CONCURRENCY": str(concurrency)},
             retain=retain,
             timeout_seconds=JOB_TIMEOUT_SECONDS,
+            memory_size=JOB_MEMORY_MB,
             async_failures=self.failed_runs,
             async_max_age=RUN_MAX_AGE,
             # One run at a time: a second invocation while a run is under way is throttled, and Lambda

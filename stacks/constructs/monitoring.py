@@ -30,6 +30,9 @@ FIVE_MINUTES = Duration.minutes(5)
 ONBOARDING_FAILURES_THRESHOLD = 5
 # The job runs hourly and sends the previous hour: older than two hours means it is not keeping up.
 PENDING_USAGE_MAX_AGE_HOURS = 2
+# Half of AWS's 24-hour window: the metering job is falling behind its backlog (or has stopped), and usage
+# older than 24 hours is never billed.
+METERING_BEHIND_HOURS = 12
 # The metering job runs one at a time on purpose (reserved concurrency 1): a throttle is a run that found
 # the previous one still going, and Lambda retries it.
 THROTTLED = {
@@ -106,6 +109,15 @@ class ListingMonitoring(Construct):
             PENDING_USAGE_MAX_AGE_HOURS,
             f"Usage has waited more than {PENDING_USAGE_MAX_AGE_HOURS} hours to be sent; AWS refuses it "
             "24 hours after its hour (last month's after 06:00 UTC on the 1st). Is the metering job running?",
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        )
+        self._alarm(
+            "metering-behind",
+            oldest,
+            METERING_BEHIND_HOURS,
+            f"The oldest pending usage hour is more than {METERING_BEHIND_HOURS} hours old, half of AWS's "
+            "24-hour window: the metering job is not keeping up (see MeteringStoppedEarly and "
+            "MeteringThrottles; raise meteringConcurrency) or not running",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
         for name, queue in signals.dead_letter_queues.items():

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from local.stack_template import ListingTemplate
-from operations import cli
+from operations import cli, status as listing_status_module
 from operations.destroy_disabled import destroy_disabled
 from operations.status import show_status
 from operations.target import OperationError
@@ -201,3 +201,27 @@ def test_status_of_a_deployed_listing(
     assert status.alarms_firing == ["api-5xx"]
     row = capsys.readouterr().out.splitlines()[2]
     assert "2 active, 1 cancel-pending, 1 failed" in row and row.endswith("api-5xx")
+
+
+def test_status_shows_the_oldest_pending_usage_hour_and_its_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How far behind the metering job is: the oldest record still to be sent, from the usage table."""
+    from datetime import UTC, datetime, timedelta
+
+    hour = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    items = [
+        {"meteringStatus": {"S": "metered"}, "usageHour": {"S": "2000-01-01T00:00:00Z"}},
+        {"meteringStatus": {"S": "pending"}, "usageHour": {"S": hour.strftime("%Y-%m-%dT%H:00:00Z")}},
+        {"meteringStatus": {"S": "pending"}, "usageHour": {"S": f"{datetime.now(UTC):%Y-%m-%dT%H:00:00Z}"}},
+    ]
+
+    class Table:
+        def scan(self, **request: Any) -> dict[str, Any]:
+            assert "usageHour" in request["ProjectionExpression"]
+            return {"Items": items}
+
+    counts, oldest = listing_status_module._usage_counts(Table(), "metering")
+    assert counts == {"pending": 2, "metered": 1, "failed": 0}
+    assert oldest == hour.strftime("%Y-%m-%dT%H:00:00Z")  # the metered record's older hour does not count
+    status = listing_status_module.ListingStatus("ai", "UPDATE_COMPLETE", "-", {}, counts, [], oldest, 3.25)
+    row = listing_status_module.status_table([status]).splitlines()[2]
+    assert f"2 pending, 1 metered (oldest pending {oldest}, 3.2 h ago)" in row

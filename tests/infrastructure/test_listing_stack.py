@@ -508,6 +508,17 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
+def test_the_metering_job_has_a_full_vcpu_and_its_concurrency_setting(two_listings: Synthesized) -> None:
+    (job,) = [
+        function["Properties"]
+        for function in two_listings.resources(AI, "AWS::Lambda::Function").values()
+        if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
+    ]
+    assert job["MemorySize"] == 1769  # Lambda's one full vCPU; the buyer-facing functions keep 512
+    assert job["Timeout"] == 300
+    assert job["Environment"]["Variables"]["METERING_CONCURRENCY"] == "8"  # meteringConcurrency's default
+
+
 def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watches(
     two_listings: Synthesized,
 ) -> None:
@@ -570,6 +581,9 @@ EXPECTED_ALARMS = {
     "metering-final-failures": ("MarketplaceListings", "MeteringFinalFailures", "Sum", 3600, 1, GE),
     "usage-pending-too-long": (
         "MarketplaceListings", "OldestPendingUsageAgeHours", "Maximum", 3600, 2, "GreaterThanThreshold",
+    ),
+    "metering-behind": (
+        "MarketplaceListings", "OldestPendingUsageAgeHours", "Maximum", 3600, 12, "GreaterThanThreshold",
     ),
     "lifecycle-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     "metering-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
@@ -681,7 +695,8 @@ def test_the_metering_job_may_meter_pending_usage_and_close_ended_subscriptions(
     assert "dynamodb:Scan" not in grants
     assert any("pendingByHour" in resource for resource in grants["dynamodb:Query"])
     assert any("byStatus" in resource and subscribers in resource for resource in grants["dynamodb:Query"])
-    assert grants["dynamodb:BatchGetItem"] == {subscribers_arn}  # who registered, for zero records
+    # who registered, for zero records; records another run changed, read again while claiming a batch
+    assert grants["dynamodb:BatchGetItem"] == {subscribers_arn, usage_arn}
 
 
 def test_usage_recording_may_read_subscribers_and_add_usage_only(two_listings: Synthesized) -> None:

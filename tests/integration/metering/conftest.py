@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from marketplace_saas.settings import ListingSettings, listing_settings
 from marketplace_saas.usage import UsageRecord, UsageRecorder
 from tests.integration.conftest import PRODUCT
 from tests.integration.emulator.conftest import Emulator
+from tests.support import moto_dynamodb
 
 DIMENSIONS = ("users", "storage", "seats", "jobs", "gpu_hours")
 
@@ -31,29 +33,59 @@ class Crash(Exception):
 
 @dataclass
 class CrashingProxy:
-    """Forwards calls to `target`; the `crash_at`-th call of a watched method dies before or after it runs."""
+    """Forwards calls to `target`; the `crash_at`-th call of a watched method dies before or after it runs.
+
+    A table's `meta.client` (what the job's workers call: transactions, batch reads) is watched too, with
+    the same count. Calls from several threads are counted one by one."""
 
     target: Any
     methods: frozenset[str]
     crash_at: int | None = None
     after: bool = False
     calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.target, name)
+        if name == "meta" and hasattr(attribute, "client"):
+            return _Meta(attribute, self)
+        return self.watch(name, attribute)
+
+    def watch(self, name: str, attribute: Any) -> Any:
         if name not in self.methods:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
-            if self.calls == self.crash_at and not self.after:
-                raise Crash(f"before {name} #{self.calls}")
+            with self.lock:
+                self.calls += 1
+                number = self.calls
+            if number == self.crash_at and not self.after:
+                raise Crash(f"before {name} #{number}")
             result = attribute(*args, **kwargs)
-            if self.calls == self.crash_at and self.after:
-                raise Crash(f"after {name} #{self.calls}")
+            if number == self.crash_at and self.after:
+                raise Crash(f"after {name} #{number}")
             return result
 
         return call
+
+
+class _Meta:
+    """A table's `meta`, whose `client` counts (and crashes) with the table's proxy."""
+
+    def __init__(self, meta: Any, proxy: CrashingProxy) -> None:
+        self._meta = meta
+        self.client = _Watched(meta.client, proxy)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._meta, name)
+
+
+class _Watched:
+    def __init__(self, target: Any, proxy: CrashingProxy) -> None:
+        self._target, self._proxy = target, proxy
+
+    def __getattr__(self, name: str) -> Any:
+        return self._proxy.watch(name, getattr(self._target, name))
 
 
 @dataclass
@@ -124,7 +156,7 @@ class Harness:
             )
         )
 
-    def job(self, *, table: Any = None, client: Any = None) -> MeteringJob:
+    def job(self, *, table: Any = None, client: Any = None, concurrency: int | None = None) -> MeteringJob:
         return MeteringJob(
             self.settings,
             table if table is not None else self.usage_table,
@@ -132,6 +164,7 @@ class Harness:
             client if client is not None else boto3.client("meteringmarketplace"),
             clock=lambda: self.now[0],
             sleep=self.sleeps.append,
+            concurrency=concurrency,
         )
 
     def run(self) -> RunReport:
@@ -174,6 +207,7 @@ def _harness(
         for key, value in environment.items():
             monkeypatch.setenv(key, value)
         listing_settings.cache_clear()
+        moto_dynamodb.apply()  # the job's workers call DynamoDB from several threads
         with mock_aws():
             client = boto3.client("dynamodb")
             for table in template.tables:

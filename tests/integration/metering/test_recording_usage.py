@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from marketplace_saas.usage import UsageAllocation, UsageRecord, UsageRejected
+from marketplace_saas.models import license_id
+from marketplace_saas.usage import (
+    PENDING_PARTITIONS,
+    UsageAllocation,
+    UsageRecord,
+    UsageRejected,
+    pending_partition,
+)
 from tests.integration.metering.conftest import Harness
 
 ACCOUNT = "123456789012"
@@ -23,7 +30,9 @@ def test_usage_is_aggregated_per_customer_dimension_and_hour(harness: Harness) -
     assert len(items) == 2
     users = next(item for item in items.values() if item["dimension"] == "users")
     assert users["quantity"] == 5
-    assert users["pendingPartition"] == "pending"
+    # The license's own value of the pending index's partition key: records are spread over the values.
+    assert users["pendingPartition"] == pending_partition(ACCOUNT, license_id(users["licenseArn"]))
+    assert users["pendingPartition"] in PENDING_PARTITIONS[1:]
     assert users["licenseArn"].startswith("arn:aws:license-manager::")
 
 
