@@ -38,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.models import BILLABLE_STATUSES, ENDED_STATUSES, license_id
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import pages
+from marketplace_saas.store import CONDITION_FAILED, error_code, pages
 from marketplace_saas.usage import (
     HOUR,
     PENDING,
@@ -600,7 +600,7 @@ class MeteringJob:
             )
             part.zero_records_added += 1
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise  # usage arrived meanwhile: nothing to add
         return part
 
@@ -642,7 +642,7 @@ class MeteringJob:
             try:
                 result = operation(**request)
             except ClientError as error:
-                if _code(error) not in THROTTLING_ERRORS or attempt == DYNAMODB_ATTEMPTS - 1:
+                if error_code(error) not in THROTTLING_ERRORS or attempt == DYNAMODB_ATTEMPTS - 1:
                     raise
                 part.throttles += 1
                 self._backoff.throttled()
@@ -669,7 +669,7 @@ class MeteringJob:
             try:
                 self._dynamodb(client.transact_write_items, part, TransactItems=actions)
             except ClientError as error:
-                if _code(error) != "TransactionCanceledException":
+                if error_code(error) != "TransactionCanceledException":
                     raise
                 reasons = error.response.get("CancellationReasons") or [{}] * len(todo)
                 stale: list[tuple[str, str]] = []
@@ -806,7 +806,7 @@ class MeteringJob:
         try:
             result: dict[str, Any] = self._metering.batch_meter_usage(**request)
         except ClientError as error:
-            code = _code(error)
+            code = error_code(error)
             if code == "TimestampOutOfBoundsException" or code in RECORD_ERRORS:
                 raise BatchRejected(code) from None
             if code in THROTTLING_ERRORS:
@@ -875,7 +875,7 @@ class MeteringJob:
                 break
             except ClientError as error:
                 reasons = error.response.get("CancellationReasons") or []
-                retry = _code(error) == "TransactionCanceledException" and all(
+                retry = error_code(error) == "TransactionCanceledException" and all(
                     str(reason.get("Code") or "None") in TRANSACTION_RETRIES | {"None"} for reason in reasons
                 )
                 if not retry or attempt == DYNAMODB_ATTEMPTS - 1:
@@ -913,10 +913,6 @@ def _settle(outcome: Outcome, now: int) -> dict[str, Any]:
         "UpdateExpression": f"SET {', '.join(assignments)} REMOVE pendingPartition, claimedBy, claimedUntil",
         "ExpressionAttributeValues": values,
     }
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def send_timestamp(hour: int, now: float) -> int | None:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from marketplace_saas.models import BILLABLE_STATUSES, license_id
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import StoreUnavailable
+from marketplace_saas.store import CONDITION_FAILED, StoreUnavailable, error_code
 
 HOUR = 3600
 # BatchMeterUsage accepts a record up to 24 hours old, never in the future; and the previous billing month's
@@ -269,7 +269,7 @@ class UsageRecorder:
                 ConsistentRead=True,
             )["Items"]
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         registered = [item for item in items if "registrationDate" in item]
         if not registered:
             raise UsageRejected(
@@ -365,8 +365,8 @@ class UsageRecorder:
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+                if error_code(error) != CONDITION_FAILED:
+                    raise StoreUnavailable(error_code(error)) from None
                 refusal = self._why_refused(key, usage, hour, subscriber)
                 if refusal is not None:
                     raise refusal from None
@@ -386,7 +386,7 @@ class UsageRecorder:
         try:
             item = self._usage.get_item(Key=key, ConsistentRead=True).get("Item", {})
         except ClientError as error:
-            raise StoreUnavailable(str(error.response.get("Error", {}).get("Code"))) from None
+            raise StoreUnavailable(error_code(error)) from None
         existing = {name for name in item if name.startswith(ALLOCATION_PREFIX)}
         added = {ALLOCATION_PREFIX + allocation.key for allocation in usage.allocations or []} - existing
         count = len(existing) + len(added)
