@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.models import is_placeholder
 from marketplace_saas.store import pages
-from operations.target import OperationError, Target, aws_error, say
+from operations.target import OperationError, Target, UsageError, aws_error, say
 from stacks.config import MarketplaceConfig
 from stacks.naming import ListingNames
 
@@ -74,7 +74,7 @@ def export_subscribers(
     JSON carries every value exactly as stored; CSV neutralises text a spreadsheet would run as a formula.
     """
     if fmt not in ("csv", "json"):
-        raise OperationError(f"--format {fmt}: csv or json")
+        raise UsageError(f"--format {fmt}: csv or json")
     target = Target.of(config, local)
     names = ListingNames(config.deployment_settings.name_prefix, path)
     rows = [

@@ -27,26 +27,46 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ConnectionError as EndpointUnreachable, HTTPClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError as EndpointUnreachable,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from pydantic import ValidationError
 
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable
 from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
-from operations.target import LOCAL_NOT_RUNNING, PROJECT_ROOT, OperationError, Target
+from operations.target import (
+    EXIT_BAD_CONFIG,
+    EXIT_FAILED,
+    LOCAL_NOT_RUNNING,
+    PROJECT_ROOT,
+    REJECTED_CREDENTIALS,
+    CommandLineParser,
+    OperationError,
+    Target,
+    aws_error,
+)
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
 
 
 class RecordingError(Exception):
-    """The usage was not recorded; the message says why."""
+    """The usage was not recorded; the message says why, `exit_code` the command's exit code for it."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _resource(config: MarketplaceConfig, local: bool) -> Any:
     try:
         return Target.of(config, local).resource("dynamodb")
     except OperationError as error:
-        raise RecordingError(str(error)) from None
+        raise RecordingError(str(error), error.exit_code) from None
 
 
 def record_usage(
@@ -108,7 +128,13 @@ def record_usage(
     except UsageRejected as rejection:
         raise RecordingError(rejection.message) from None
     except StoreUnavailable as error:
+        if str(error) in REJECTED_CREDENTIALS:  # the store names the AWS error code it met
+            failure = aws_error(ClientError({"Error": {"Code": str(error)}}, "DynamoDB"))
+            raise RecordingError(str(failure), failure.exit_code) from None
         raise RecordingError(f"DynamoDB did not answer ({error}); try again") from None
+    except (NoCredentialsError, PartialCredentialsError, ClientError) as error:
+        failure = aws_error(error)  # credentials that went away or that AWS refuses: exit 3, as everywhere
+        raise RecordingError(str(failure), failure.exit_code) from None
     except (EndpointUnreachable, HTTPClientError) as error:
         if local:  # endpoints.json names services that no longer answer: local mode stopped meanwhile
             where = error.kwargs.get("endpoint_url", "its AWS services' URL")
@@ -136,7 +162,7 @@ def _allocation(text: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="python -m operations.record_usage", description="Record a customer's usage."
     )
     parser.add_argument("--listing", required=True, metavar="PATH")
@@ -156,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIG
     except RecordingError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     print(json.dumps(recorded.view()))
     return 0
 
