@@ -212,23 +212,16 @@ class Listing(_Model):
     @field_validator("dimensions")
     @classmethod
     def _unique_dimension_names(cls, value: tuple[BillingDimension, ...]) -> tuple[BillingDimension, ...]:
-        names = [dimension.name for dimension in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"dimension names must be unique; repeated: {', '.join(duplicates)}")
+        problem = _repeated_dimension_names([dimension.name for dimension in value])
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _entitlement_topic_only_with_a_contract(self) -> Self:
-        if self.legacy_topics.entitlement_topic_arn and not self.pricing_model.has_entitlements:
-            raise ConfigError(
-                [
-                    "legacyTopics.entitlementTopicArn: AWS Marketplace has an entitlement topic only for "
-                    "listings priced with a contract (pricingModel contract or contract-with-consumption); "
-                    f"this listing is {self.pricing_model.value}: remove the topic (subscribing to it would "
-                    "fail the deploy)"
-                ]
-            )
+        problem = _entitlement_topic_problem(self.pricing_model, self.legacy_topics.entitlement_topic_arn)
+        if problem:
+            raise ConfigError([problem])
         return self
 
     @property
@@ -280,14 +273,9 @@ class DeploymentSettings(_Model):
 
     @model_validator(mode="after")
     def _snap_start_where_lambda_offers_it(self) -> Self:
-        if self.snap_start and self.region in SNAP_START_UNSUPPORTED_REGIONS:
-            raise ConfigError(
-                [
-                    f"snapStart: Lambda SnapStart is not available in {self.region} "
-                    f"({SNAP_START_UNSUPPORTED_REGIONS[self.region]}); set snapStart to false or deploy to "
-                    "another region"
-                ]
-            )
+        problem = _snap_start_problem(self.snap_start, self.region)
+        if problem:
+            raise ConfigError([problem])
         return self
 
 
@@ -364,6 +352,64 @@ def _cross_listing_problems(listings: Mapping[str, Any], settings: Mapping[str, 
                     )
                 )
     return [f"{where}: {what}" for where, what in problems]
+
+
+def _repeated_dimension_names(names: list[str]) -> str | None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    return f"dimension names must be unique; repeated: {', '.join(duplicates)}" if duplicates else None
+
+
+def _entitlement_topic_problem(pricing_model: PricingModel, topic: str | None) -> str | None:
+    if not topic or pricing_model.has_entitlements:
+        return None
+    return (
+        "legacyTopics.entitlementTopicArn: AWS Marketplace has an entitlement topic only for "
+        "listings priced with a contract (pricingModel contract or contract-with-consumption); "
+        f"this listing is {pricing_model.value}: remove the topic (subscribing to it would "
+        "fail the deploy)"
+    )
+
+
+def _snap_start_problem(snap_start: bool, region: str) -> str | None:
+    if not snap_start or region not in SNAP_START_UNSUPPORTED_REGIONS:
+        return None
+    return (
+        f"snapStart: Lambda SnapStart is not available in {region} "
+        f"({SNAP_START_UNSUPPORTED_REGIONS[region]}); set snapStart to false or deploy to "
+        "another region"
+    )
+
+
+def _value_rule_problems(data: Mapping[str, Any]) -> list[str]:
+    """The rules a model checks only once its own fields are valid (repeated dimension names, an entitlement
+    topic on a subscription listing, SnapStart where Lambda lacks it), on the file's JSON values: so that a
+    file with other problems gets these reported in the same pass."""
+    problems: list[str] = []
+    listings = data.get("marketplaceListings")
+    for key, listing in (listings or {}).items() if isinstance(listings, Mapping) else ():
+        if not isinstance(listing, Mapping):
+            continue
+        dimensions = listing.get("dimensions")
+        if isinstance(dimensions, list):
+            names = [item["name"] for item in dimensions if isinstance(item, Mapping) and "name" in item]
+            problem = _repeated_dimension_names([name for name in names if isinstance(name, str)])
+            if problem:
+                problems.append(f"marketplaceListings.{key}.dimensions: {problem}")
+        topics = listing.get("legacyTopics")
+        topic = topics.get("entitlementTopicArn") if isinstance(topics, Mapping) else None
+        pricing = listing.get("pricingModel", PricingModel.SUBSCRIPTION.value)
+        if isinstance(topic, str) and pricing in {model.value for model in PricingModel}:
+            problem = _entitlement_topic_problem(PricingModel(pricing), topic)
+            if problem:
+                problems.append(f"marketplaceListings.{key}.{problem}")
+    settings = data.get("deploymentSettings")
+    if isinstance(settings, Mapping):
+        region = settings.get("region", "us-east-1")
+        if settings.get("snapStart") is True and isinstance(region, str):
+            problem = _snap_start_problem(True, region)
+            if problem:
+                problems.append(f"deploymentSettings.{problem}")
+    return problems
 
 
 def _is_valid_name_prefix(prefix: Any) -> bool:
@@ -494,6 +540,16 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
         return f"{_shown(value)} is not an object: write it as {{...}}"
     if kind in ("list_type", "tuple_type"):
         return f"{_shown(value)} is not a list: write it as [...]"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{_shown(value)} is not a whole number"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        limit = {
+            "greater_than_equal": f"at least {ctx.get('ge')}",
+            "less_than_equal": f"at most {ctx.get('le')}",
+            "greater_than": f"more than {ctx.get('gt')}",
+            "less_than": f"less than {ctx.get('lt')}",
+        }[kind]
+        return f"{_shown(value)} is out of range: it takes {limit}"
     if kind == "enum":
         return f"{_shown(value)} is not one of {ctx['expected']}"
     if kind == "value_error" and str(error["msg"]).startswith("value is not a valid email address"):
@@ -543,12 +599,12 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
                 problems.extend(prefix + problem for problem in inner.problems)
                 continue
             problems.append(f"{_format_location(item['loc'])}: {_describe(dict(item), str(prefix))}")
-        # The rules across listings run in the model only once every listing is valid: check them on the
-        # file's values here, so that one pass reports every problem (a repeated path with the rest).
+        # The rules across values run in the models only once the values they read are valid: check them on
+        # the file's values here, so that one pass reports every problem (a repeated path with the rest).
+        rules = _value_rule_problems(raw)
         if isinstance(listings, Mapping):
-            problems += [
-                problem for problem in _cross_listing_problems(listings, settings) if problem not in problems
-            ]
+            rules += _cross_listing_problems(listings, settings)
+        problems += [problem for problem in rules if problem not in problems]
         raise ConfigError(problems, source) from None
 
 

@@ -15,6 +15,7 @@ from stacks.config import (
     ConfigError,
     MarketplaceConfig,
     PricingModel,
+    _describe,
     json_schema,
     load_config,
     parse_config,
@@ -239,6 +240,47 @@ def test_messages_are_in_the_projects_words_not_the_validators(mutate: Any, says
     assert says in message
     for validator_words in ("should", "Input", "valid dictionary", "String", "Tuple", "value is not"):
         assert validator_words not in message
+
+
+def test_rules_across_values_are_reported_in_the_same_pass_as_the_other_problems() -> None:
+    topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-CODE_1"
+    repeated = [{"name": "users", "description": "a"}, {"name": "users", "description": ""}]
+    data = config(
+        listing("one", "CODE_1", dimensions=repeated),
+        listing("two", "bad code", legacy=True, legacyTopics={"entitlementTopicArn": topic}),
+        region="ap-southeast-6",
+        snapStart=True,
+        namePrefix="Bad_Prefix",
+    )
+    found = problems(data)
+    assert sorted(line.split(":")[0] for line in found) == [
+        "deploymentSettings.namePrefix",
+        "deploymentSettings.snapStart",
+        "marketplaceListings.one.dimensions",
+        "marketplaceListings.one.dimensions[1].description",
+        "marketplaceListings.two.legacyTopics.entitlementTopicArn",
+        "marketplaceListings.two.productCode",
+    ]
+    assert "marketplaceListings.one.dimensions: dimension names must be unique; repeated: users" in found
+    assert len(found) == len(set(found))
+
+
+def test_whole_numbers_and_ranges_are_in_the_projects_words() -> None:
+    int_error = {
+        "type": "int_parsing",
+        "loc": ("x",),
+        "msg": "Input should be a valid integer",
+        "input": "8x",
+    }
+    range_error = {
+        "type": "less_than_equal",
+        "loc": ("x",),
+        "msg": "Input should be ...",
+        "input": 99,
+        "ctx": {"le": 32},
+    }
+    assert _describe(int_error, "codio-marketplace") == "'8x' is not a whole number"
+    assert _describe(range_error, "codio-marketplace") == "99 is out of range: it takes at most 32"
 
 
 def test_a_config_that_is_not_an_object_says_so() -> None:
