@@ -85,7 +85,9 @@ def record_usage(
     config = load_config(config_path)
     listing = config.listing_by_path(listing_path)
     if listing is None or not listing.enabled:
-        raise RecordingError(f"--listing {listing_path}: no enabled listing in {config_path} has this path")
+        raise RecordingError(
+            f"--listing {listing_path}: no enabled listing in {config_path} has this path", EXIT_BAD_CONFIG
+        )
     names = ListingNames(config.deployment_settings.name_prefix, listing.path)
     settings = ListingSettings(
         listing_path=listing.path,

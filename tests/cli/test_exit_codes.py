@@ -114,6 +114,15 @@ def test_record_usage_with_a_bad_command_line_exits_64(capsys: pytest.CaptureFix
     assert "expected a decimal number" in capsys.readouterr().err
 
 
+def test_an_unknown_listing_exits_2_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    usage = [*USAGE]
+    usage[1] = "no-such-listing"
+    assert record_usage.main(usage) == 2
+    assert cli.main(["--status", "--listing", "no-such-listing"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("--listing no-such-listing: no") == 2
+
+
 def test_the_process_itself_exits_64_on_a_bad_option() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "operations.cli", "--sycn"],
