@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
+from marketplace_saas.usage import LICENSE_ARN, RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_FAILED,
@@ -50,8 +50,14 @@ from operations.target import (
     Target,
     aws_error,
 )
-from stacks.config import ConfigError, MarketplaceConfig, load_config
+from stacks.config import ConfigError, MarketplaceConfig, describe_problem, load_config
 from stacks.naming import ListingNames
+
+# What the usage record's patterns mean, for the messages.
+USAGE_HINTS = {
+    r"^\d{12}$": "an AWS account id: 12 digits",
+    LICENSE_ARN: "a license ARN, arn:aws:license-manager::<account>:license:l-...",
+}
 
 
 class RecordingError(Exception):
@@ -119,7 +125,9 @@ def record_usage(
         )
     except ValidationError as error:
         raise RecordingError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {describe_problem(e, USAGE_HINTS)}" for e in error.errors()
+            )
         ) from None
     dynamodb = _resource(config, local)
     recorder = UsageRecorder(

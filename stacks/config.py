@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -488,8 +489,8 @@ def _format_location(location: tuple[str | int, ...]) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A value as the message quotes it: whole when short, its start when long."""
-    text = repr(value)
+    """A value as the message quotes it: whole when short, its start when long; numbers as written."""
+    text = str(value) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= 40 else f"{text[:30]}...{text[-1]}"
 
 
@@ -501,7 +502,13 @@ def _is_a_path(location: tuple[str | int, ...]) -> bool:
     return len(location) == 3 and location[0] == "marketplaceListings" and location[2] == "path"
 
 
-def _describe(error: dict[str, Any], prefix: str) -> str:
+def describe_problem(error: Mapping[str, Any], hints: Mapping[str, str]) -> str:
+    """One item of a pydantic `ValidationError.errors()` in the project's words (for the other inputs the
+    commands validate); `hints` says in words what each regular expression of the model means."""
+    return _describe(dict(error), DEFAULT_NAME_PREFIX, {**_PATTERN_HINTS, **hints})
+
+
+def _describe(error: dict[str, Any], prefix: str, hints: Mapping[str, str] | None = None) -> str:
     """One problem in the project's words: what is wrong with the value and what the setting takes."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -511,7 +518,7 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
     if kind == "extra_forbidden":
         return "is not a known setting (check its spelling against marketplace-config.schema.json)"
     if kind == "string_pattern_mismatch":
-        expected = _PATTERN_HINTS.get(ctx["pattern"], ctx["pattern"])
+        expected = (hints or _PATTERN_HINTS).get(ctx["pattern"], ctx["pattern"])
         return f"{value!r} does not have the expected form ({expected})"
     if kind == "string_too_long" and _is_a_path(error["loc"]):
         room = longest_path(prefix) if _is_valid_name_prefix(prefix) else PATH_MAX_LENGTH
@@ -550,6 +557,12 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
             "less_than": f"less than {ctx.get('lt')}",
         }[kind]
         return f"{_shown(value)} is out of range: it takes {limit}"
+    if kind in ("decimal_parsing", "decimal_type", "float_parsing", "float_type"):
+        return f"{_shown(value)} is not a number"
+    if kind == "decimal_max_places":
+        return f"{_shown(value)} has more than {ctx['decimal_places']} decimal places"
+    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+        return f"{_shown(value)} has too many digits"
     if kind == "enum":
         return f"{_shown(value)} is not one of {ctx['expected']}"
     if kind == "value_error" and str(error["msg"]).startswith("value is not a valid email address"):

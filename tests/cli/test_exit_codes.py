@@ -145,3 +145,21 @@ def test_a_truncated_config_exits_2_naming_line_and_column(
     assert record_usage.main([*USAGE, "--config", str(config)]) == 2
     error = capsys.readouterr().err
     assert error.count("line 3, column 31: not valid JSON") == 2
+
+
+def test_record_usage_refuses_bad_values_with_exit_1_in_the_projects_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = [
+        "--listing", "ai-skills", "--customer", "123", "--dimension", "learners", "--quantity", "1.12345678",
+        "--license-arn", "not-an-arn",
+    ]  # fmt: skip
+    assert record_usage.main(bad) == 1
+    error = capsys.readouterr().err
+    assert (
+        "customerAWSAccountId: '123' does not have the expected form (an AWS account id: 12 digits)" in error
+    )
+    assert "licenseArn: 'not-an-arn' does not have the expected form (a license ARN" in error
+    assert "quantity: 1.12345678 has more than 6 decimal places" in error
+    for validator_words in ("should", "Input", "pattern", "Decimal("):
+        assert validator_words not in error
