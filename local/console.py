@@ -1,6 +1,7 @@
 """The local console: a buyer simulator that plays AWS Marketplace, and a dashboard of every listing.
 
-- `/` — per listing: subscribers with their status, usage recorded, and what the emulator billed.
+- `/` — per listing: registered subscribers with their status and, apart, those AWS Marketplace announced
+  who never registered; usage recorded, and what the emulator billed.
 - `/buy/<path>` — "subscribe" as a new buyer: the emulator mints a registration token and the page shows
   the button AWS Marketplace shows ("Set up your account"), a form that POSTs the token to the listing's
   fulfillment URL exactly as Marketplace does. The token travels only in that POST body.
@@ -58,6 +59,16 @@ def _json(url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
+def _counted(items: list[dict[str, Any]], what: str) -> str:
+    """`3 registered (2 active, 1 pending)`: how many, and how many in each status."""
+    statuses: dict[str, int] = {}
+    for item in items:
+        status = str(item.get("status", "pending"))
+        statuses[status] = statuses.get(status, 0) + 1
+    detail = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+    return escape(f"{len(items)} {what}" + (f" ({detail})" if detail else ""))
+
+
 def _table(headings: list[str], rows: list[list[str]], empty: str) -> str:
     if not rows:
         return f'<p class="muted">{escape(empty)}</p>'
@@ -95,9 +106,13 @@ class Console:
                 license_id(str(s["licenseArn"])): s["status"]
                 for s in _json(f"{self.emulator}/_emulator/subscriptions?{query}")["subscriptions"]
             }
+            # A registered subscriber filled in the form (it wrote registrationDate); AWS Marketplace may have
+            # announced others, by a subscription event, who never did: they are listed and counted apart.
+            registered = [item for item in subscribers if "registrationDate" in item]
+            announced = [item for item in subscribers if "registrationDate" not in item]
             subscriber_rows = [
                 [
-                    escape(str(item.get("companyName", "(not registered)"))),
+                    escape(str(item.get("companyName", ""))),
                     escape(str(item.get("contactEmail", ""))),
                     escape(str(item["customerAWSAccountId"])),
                     escape(license_id(str(item.get("licenseArn", "")))),
@@ -112,7 +127,21 @@ class Console:
                     + f' <a class="button small" href="/buy/{escape(path, quote=True)}?account='
                     f'{escape(str(item["customerAWSAccountId"]), quote=True)}">buy another license</a>',
                 ]
-                for item in subscribers
+                for item in registered
+            ]
+            announced_rows = [
+                [
+                    escape(str(item["customerAWSAccountId"])),
+                    escape(license_id(str(item.get("licenseArn", "")))),
+                    escape(str(item.get("status", "pending"))),
+                    escape(marketplace_status.get(license_id(str(item.get("licenseArn", ""))), "")),
+                    self._event_buttons(
+                        listing["productCode"],
+                        str(item["customerAWSAccountId"]),
+                        str(item.get("licenseArn", "")),
+                    ),
+                ]
+                for item in announced
             ]
             usage_rows = [
                 [
@@ -142,7 +171,9 @@ class Console:
                 f'<span class="muted">({escape(listing["productCode"])})</span></h2>'
                 f'<p><a href="{escape(listing["siteUrl"], quote=True)}">Landing page</a> · '
                 f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a></p>'
-                "<h3>Subscribers</h3>"
+                f'<p class="counts">{_counted(registered, "registered")} · '
+                f"{_counted(announced, 'announced by AWS Marketplace, not registered')}</p>"
+                "<h3>Registered subscribers</h3>"
                 + _table(
                     [
                         "Company",
@@ -155,7 +186,13 @@ class Console:
                         "Send event",
                     ],
                     subscriber_rows,
-                    "No subscribers yet.",
+                    "No registered subscribers yet.",
+                )
+                + "<h3>Announced by AWS Marketplace, not registered</h3>"
+                + _table(
+                    ["AWS account", "License", "Status", "On Marketplace", "Send event"],
+                    announced_rows,
+                    "None: every subscriber AWS Marketplace announced has registered.",
                 )
                 + "<h3>Usage recorded</h3>"
                 + _table(

@@ -23,7 +23,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from operations import destroy_disabled, export, status
-from operations.target import OperationError
+from operations.target import (
+    EXIT_BAD_CONFIG,
+    EXIT_NO_CREDENTIALS,
+    EXIT_USAGE,
+    NO_CREDENTIALS,
+    CommandLineParser,
+    OperationError,
+)
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
 
@@ -34,12 +41,9 @@ OUTDIR = PROJECT_ROOT / "cdk.out"
 OUTPUTS_FILE = PROJECT_ROOT / "deploy-outputs.json"
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
-EXIT_BAD_CONFIG = 2
-EXIT_NO_CREDENTIALS = 3
 EXIT_NOT_BOOTSTRAPPED = 4
 EXIT_GATE_FAILED = 5
 EXIT_DEPLOY_FAILED = 6
-EXIT_USAGE = 64
 
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
@@ -91,7 +95,7 @@ class Selection:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="deploy-marketplace.sh", usage=USAGE, add_help=False)
+    parser = CommandLineParser(prog="deploy-marketplace.sh", usage=USAGE, add_help=False)
     parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
@@ -193,13 +197,7 @@ def aws_account(region: str) -> str:
     """The account the environment's credentials belong to; fails fast and clearly without them."""
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
-        raise CliError(
-            "No AWS credentials found. Set AWS_PROFILE (after `aws configure` or `aws sso login`), or "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
-            "credentials), then run this again.\n"
-            "To try every listing on this machine without an AWS account: ./deploy-marketplace.sh --local",
-            EXIT_NO_CREDENTIALS,
-        )
+        raise CliError(NO_CREDENTIALS, EXIT_NO_CREDENTIALS)
     quick = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
     try:
         identity = session.client("sts", config=quick).get_caller_identity()
@@ -329,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130

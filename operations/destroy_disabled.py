@@ -140,9 +140,9 @@ def destroy_disabled(
                 StackName=stack.name, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
             )
         except (ClientError, BotoCoreError) as error:
-            raise OperationError(
-                f"{stack.name} was not deleted: {aws_error(error)}; "
-                f"deleted so far: {', '.join(deleted) or 'none'}"
+            failure = aws_error(error)
+            raise type(failure)(
+                f"{stack.name} was not deleted: {failure}; deleted so far: {', '.join(deleted) or 'none'}"
             ) from None
         deleted.append(stack.name)
     retained = [(stack, kind, physical) for stack in retired for kind, physical in stack.retained]

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.models import is_placeholder
 from marketplace_saas.store import pages
-from operations.target import OperationError, Target, aws_error, say
+from operations.target import OperationError, Target, UsageError, aws_error, say
 from stacks.config import MarketplaceConfig
 from stacks.naming import ListingNames
 
@@ -27,6 +27,7 @@ EXPORT_FIELDS = (
     "customerIdentifier",
     "productCode",
     "status",
+    "registered",
     "companyName",
     "contactPerson",
     "contactEmail",
@@ -54,6 +55,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Yes/no columns: true or false in every row and both formats, never an empty cell (a subscriber that AWS
+# Marketplace announced and who never registered has no `freeTrial` until an event says so: not a trial).
+BOOLEAN_FIELDS = ("registered", "freeTrial")
+
+
+def _row(item: dict[str, Any]) -> dict[str, Any]:
+    """One subscriber as exported: `registered` is whether the buyer filled in the form (it wrote
+    `registrationDate`); the other fields as stored, with "" for what the subscriber does not have."""
+    row = {field: _plain(item.get(field, "")) for field in EXPORT_FIELDS}
+    row["registered"] = "registrationDate" in item
+    row["freeTrial"] = item.get("freeTrial") is True or str(item.get("freeTrial", "")).lower() == "true"
+    return row
+
+
+def _csv_value(field: str, value: Any) -> Any:
+    if field in BOOLEAN_FIELDS:
+        return "true" if value else "false"  # as in the JSON, not Python's True/False
+    return _csv_cell(value)
+
+
 # A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)`, `@SUM(...)`):
 # the buyer typed the company name, so a CSV cell must never start with one (OWASP, "CSV Injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -72,15 +93,14 @@ def export_subscribers(
     """Write the listing's subscribers as CSV or JSON to `output` (or stdout); returns how many.
 
     JSON carries every value exactly as stored; CSV neutralises text a spreadsheet would run as a formula.
+    Both say for each subscriber whether they registered, and write `registered` and `freeTrial` as
+    true/false.
     """
     if fmt not in ("csv", "json"):
-        raise OperationError(f"--format {fmt}: csv or json")
+        raise UsageError(f"--format {fmt}: csv or json")
     target = Target.of(config, local)
     names = ListingNames(config.deployment_settings.name_prefix, path)
-    rows = [
-        {field: _plain(item.get(field, "")) for field in EXPORT_FIELDS}
-        for item in subscribers(target, names.subscribers_table)
-    ]
+    rows = [_row(item) for item in subscribers(target, names.subscribers_table)]
     rows.sort(key=lambda row: (str(row["registrationDate"]), str(row["customerAWSAccountId"])))
     if fmt == "json":
         text = json.dumps(rows, indent=2) + "\n"
@@ -89,7 +109,7 @@ def export_subscribers(
         # RFC 4180 line ends: the writer then quotes a cell holding a bare CR, which would split a row.
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows({field: _csv_cell(value) for field, value in row.items()} for row in rows)
+        writer.writerows({field: _csv_value(field, value) for field, value in row.items()} for row in rows)
         text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)

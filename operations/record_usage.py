@@ -27,26 +27,52 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ConnectionError as EndpointUnreachable, HTTPClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError as EndpointUnreachable,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from pydantic import ValidationError
 
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.usage import RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
-from operations.target import LOCAL_NOT_RUNNING, PROJECT_ROOT, OperationError, Target
-from stacks.config import ConfigError, MarketplaceConfig, load_config
+from marketplace_saas.usage import LICENSE_ARN, RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
+from operations.target import (
+    EXIT_BAD_CONFIG,
+    EXIT_FAILED,
+    LOCAL_NOT_RUNNING,
+    PROJECT_ROOT,
+    REJECTED_CREDENTIALS,
+    CommandLineParser,
+    OperationError,
+    Target,
+    aws_error,
+)
+from stacks.config import ConfigError, MarketplaceConfig, describe_problem, load_config
 from stacks.naming import ListingNames
+
+# What the usage record's patterns mean, for the messages.
+USAGE_HINTS = {
+    r"^\d{12}$": "an AWS account id: 12 digits",
+    LICENSE_ARN: "a license ARN, arn:aws:license-manager::<account>:license:l-...",
+}
 
 
 class RecordingError(Exception):
-    """The usage was not recorded; the message says why."""
+    """The usage was not recorded; the message says why, `exit_code` the command's exit code for it."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _resource(config: MarketplaceConfig, local: bool) -> Any:
     try:
         return Target.of(config, local).resource("dynamodb")
     except OperationError as error:
-        raise RecordingError(str(error)) from None
+        raise RecordingError(str(error), error.exit_code) from None
 
 
 def record_usage(
@@ -65,7 +91,9 @@ def record_usage(
     config = load_config(config_path)
     listing = config.listing_by_path(listing_path)
     if listing is None or not listing.enabled:
-        raise RecordingError(f"--listing {listing_path}: no enabled listing in {config_path} has this path")
+        raise RecordingError(
+            f"--listing {listing_path}: no enabled listing in {config_path} has this path", EXIT_BAD_CONFIG
+        )
     names = ListingNames(config.deployment_settings.name_prefix, listing.path)
     settings = ListingSettings(
         listing_path=listing.path,
@@ -97,7 +125,9 @@ def record_usage(
         )
     except ValidationError as error:
         raise RecordingError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {describe_problem(e, USAGE_HINTS)}" for e in error.errors()
+            )
         ) from None
     dynamodb = _resource(config, local)
     recorder = UsageRecorder(
@@ -108,7 +138,13 @@ def record_usage(
     except UsageRejected as rejection:
         raise RecordingError(rejection.message) from None
     except StoreUnavailable as error:
+        if str(error) in REJECTED_CREDENTIALS:  # the store names the AWS error code it met
+            failure = aws_error(ClientError({"Error": {"Code": str(error)}}, "DynamoDB"))
+            raise RecordingError(str(failure), failure.exit_code) from None
         raise RecordingError(f"DynamoDB did not answer ({error}); try again") from None
+    except (NoCredentialsError, PartialCredentialsError, ClientError) as error:
+        failure = aws_error(error)  # credentials that went away or that AWS refuses: exit 3, as everywhere
+        raise RecordingError(str(failure), failure.exit_code) from None
     except (EndpointUnreachable, HTTPClientError) as error:
         if local:  # endpoints.json names services that no longer answer: local mode stopped meanwhile
             where = error.kwargs.get("endpoint_url", "its AWS services' URL")
@@ -136,7 +172,7 @@ def _allocation(text: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="python -m operations.record_usage", description="Record a customer's usage."
     )
     parser.add_argument("--listing", required=True, metavar="PATH")
@@ -156,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIG
     except RecordingError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     print(json.dumps(recorded.view()))
     return 0
 

@@ -6,13 +6,13 @@ It reads only what it needs, page by page, and never changes a listing's data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from marketplace_saas.models import SubscriberStatus
+from marketplace_saas.models import SubscriberStatus, is_placeholder
 from marketplace_saas.store import pages
 from operations.target import OperationError, Target, aws_error, say
 from stacks.config import MarketplaceConfig
@@ -27,7 +27,9 @@ class ListingStatus:
     path: str
     stack_status: str
     website_url: str
-    subscribers: dict[str, int]
+    subscribers: dict[str, int]  # registered subscribers (who filled in the form), by status
+    # Subscribers AWS Marketplace announced (a subscription event) who never registered, by status.
+    unregistered: dict[str, int] = field(default_factory=dict, kw_only=True)
     usage: dict[str, int]
     alarms_firing: list[str] | None  # None: not known (local mode creates no alarms)
     # The usage hour of the oldest record still to be sent (AWS takes it for 24 hours), and its age.
@@ -49,9 +51,7 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
             alarms = _alarms_firing(target, names.stack) if stack_status != "not deployed" else []
         if stack_status == "not deployed":
             return ListingStatus(path, stack_status, "", {}, {}, alarms)
-        subscribers = {
-            status: _count_status(dynamodb, names.subscribers_table, status) for status in STATUSES
-        }
+        subscribers, unregistered = _subscriber_counts(dynamodb, names.subscribers_table)
         usage, oldest = _usage_counts(dynamodb, names.metering_table)
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
@@ -59,7 +59,9 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
     if oldest is not None:
         started = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
         age = max(0.0, (datetime.now(UTC) - started).total_seconds() / 3600)
-    return ListingStatus(path, stack_status, url, subscribers, usage, alarms, oldest, age)
+    return ListingStatus(
+        path, stack_status, url, subscribers, usage, alarms, oldest, age, unregistered=unregistered
+    )
 
 
 def _stack(target: Target, stack_name: str) -> tuple[str, str]:
@@ -87,16 +89,32 @@ def _alarms_firing(target: Target, stack_name: str) -> list[str]:
     return firing
 
 
-def _count_status(dynamodb: Any, table: str, status: str) -> int:
+def _subscriber_counts(dynamodb: Any, table: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(registered, announced but never registered) subscribers, each by status.
+
+    A subscriber registered when it has a `registrationDate` (the form wrote it); a subscription event for
+    a buyer who has not filled in the form creates the item without one. The status index does not hold
+    that attribute, so the table is read page by page, only the three attributes it needs.
+    """
+    registered = dict.fromkeys(STATUSES, 0)
+    unregistered = dict.fromkeys(STATUSES, 0)
     request = {
         "TableName": table,
-        "IndexName": "byStatus",
-        "KeyConditionExpression": "#s = :s",
+        "ProjectionExpression": "customerAWSAccountId, #s, registrationDate",
         "ExpressionAttributeNames": {"#s": "status"},
-        "ExpressionAttributeValues": {":s": {"S": status}},
-        "Select": "COUNT",
     }
-    return sum(int(page["Count"]) for page in pages(dynamodb.query, request))
+    for page in pages(dynamodb.scan, request):
+        for item in page["Items"]:
+            if is_placeholder(item["customerAWSAccountId"]["S"]):
+                continue  # early lifecycle facts an earlier version kept in this table: not a subscriber
+            status = item.get("status", {}).get("S", "pending")
+            counts = registered if "registrationDate" in item else unregistered
+            counts[status] = counts.get(status, 0) + 1
+    return registered, unregistered
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in counts.items() if count) or "none"
 
 
 def _usage_counts(dynamodb: Any, table: str) -> tuple[dict[str, int], str | None]:
@@ -118,10 +136,10 @@ def _usage_counts(dynamodb: Any, table: str) -> tuple[dict[str, int], str | None
 
 
 def status_table(statuses: Sequence[ListingStatus]) -> str:
-    header = ("Listing", "Stack", "Website", "Subscribers", "Usage records", "Alarms firing")
+    header = ("Listing", "Stack", "Website", "Registered", "Not registered", "Usage records", "Alarms firing")
     rows = [header]
     for status in statuses:
-        subscribers = ", ".join(f"{count} {name}" for name, count in status.subscribers.items() if count)
+        subscribers, unregistered = _counts(status.subscribers), _counts(status.unregistered)
         usage = ", ".join(f"{count} {name}" for name, count in status.usage.items() if count)
         if status.oldest_pending_hour and status.backlog_age_hours is not None:
             # How far behind the metering job is: AWS takes usage for 24 hours after its hour.
@@ -133,7 +151,8 @@ def status_table(statuses: Sequence[ListingStatus]) -> str:
                 status.path,
                 status.stack_status,
                 status.website_url or "-",
-                subscribers or "none",
+                subscribers,
+                unregistered,
                 usage or "none",
                 alarms,
             )

@@ -5,15 +5,16 @@ Also what the commands share: the error they raise when they cannot do what was 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
 from stacks.config import MarketplaceConfig
 
@@ -22,6 +23,32 @@ ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
 
 
 LOCAL_NOT_RUNNING = "local mode is not running: start it with ./deploy-marketplace.sh --local"
+
+# One exit code per cause, for every command (the README's table lists them).
+EXIT_FAILED = 1  # the command could not do what was asked: the message says why
+EXIT_BAD_CONFIG = 2
+EXIT_NO_CREDENTIALS = 3
+EXIT_USAGE = 64  # a bad command line (sysexits' EX_USAGE), apart from a bad config
+
+NO_CREDENTIALS = (
+    "No AWS credentials found. Set AWS_PROFILE (after `aws configure` or `aws sso login`), or "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
+    "credentials), then run this again.\n"
+    "To try every listing on this machine without an AWS account: ./deploy-marketplace.sh --local"
+)
+# What AWS answers to credentials that exist but do not work (expired, revoked, mistyped).
+REJECTED_CREDENTIALS = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "AuthFailure",
+        "RequestExpired",
+    }
+)
 
 
 def running_local_mode() -> dict[str, Any] | None:
@@ -48,6 +75,29 @@ def running_local_mode() -> dict[str, Any] | None:
 class OperationError(Exception):
     """The command cannot do what was asked; the message says why and what to do."""
 
+    exit_code = EXIT_FAILED
+
+
+class CredentialsError(OperationError):
+    """No AWS credentials, or credentials AWS does not accept: the same exit code for every command."""
+
+    exit_code = EXIT_NO_CREDENTIALS
+
+
+class UsageError(OperationError):
+    """A command line that asks for something the command does not do (a bad value of an option)."""
+
+    exit_code = EXIT_USAGE
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, exiting with the usage code (64) on a bad command line rather than its own 2, which is
+    the code of a bad config."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
 
 def say(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
@@ -64,6 +114,10 @@ class Target:
     def of(cls, config: MarketplaceConfig, local: bool) -> Target:
         region = config.deployment_settings.region
         if not local:
+            # Checked before the first call: without it boto3's NoCredentialsError would only say that
+            # AWS "could not be reached", and the command would exit as if AWS were down.
+            if boto3.Session(region_name=region).get_credentials() is None:
+                raise CredentialsError(NO_CREDENTIALS)
             return cls(region)
         endpoints = running_local_mode()
         if endpoints is None:
@@ -86,7 +140,14 @@ class Target:
 
 
 def aws_error(error: Exception) -> OperationError:
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return CredentialsError(NO_CREDENTIALS)
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
+        if code in REJECTED_CREDENTIALS:
+            return CredentialsError(
+                f"The AWS credentials in the environment do not work ({code}). Refresh them (e.g. `aws sso "
+                "login`) or try ./deploy-marketplace.sh --local"
+            )
         return OperationError(f"AWS refused: {code}: {error.response.get('Error', {}).get('Message', '')}")
     return OperationError(f"AWS could not be reached: {error}")

@@ -9,7 +9,9 @@ one message per problem that names its JSON path (see `ConfigError`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -36,6 +38,9 @@ S3_BUCKET_NAME_LIMIT = 63
 # The longest function role suffix a listing's stack uses (see stacks/constructs).
 LONGEST_FUNCTION_SUFFIX = "RegistrationHandler"
 AWS_ACCOUNT_ID_LENGTH = 12
+PATH_MAX_LENGTH = 40
+DEFAULT_NAME_PREFIX = "codio-marketplace"
+NAME_PREFIX_MAX_LENGTH = 24
 
 # Tags the stacks set themselves on every resource; the config may not redefine them.
 RESERVED_TAG_KEYS = frozenset({"Stack", "Listing", "Environment"})
@@ -171,7 +176,7 @@ class Listing(_Model):
     )
     path: str = Field(
         min_length=1,
-        max_length=40,
+        max_length=PATH_MAX_LENGTH,
         pattern=_SLUG,
         description=(
             "A short slug naming the listing's resources: lowercase letters, digits and single hyphens, "
@@ -208,23 +213,16 @@ class Listing(_Model):
     @field_validator("dimensions")
     @classmethod
     def _unique_dimension_names(cls, value: tuple[BillingDimension, ...]) -> tuple[BillingDimension, ...]:
-        names = [dimension.name for dimension in value]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"dimension names must be unique; repeated: {', '.join(duplicates)}")
+        problem = _repeated_dimension_names([dimension.name for dimension in value])
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _entitlement_topic_only_with_a_contract(self) -> Self:
-        if self.legacy_topics.entitlement_topic_arn and not self.pricing_model.has_entitlements:
-            raise ConfigError(
-                [
-                    "legacyTopics.entitlementTopicArn: AWS Marketplace has an entitlement topic only for "
-                    "listings priced with a contract (pricingModel contract or contract-with-consumption); "
-                    f"this listing is {self.pricing_model.value}: remove the topic (subscribing to it would "
-                    "fail the deploy)"
-                ]
-            )
+        problem = _entitlement_topic_problem(self.pricing_model, self.legacy_topics.entitlement_topic_arn)
+        if problem:
+            raise ConfigError([problem])
         return self
 
     @property
@@ -247,9 +245,9 @@ class DeploymentSettings(_Model):
         description="Keep tables and buckets (and protect tables from deletion) when a stack is deleted.",
     )
     name_prefix: str = Field(
-        default="codio-marketplace",
+        default=DEFAULT_NAME_PREFIX,
         min_length=3,
-        max_length=24,
+        max_length=NAME_PREFIX_MAX_LENGTH,
         pattern=_SLUG,
         description="Prefix of every stack and resource name: <prefix>-<path>.",
     )
@@ -285,14 +283,9 @@ class DeploymentSettings(_Model):
 
     @model_validator(mode="after")
     def _snap_start_where_lambda_offers_it(self) -> Self:
-        if self.snap_start and self.region in SNAP_START_UNSUPPORTED_REGIONS:
-            raise ConfigError(
-                [
-                    f"snapStart: Lambda SnapStart is not available in {self.region} "
-                    f"({SNAP_START_UNSUPPORTED_REGIONS[self.region]}); set snapStart to false or deploy to "
-                    "another region"
-                ]
-            )
+        problem = _snap_start_problem(self.snap_start, self.region)
+        if problem:
+            raise ConfigError([problem])
         return self
 
 
@@ -309,25 +302,12 @@ class MarketplaceConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_listing_rules(self) -> Self:
-        problems: list[tuple[str, str]] = []
-        problems += _duplicates(self.marketplace_listings, "path")
-        problems += _duplicates(self.marketplace_listings, "product_code")
-        prefix = self.deployment_settings.name_prefix
-        for key, listing in self.marketplace_listings.items():
-            problem = _derived_name_problem(prefix, listing.path)
-            if problem:
-                problems.append((f"marketplaceListings.{key}.path", problem))
-            tag_count = len(RESERVED_TAG_KEYS) + len(self.deployment_settings.tags | listing.tags)
-            if tag_count > MAX_TAGS_PER_RESOURCE:
-                problems.append(
-                    (
-                        f"marketplaceListings.{key}.tags",
-                        f"{tag_count} tags in all with deploymentSettings.tags and the 3 built-in ones; "
-                        f"AWS allows {MAX_TAGS_PER_RESOURCE} per resource",
-                    )
-                )
+        problems = _cross_listing_problems(
+            {key: listing.model_dump(by_alias=True) for key, listing in self.marketplace_listings.items()},
+            self.deployment_settings.model_dump(by_alias=True),
+        )
         if problems:
-            raise ConfigError([f"{where}: {what}" for where, what in problems])
+            raise ConfigError(problems)
         return self
 
     @property
@@ -353,12 +333,114 @@ class ConfigError(ValueError):
         return "\n".join([header, *(f"  - {line}" for line in self.problems)])
 
 
-def _duplicates(listings: dict[str, Listing], attribute: str) -> list[tuple[str, str]]:
+def _cross_listing_problems(listings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """The rules that span listings (unique paths and product codes, names derived from the prefix, tags in
+    all), on the file's JSON values: so they are checked, and reported, together with every other problem
+    even when other values in the file are wrong (values of the wrong type are left to their own message).
+    """
+    listings = {key: value for key, value in listings.items() if isinstance(value, Mapping)}
+    problems: list[tuple[str, str]] = []
+    problems += _duplicates(listings, "path")
+    problems += _duplicates(listings, "productCode")
+    prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
+    shared_tags = settings.get("tags", {})
+    for key, listing in listings.items():
+        path = listing.get("path")
+        if _is_valid_name_prefix(prefix) and isinstance(path, str) and _is_valid_path_form(path):
+            problem = _derived_name_problem(prefix, path)
+            if problem:
+                problems.append((f"marketplaceListings.{key}.path", problem))
+        tags = listing.get("tags", {})
+        if isinstance(tags, Mapping) and isinstance(shared_tags, Mapping):
+            tag_count = len(RESERVED_TAG_KEYS) + len({**shared_tags, **tags})
+            if tag_count > MAX_TAGS_PER_RESOURCE:
+                problems.append(
+                    (
+                        f"marketplaceListings.{key}.tags",
+                        f"{tag_count} tags in all with deploymentSettings.tags and the 3 built-in ones; "
+                        f"AWS allows {MAX_TAGS_PER_RESOURCE} per resource",
+                    )
+                )
+    return [f"{where}: {what}" for where, what in problems]
+
+
+def _repeated_dimension_names(names: list[str]) -> str | None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    return f"dimension names must be unique; repeated: {', '.join(duplicates)}" if duplicates else None
+
+
+def _entitlement_topic_problem(pricing_model: PricingModel, topic: str | None) -> str | None:
+    if not topic or pricing_model.has_entitlements:
+        return None
+    return (
+        "legacyTopics.entitlementTopicArn: AWS Marketplace has an entitlement topic only for "
+        "listings priced with a contract (pricingModel contract or contract-with-consumption); "
+        f"this listing is {pricing_model.value}: remove the topic (subscribing to it would "
+        "fail the deploy)"
+    )
+
+
+def _snap_start_problem(snap_start: bool, region: str) -> str | None:
+    if not snap_start or region not in SNAP_START_UNSUPPORTED_REGIONS:
+        return None
+    return (
+        f"snapStart: Lambda SnapStart is not available in {region} "
+        f"({SNAP_START_UNSUPPORTED_REGIONS[region]}); set snapStart to false or deploy to "
+        "another region"
+    )
+
+
+def _value_rule_problems(data: Mapping[str, Any]) -> list[str]:
+    """The rules a model checks only once its own fields are valid (repeated dimension names, an entitlement
+    topic on a subscription listing, SnapStart where Lambda lacks it), on the file's JSON values: so that a
+    file with other problems gets these reported in the same pass."""
+    problems: list[str] = []
+    listings = data.get("marketplaceListings")
+    for key, listing in (listings or {}).items() if isinstance(listings, Mapping) else ():
+        if not isinstance(listing, Mapping):
+            continue
+        dimensions = listing.get("dimensions")
+        if isinstance(dimensions, list):
+            names = [item["name"] for item in dimensions if isinstance(item, Mapping) and "name" in item]
+            problem = _repeated_dimension_names([name for name in names if isinstance(name, str)])
+            if problem:
+                problems.append(f"marketplaceListings.{key}.dimensions: {problem}")
+        topics = listing.get("legacyTopics")
+        topic = topics.get("entitlementTopicArn") if isinstance(topics, Mapping) else None
+        pricing = listing.get("pricingModel", PricingModel.SUBSCRIPTION.value)
+        if isinstance(topic, str) and pricing in {model.value for model in PricingModel}:
+            problem = _entitlement_topic_problem(PricingModel(pricing), topic)
+            if problem:
+                problems.append(f"marketplaceListings.{key}.{problem}")
+    settings = data.get("deploymentSettings")
+    if isinstance(settings, Mapping):
+        region = settings.get("region", "us-east-1")
+        if settings.get("snapStart") is True and isinstance(region, str):
+            problem = _snap_start_problem(True, region)
+            if problem:
+                problems.append(f"deploymentSettings.{problem}")
+    return problems
+
+
+def _is_valid_name_prefix(prefix: Any) -> bool:
+    return isinstance(prefix, str) and 3 <= len(prefix) <= NAME_PREFIX_MAX_LENGTH and _matches(_SLUG, prefix)
+
+
+def _is_valid_path_form(path: str) -> bool:
+    return 1 <= len(path) <= PATH_MAX_LENGTH and _matches(_SLUG, path)
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return re.fullmatch(pattern, text) is not None
+
+
+def _duplicates(listings: Mapping[str, Mapping[str, Any]], json_name: str) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     problems = []
-    json_name = to_camel(attribute)
     for key, listing in listings.items():
-        value = getattr(listing, attribute)
+        value = listing.get(json_name)
+        if not isinstance(value, str):
+            continue
         if value in seen:
             problems.append(
                 (
@@ -375,6 +457,14 @@ def _duplicates(listings: dict[str, Listing], attribute: str) -> list[tuple[str,
 def function_name_prefix(name_prefix: str) -> str:
     """`codio-marketplace` → `CodioMarketplace`, the seed's prefix for function and log group names."""
     return "".join(part.capitalize() for part in name_prefix.split("-"))
+
+
+def longest_path(prefix: str) -> int:
+    """The longest path the name prefix allows: the path's own limit, or less where a name derived from it
+    (a function name, a bucket name) would pass AWS's limit."""
+    function_room = LAMBDA_NAME_LIMIT - len(f"{function_name_prefix(prefix)}--{LONGEST_FUNCTION_SUFFIX}")
+    bucket_room = S3_BUCKET_NAME_LIMIT - len(f"{prefix}--{'0' * AWS_ACCOUNT_ID_LENGTH}")
+    return min(PATH_MAX_LENGTH, function_room, bucket_room)
 
 
 def _derived_name_problem(prefix: str, path: str) -> str | None:
@@ -407,16 +497,85 @@ def _format_location(location: tuple[str | int, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _shown(value: Any) -> str:
+    """A value as the message quotes it: whole when short, its start when long; numbers as written."""
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...{text[-1]}"
+
+
+def _characters(count: int) -> str:
+    return f"{count} character{'s' if count != 1 else ''}"
+
+
+def _is_a_path(location: tuple[str | int, ...]) -> bool:
+    return len(location) == 3 and location[0] == "marketplaceListings" and location[2] == "path"
+
+
+def describe_problem(error: Mapping[str, Any], hints: Mapping[str, str]) -> str:
+    """One item of a pydantic `ValidationError.errors()` in the project's words (for the other inputs the
+    commands validate); `hints` says in words what each regular expression of the model means."""
+    return _describe(dict(error), DEFAULT_NAME_PREFIX, {**_PATTERN_HINTS, **hints})
+
+
+def _describe(error: dict[str, Any], prefix: str, hints: Mapping[str, str] | None = None) -> str:
+    """One problem in the project's words: what is wrong with the value and what the setting takes."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
+    value: Any = error.get("input")
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
         return "is not a known setting (check its spelling against marketplace-config.schema.json)"
     if kind == "string_pattern_mismatch":
-        expected = _PATTERN_HINTS.get(ctx["pattern"], ctx["pattern"])
-        return f"{error['input']!r} does not have the expected form ({expected})"
+        expected = (hints or _PATTERN_HINTS).get(ctx["pattern"], ctx["pattern"])
+        return f"{value!r} does not have the expected form ({expected})"
+    if kind == "string_too_long" and _is_a_path(error["loc"]):
+        room = longest_path(prefix) if _is_valid_name_prefix(prefix) else PATH_MAX_LENGTH
+        return (
+            f"{_shown(value)} is too long ({_characters(len(value))}): a path has at most "
+            f"{_characters(PATH_MAX_LENGTH)}, and names the listing's resources (e.g. its function "
+            f"{function_name_prefix(prefix)}-<path>-{LONGEST_FUNCTION_SUFFIX}, at most {LAMBDA_NAME_LIMIT} "
+            f"characters), so with namePrefix {prefix!r} use at most {_characters(room)}"
+        )
+    if kind == "string_too_long":
+        limit = _characters(ctx["max_length"])
+        return f"{_shown(value)} is too long ({_characters(len(value))}): at most {limit}"
+    if kind == "string_too_short":
+        if not value:
+            return f"is empty: it takes at least {_characters(ctx['min_length'])}"
+        return f"{_shown(value)} is too short: it takes at least {_characters(ctx['min_length'])}"
+    if kind == "too_long":
+        return f"has {ctx['actual_length']} entries: at most {ctx['max_length']}"
+    if kind == "too_short":
+        return f"has {ctx['actual_length']} entries: at least {ctx['min_length']}"
+    if kind in ("string_type", "str_type"):
+        return f"{_shown(value)} is not text: write it as a JSON string in double quotes"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{_shown(value)} is not true or false"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{_shown(value)} is not an object: write it as {{...}}"
+    if kind in ("list_type", "tuple_type"):
+        return f"{_shown(value)} is not a list: write it as [...]"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{_shown(value)} is not a whole number"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        limit = {
+            "greater_than_equal": f"at least {ctx.get('ge')}",
+            "less_than_equal": f"at most {ctx.get('le')}",
+            "greater_than": f"more than {ctx.get('gt')}",
+            "less_than": f"less than {ctx.get('lt')}",
+        }[kind]
+        return f"{_shown(value)} is out of range: it takes {limit}"
+    if kind in ("decimal_parsing", "decimal_type", "float_parsing", "float_type"):
+        return f"{_shown(value)} is not a number"
+    if kind == "decimal_max_places":
+        return f"{_shown(value)} has more than {ctx['decimal_places']} decimal places"
+    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+        return f"{_shown(value)} has too many digits"
+    if kind == "enum":
+        return f"{_shown(value)} is not one of {ctx['expected']}"
+    if kind == "value_error" and str(error["msg"]).startswith("value is not a valid email address"):
+        return f"{_shown(value)} is not an e-mail address ({ctx.get('reason', 'no @-sign')})"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
@@ -442,6 +601,11 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
         error.source = source
         raise
     except ValidationError as error:
+        raw = data if isinstance(data, Mapping) else {}
+        listings = raw.get("marketplaceListings")
+        settings = raw.get("deploymentSettings")
+        settings = settings if isinstance(settings, Mapping) else {}
+        prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
         errors = error.errors()
         locations = [item["loc"] for item in errors]
         problems: list[str] = []
@@ -456,7 +620,13 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
                 prefix = f"{_format_location(item['loc'])}." if item["loc"] else ""
                 problems.extend(prefix + problem for problem in inner.problems)
                 continue
-            problems.append(f"{_format_location(item['loc'])}: {_describe(dict(item))}")
+            problems.append(f"{_format_location(item['loc'])}: {_describe(dict(item), str(prefix))}")
+        # The rules across values run in the models only once the values they read are valid: check them on
+        # the file's values here, so that one pass reports every problem (a repeated path with the rest).
+        rules = _value_rule_problems(raw)
+        if isinstance(listings, Mapping):
+            rules += _cross_listing_problems(listings, settings)
+        problems += [problem for problem in rules if problem not in problems]
         raise ConfigError(problems, source) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -167,6 +168,16 @@ def test_status_of_a_deployed_listing(
                 "customerAWSAccountId": f"1111222233{number:02d}",
                 "subscriptionKey": "l-1",
                 "status": status,
+                "registrationDate": "2026-11-30T10:00:00Z",
+            }
+        )
+    # Announced by AWS Marketplace (a subscription event), never registered: counted apart.
+    for number, status in enumerate(["active", "active", "cancelled"]):
+        subscribers.put_item(
+            Item={
+                "customerAWSAccountId": f"9999222233{number:02d}",
+                "subscriptionKey": "l-9",
+                "status": status,
             }
         )
     subscribers.put_item(Item={"customerAWSAccountId": "agreement#agmt-1", "subscriptionKey": "PROD"})
@@ -197,10 +208,13 @@ def test_status_of_a_deployed_listing(
         "failed": 1,
         "cancel-pending": 1,
     }
+    assert {k: v for k, v in status.unregistered.items() if v} == {"active": 2, "cancelled": 1}
     assert status.usage == {"pending": 1, "metered": 2, "failed": 1}
     assert status.alarms_firing == ["api-5xx"]
-    row = capsys.readouterr().out.splitlines()[2]
-    assert "2 active, 1 cancel-pending, 1 failed" in row and row.endswith("api-5xx")
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert re.split(r"\s{2,}", header)[3:5] == ["Registered", "Not registered"]
+    assert re.split(r"\s{2,}", row)[3:5] == ["2 active, 1 cancel-pending, 1 failed", "2 active, 1 cancelled"]
+    assert row.endswith("api-5xx")
 
 
 def test_status_shows_the_oldest_pending_usage_hour_and_its_age(monkeypatch: pytest.MonkeyPatch) -> None:

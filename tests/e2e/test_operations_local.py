@@ -63,9 +63,9 @@ def status_counts() -> dict[str, int]:
     (row,) = [line for line in lines if line.startswith(LISTING)]
     assert "running locally" in row and "n/a locally" in row
     columns = re.split(r"\s{2,}", row)
-    assert len(columns) == 6, row
+    assert len(columns) == 7, row
     counts = {}
-    for part in columns[3].split(", "):  # the Subscribers column, e.g. "2 active, 1 failed"
+    for part in columns[3].split(", "):  # the Registered column, e.g. "2 active, 1 failed"
         if part != "none":
             count, state = part.split(" ", 1)
             counts[state] = int(count)
@@ -166,9 +166,13 @@ def test_status_and_export_show_subscribers_in_every_state(
     table = list(csv.DictReader(io.StringIO(export("csv"))))
     assert {row["customerAWSAccountId"] for row in table} >= set(accounts.values())
     assert list(table[0]) == [
-        "customerAWSAccountId", "licenseArn", "customerIdentifier", "productCode", "status", "companyName",
-        "contactPerson", "contactEmail", "contactPhone", "registrationDate", "offerType", "freeTrial",
+        "customerAWSAccountId", "licenseArn", "customerIdentifier", "productCode", "status", "registered",
+        "companyName", "contactPerson", "contactEmail", "contactPhone", "registrationDate", "offerType",
+        "freeTrial",
     ]  # fmt: skip
+    for account in accounts.values():
+        (row,) = [row for row in table if row["customerAWSAccountId"] == account]
+        assert (row["registered"], row["freeTrial"]) == ("true", "false")
 
     target = tmp_path / "subscribers.csv"
     result = command("--export-subscribers", "--listing", LISTING, "--local", "--output", str(target))

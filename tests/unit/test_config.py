@@ -15,6 +15,7 @@ from stacks.config import (
     ConfigError,
     MarketplaceConfig,
     PricingModel,
+    _describe,
     json_schema,
     load_config,
     parse_config,
@@ -171,6 +172,119 @@ def test_paths_are_unique() -> None:
         "marketplaceListings.two.path: 'same' is already used by marketplaceListings.one; "
         "each listing needs its own path"
     )
+
+
+def test_a_repeated_path_is_reported_with_the_other_problems_in_one_pass() -> None:
+    data = {
+        "marketplaceListings": {
+            "one": listing("same", "CODE_1"),
+            "two": listing("same", "CODE_2"),
+            "three": listing("three", "bad code"),
+        },
+        "deploymentSettings": {"region": "mars"},
+    }
+    assert sorted(line.split(":")[0] for line in problems(data)) == [
+        "deploymentSettings.region",
+        "marketplaceListings.three.productCode",
+        "marketplaceListings.two.path",
+    ]
+    assert "'same' is already used by marketplaceListings.one" in problems(data)[-1]
+
+
+def test_a_repeated_product_code_beside_an_invalid_listing_is_reported_once() -> None:
+    data = {"marketplaceListings": {"one": listing("one", "DUP"), "two": listing("Two", "DUP")}}
+    found = problems(data)
+    assert [line.split(":")[0] for line in found] == [
+        "marketplaceListings.two.path",
+        "marketplaceListings.two.productCode",
+    ]
+
+
+@pytest.mark.parametrize(("prefix", "longest"), [(None, 27), ("a-much-much-longer-prefx", 23), ("abc", 40)])
+def test_a_path_over_its_own_limit_says_the_rule_and_the_longest_the_prefix_allows(
+    prefix: str | None, longest: int
+) -> None:
+    settings = {"namePrefix": prefix} if prefix else {}
+    message = only_problem(config(listing(path="a" * 45), **settings))
+    assert message.startswith("marketplaceListings.")
+    assert "is too long (45 characters): a path has at most 40 characters" in message
+    assert f"with namePrefix {prefix or 'codio-marketplace'!r} use at most {longest} characters" in message
+    assert "String should" not in message
+    if longest < 40:  # a path of that length is then accepted, one more is not
+        assert parse_config(config(listing(path="a" * longest), **settings))
+        assert f"use at most {longest} characters" in only_problem(
+            config(listing(path="a" * (longest + 1)), **settings)
+        )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "says"),
+    [
+        (lambda item: item.update(name="x" * 130), "is too long (130 characters): at most 120 characters"),
+        (lambda item: item.update(description=""), "is empty: it takes at least 1 character"),
+        (lambda item: item.update(enabled="maybe"), "'maybe' is not true or false"),
+        (lambda item: item.update(name=7), "7 is not text: write it as a JSON string in double quotes"),
+        (lambda item: item.update(tags=["team"]), "['team'] is not an object"),
+        (lambda item: item.update(dimensions={"name": "users"}), "is not a list"),
+        (
+            lambda item: item.update(dimensions=[{"name": f"d{i}", "description": "d"} for i in range(25)]),
+            "has 25 entries: at most 24",
+        ),
+        (lambda item: item.update(branding={"supportEmail": "nope"}), "'nope' is not an e-mail address"),
+    ],
+)
+def test_messages_are_in_the_projects_words_not_the_validators(mutate: Any, says: str) -> None:
+    item = listing()
+    mutate(item)
+    message = only_problem(config(item))
+    assert says in message
+    for validator_words in ("should", "Input", "valid dictionary", "String", "Tuple", "value is not"):
+        assert validator_words not in message
+
+
+def test_rules_across_values_are_reported_in_the_same_pass_as_the_other_problems() -> None:
+    topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-entitlement-notification-CODE_1"
+    repeated = [{"name": "users", "description": "a"}, {"name": "users", "description": ""}]
+    data = config(
+        listing("one", "CODE_1", dimensions=repeated),
+        listing("two", "bad code", legacy=True, legacyTopics={"entitlementTopicArn": topic}),
+        region="ap-southeast-6",
+        snapStart=True,
+        namePrefix="Bad_Prefix",
+    )
+    found = problems(data)
+    assert sorted(line.split(":")[0] for line in found) == [
+        "deploymentSettings.namePrefix",
+        "deploymentSettings.snapStart",
+        "marketplaceListings.one.dimensions",
+        "marketplaceListings.one.dimensions[1].description",
+        "marketplaceListings.two.legacyTopics.entitlementTopicArn",
+        "marketplaceListings.two.productCode",
+    ]
+    assert "marketplaceListings.one.dimensions: dimension names must be unique; repeated: users" in found
+    assert len(found) == len(set(found))
+
+
+def test_whole_numbers_and_ranges_are_in_the_projects_words() -> None:
+    int_error = {
+        "type": "int_parsing",
+        "loc": ("x",),
+        "msg": "Input should be a valid integer",
+        "input": "8x",
+    }
+    range_error = {
+        "type": "less_than_equal",
+        "loc": ("x",),
+        "msg": "Input should be ...",
+        "input": 99,
+        "ctx": {"le": 32},
+    }
+    assert _describe(int_error, "codio-marketplace") == "'8x' is not a whole number"
+    assert _describe(range_error, "codio-marketplace") == "99 is out of range: it takes at most 32"
+
+
+def test_a_config_that_is_not_an_object_says_so() -> None:
+    assert only_problem([]) == "(top level): [] is not an object: write it as {...}"
 
 
 def test_product_codes_are_unique() -> None:
@@ -413,6 +527,20 @@ def test_unreadable_files_are_reported_clearly(
         load_config(file)
     assert says in error.value.problems[0]
     assert str(file) in error.value.report()
+
+
+def test_a_truncated_file_is_reported_with_its_line_and_column(tmp_path: Path) -> None:
+    shipped = (PROJECT_ROOT / "marketplace-config.json").read_text()
+    cut = shipped[: len(shipped) // 2]
+    file = tmp_path / "marketplace-config.json"
+    file.write_text(cut)
+    with pytest.raises(ConfigError) as error:
+        load_config(file)
+    (problem,) = error.value.problems
+    line = cut.count("\n") + 1
+    column = len(cut.rsplit("\n", 1)[-1]) + 1
+    assert problem.startswith(f"line {line}, column {column}: not valid JSON (")
+    assert error.value.report().startswith(f"The config file {file} has 1 problem:")
 
 
 def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
