@@ -36,8 +36,8 @@ from local.console import serve as console_server
 from local.gateway import GatewaySpec
 from local.stack_template import ListingTemplate, load
 from stacks.config import MarketplaceConfig, load_config
-from stacks.listing_stack import page_config
 from stacks.naming import ListingNames
+from stacks.page_config import page_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_ROOT / ".local"
@@ -118,7 +118,11 @@ def free_port() -> int:
 
 
 def ensure_port_free(port: int, what: str) -> None:
+    """Refuses a port another program listens on. A port whose last connections are still in TIME_WAIT
+    (for a minute after local mode stopped) is free: the servers bind with SO_REUSEADDR, so the probe
+    does too."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -167,19 +171,26 @@ def single_instance() -> Iterator[None]:
         lock_file.close()
 
 
-def synthesize(config: MarketplaceConfig, paths: Sequence[str]) -> dict[str, ListingTemplate]:
-    """The same templates a deploy uses (without building the Lambda bundle: handlers run from source)."""
-    from aws_cdk import App
-
-    from stacks.app_builder import build_app
-
+def synthesize(config_path: Path, paths: Sequence[str]) -> dict[str, ListingTemplate]:
+    """The same templates a deploy uses, written by a child process (local/synth.py) so that the CDK's
+    Node.js runtime ends with it instead of staying alive beside the servers."""
     say("Synthesizing the listing stacks")
-    outdir = STATE_DIR / "cdk.out"
-    flags = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
-    app = App(outdir=str(outdir), context={**flags, "aws:cdk:bundling-stacks": []})
-    _, stacks = build_app(config, only_paths=paths, account="000000000000", app=app)
-    app.synth()
-    return {stack.listing.path: load(outdir / f"{stack.stack_name}.template.json") for stack in stacks}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "local.synth", str(config_path), *paths],
+        cwd=PROJECT_ROOT,
+        env=child_environment({}),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = result.stderr.strip()[-4000:]
+        raise LocalModeError(
+            f"synthesizing the listing stacks failed (exit code {result.returncode}):\n{detail}"
+        )
+    files: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {path: load(Path(file)) for path, file in files.items()}
 
 
 def local_aws_environment(region: str, moto_url: str, emulator_url: str) -> dict[str, str]:
@@ -328,7 +339,7 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
     region = config.deployment_settings.region
 
     with single_instance():
-        templates = synthesize(config, paths)
+        templates = synthesize(config_path, paths)
         processes = Processes()
         console: ThreadingHTTPServer | None = None
         logs: list[IO[bytes]] = []

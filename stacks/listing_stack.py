@@ -3,8 +3,6 @@ cross-cutting parts: names, tags and outputs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events
 from constructs import Construct
 
@@ -19,6 +17,7 @@ from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
 from stacks.naming import ListingNames
+from stacks.page_config import page_config
 
 FULFILLMENT_PATH = "/marketplace/fulfillment"
 API_PATH = "/api/"
@@ -271,19 +270,3 @@ class MarketplaceListingStack(Stack):
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)
-
-
-def page_config(listing: Listing) -> dict[str, Any]:
-    """The landing page's `config.json`: only what the page shows, nothing secret."""
-    return {
-        "listing": {
-            "name": listing.name,
-            "description": listing.description,
-            "path": listing.path,
-            "productCode": listing.product_code,
-        },
-        "pricingModel": listing.pricing_model.value,
-        "dimensions": [dimension.model_dump(by_alias=True) for dimension in listing.dimensions],
-        "branding": listing.branding.model_dump(by_alias=True, mode="json"),
-        "api": {"registration": "/api/registration", "register": "/api/register"},
-    }

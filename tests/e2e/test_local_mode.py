@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -255,3 +256,19 @@ def test_usage_written_straight_into_the_table_in_the_documented_format_is_bille
     (billed,) = billed_for(local_mode, listing["productCode"], minted["customerAWSAccountId"])
     assert (billed["dimension"], billed["quantity"]) == ("learners", "11")
     assert billed["hour"] == hour.replace("Z", "+00:00")
+
+
+def test_the_cdk_runtime_is_gone_once_local_mode_runs(local_mode: dict[str, Any]) -> None:
+    """Synthesis runs in a child that exits: no Node.js process (jsii) stays beside the servers."""
+    group = local_mode["_process"].pid  # local mode runs in a session (and process group) of its own
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # the process ended while it was read
+        if int(fields[2]) == group:  # the fields after the command name: state, ppid, pgrp, ...
+            members.append(command)
+    assert any("moto.server" in command for command in members), members  # the group was found
+    assert not [command for command in members if "jsii" in command or command.startswith("node ")]

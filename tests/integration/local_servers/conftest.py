@@ -26,7 +26,7 @@ from local.http_server import REQUEST_TIMEOUT_SECONDS
 from local.marketplace_emulator import EmulatorServer
 from local.run import child_environment, free_port, local_aws_environment
 from stacks.app_builder import build_app
-from stacks.listing_stack import page_config
+from stacks.page_config import page_config
 from tests.infrastructure.conftest import ACCOUNT, config_with, listing, new_app
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

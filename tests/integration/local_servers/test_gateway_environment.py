@@ -14,7 +14,7 @@ from local.stack_template import load
 from marketplace_saas import wiring
 from marketplace_saas.settings import listing_settings
 from stacks.app_builder import build_app
-from stacks.listing_stack import page_config
+from stacks.page_config import page_config
 from tests.infrastructure.conftest import ACCOUNT, config_with, listing, new_app
 from tests.integration.local_servers.conftest import PROJECT_ROOT, closed_port
 
