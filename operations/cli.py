@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from operations import destroy_disabled, export, status, sync_listings
+from operations import destroy_disabled, export, pull_listing, status, sync_listings
 from operations.target import OperationError
 from stacks.config import ConfigError, MarketplaceConfig, load_config
 from stacks.naming import ListingNames
@@ -48,6 +48,7 @@ USAGE = """\
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
 ./deploy-marketplace.sh --destroy-disabled [--yes]
 ./deploy-marketplace.sh --sync-listings [--listing PATH ...] [--yes] [--no-wait] [--local]
+./deploy-marketplace.sh --pull-listing PATH [--local]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL
@@ -68,6 +69,8 @@ USAGE = """\
                    URL, dimensions, title, short description): shows the plan, asks (--yes: do not ask),
                    then follows each Catalog API change set until it ends (--no-wait: do not follow);
                    with --local, against the running local mode's Marketplace emulator
+  --pull-listing PATH
+                   print the live listing's title, short description and dimensions as config JSON
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -111,10 +114,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.pull_listing is not None:
+        if args.mode is not None:
+            parser.error(f"--pull-listing does not go with --{args.mode}")
+        args.mode = "pull-listing"
+        args.listing = [args.pull_listing]
     if args.local and args.mode in (None, "local"):
         args.mode = "local"
-    elif args.local and args.mode not in ("status", "export-subscribers", "sync-listings"):
+    elif args.local and args.mode not in ("status", "export-subscribers", "sync-listings", "pull-listing"):
         parser.error(f"--local does not go with --{args.mode}")
     return args
 
@@ -322,8 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait=not args.no_wait,
                 ask=sync_listings.terminal_prompt(),
             )
+        if args.mode == "pull-listing":
+            pull_listing.pull_listing(selection.config, selection.paths[0], local=args.local)
+            return 0
         if args.mode == "status":
             status.show_status(selection.config, selection.paths, local=args.local)
+            sync_listings.show_listing_states(selection.config, selection.paths, local=args.local)
         elif args.mode == "export-subscribers":
             export.export_subscribers(
                 selection.config, selection.paths[0], local=args.local, fmt=args.format, output=args.output

@@ -475,3 +475,48 @@ def sync_listings(
     if failed:
         return EXIT_FAILED
     return EXIT_LOCKED if locked else EXIT_OK
+
+
+def listing_states(
+    config: MarketplaceConfig, paths: Sequence[str], *, local: bool
+) -> list[tuple[str, str, str]]:
+    """Per listing: whether the live listing matches the config, and its last change set's state."""
+    target = Target.of(config, local)
+    listings = [(key, item) for key, item in config.marketplace_listings.items() if item.path in paths]
+    client = catalog_client(target)
+    entities = live_entities(client, listings)
+    states = []
+    for key, listing in listings:
+        entity_id, details = entities[listing.product_code]
+        try:
+            plan = plan_listing(
+                key, listing, entity_id, details, deployed_fulfillment_url(target, config, listing.path)
+            )
+            count = len(plan.differences)
+            matches = "matches the config" if not count else f"{count} difference{'s' if count != 1 else ''}"
+        except SyncRefused as refusal:
+            matches = f"cannot sync: {len(refusal.problems)} change(s) AWS Marketplace does not allow"
+        summaries = client.list_change_sets(
+            Catalog=CATALOG, FilterList=[{"Name": "EntityId", "ValueList": [entity_id]}]
+        ).get("ChangeSetSummaryList", [])
+        latest = max(summaries, key=lambda item: item.get("StartTime", ""), default=None)
+        last = "none" if latest is None else f"{latest['Status']} ({latest['ChangeSetId']})"
+        states.append((listing.path, matches, last))
+    return states
+
+
+def show_listing_states(config: MarketplaceConfig, paths: Sequence[str], *, local: bool) -> None:
+    """The `--status` section on the live listings; a listing that cannot be read is said, never fatal."""
+    try:
+        states = listing_states(config, paths, local=local)
+    except (ClientError, BotoCoreError, OperationError) as error:
+        problem = aws_error(error) if not isinstance(error, OperationError) else error
+        print(f"\nAWS Marketplace listings: not read ({problem})")
+        return
+    rows = [("Listing", "On AWS Marketplace", "Last change set"), *states]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    print()
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))

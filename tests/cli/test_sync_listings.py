@@ -279,3 +279,54 @@ def test_local_mode_must_be_running(local: Local, capsys: pytest.CaptureFixture[
     local.endpoints_file.unlink()
     assert local.sync("--yes") == 1
     assert "local mode is not running" in capsys.readouterr().err
+
+
+def test_pull_listing_prints_the_live_listing_in_the_configs_form(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = listing_config()
+    config["marketplaceListings"][PATH]["dimensions"][1]["displayName"] = "Lab hours"
+    local.write(config)
+    assert local.sync("--yes") == 0
+    capsys.readouterr()
+    assert cli.main(["--config", str(local.config_file), "--pull-listing", PATH, "--local"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        PATH: {
+            "name": "Codio AI Skills Training",
+            "description": "Build job-ready AI skills.",
+            "productCode": "CODIO_AI",
+            "entityId": local.live()["entityId"],
+            "dimensions": [
+                {"name": "learners", "description": "Active learners in the hour", "unit": "Users"},
+                {
+                    "name": "lab_hours",
+                    "description": "Hours of hosted labs",
+                    "unit": "HostHrs",
+                    "displayName": "Lab hours",
+                },
+            ],
+        }
+    }
+    assert f"fulfillment URL on AWS Marketplace: {local.pages.url()}" in captured.err
+    assert len(local.started()) == 1  # reading changed nothing
+
+
+def test_status_says_whether_the_live_listing_matches_and_the_last_change_set(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(local.config_file)
+    ((path, matches, last),) = sync_listings.listing_states(config, [PATH], local=True)
+    assert (path, matches, last) == (PATH, "5 differences", "none")
+    assert local.sync("--yes") == 0
+    ((_, matches, last),) = sync_listings.listing_states(config, [PATH], local=True)
+    assert matches == "matches the config" and last.startswith("SUCCEEDED (")
+    local.pages.status = 500
+    endpoints = json.loads(local.endpoints_file.read_text())
+    endpoints["listings"][PATH]["fulfillmentUrl"] = local.pages.url("/moved")
+    local.endpoints_file.write_text(json.dumps(endpoints))
+    assert local.sync("--yes") == sync_listings.EXIT_FAILED
+    capsys.readouterr()
+    sync_listings.show_listing_states(config, [PATH], local=True)
+    table = capsys.readouterr().out
+    assert "1 difference " in table and "FAILED (" in table
