@@ -451,9 +451,19 @@ def sync_listings(
             say("Nothing was sent")
             return EXIT_OK
         started: dict[str, str] = {}
-        locked = False
+        locked = refused_now = False
         for plan in pending:
-            change_set_id = start(client, plan)
+            try:
+                change_set_id = start(client, plan)
+            except ClientError as error:  # refused at once; the other listings still go
+                answer = error.response.get("Error", {})
+                print(
+                    f"error: {plan.path}: AWS refused the change set: {answer.get('Code')}: "
+                    f"{answer.get('Message', '')}",
+                    file=sys.stderr,
+                )
+                refused_now = True
+                continue
             if change_set_id is None:
                 locked = True
             else:
@@ -461,11 +471,11 @@ def sync_listings(
         if not wait:
             for path, change_set_id in started.items():
                 say(f"{path}: not waiting; change set {change_set_id} goes on (see it with --status)")
-            return EXIT_LOCKED if locked else EXIT_OK
+            return EXIT_FAILED if refused_now else EXIT_LOCKED if locked else EXIT_OK
         ended = follow(client, started, first_poll or FIRST_POLL_SECONDS)
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
-    failed = False
+    failed = refused_now
     for path, described in ended.items():
         if described["Status"] == "SUCCEEDED":
             say(f"{path}: the listing now matches the config")

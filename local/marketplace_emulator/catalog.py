@@ -468,6 +468,8 @@ class Catalog:
         with self._lock:
             if change_set.status != "PREPARING":
                 return  # cancelled
+            if any(entity_id not in self.entities for entity_id in change_set.entity_ids):
+                return  # the emulator was reset meanwhile: the change set went with its product
             change_set.status = "APPLYING"
             planned = {
                 entity_id: copy.deepcopy(self.entities[entity_id]) for entity_id in change_set.entity_ids
@@ -489,6 +491,8 @@ class Catalog:
             change.errors += [{"ErrorCode": code, "ErrorMessage": text} for code, text in problems.items()]
         time.sleep(self.delay_seconds)
         with self._lock:
+            if self.change_sets.get(change_set.change_set_id) is not change_set:
+                return  # reset meanwhile
             failed = [change for change in change_set.changes if change.errors]
             now = self._clock()
             if failed:

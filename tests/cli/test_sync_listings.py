@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
+from moto.server import ThreadedMotoServer
 
 from local.marketplace_emulator import EmulatorServer
 from local.run import seed_emulator
@@ -330,3 +332,46 @@ def test_status_says_whether_the_live_listing_matches_and_the_last_change_set(
     sync_listings.show_listing_states(config, [PATH], local=True)
     table = capsys.readouterr().out
     assert "1 difference " in table and "FAILED (" in table
+
+
+def test_in_aws_the_url_is_the_deployed_stacks_output_and_the_catalog_is_found_by_its_endpoint(
+    pages: Pages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --local: CloudFormation (a moto server) holds the stack, the Catalog API is reached through
+    AWS_ENDPOINT_URL_MARKETPLACE_CATALOG alone, as a seller's CI could point it at a test double."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(sync_listings, "FIRST_POLL_SECONDS", 0.05)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", f"http://{host}:{port}")
+        with EmulatorServer(record_calls=True, catalog_delay_seconds=0.05) as emulator:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_CATALOG", emulator.url)
+            config_file = tmp_path / "marketplace-config.json"
+            config_file.write_text(json.dumps(listing_config()))
+            seed_emulator(emulator.url, load_config(config_file), [PATH])
+            arguments = ["--config", str(config_file), "--sync-listings", "--yes"]
+
+            assert cli.main(arguments) == 0  # not deployed: dimensions and text only
+            assert "fulfillment URL: the listing's stack is not deployed" in capsys.readouterr().out
+            (entity,) = emulator.catalog.entity_views()
+            assert entity["DeliveryOptions"] == [] and len(entity["Dimensions"]) == 2
+
+            template = {
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"FulfillmentUrl": {"Value": pages.url()}},
+            }
+            boto3.client("cloudformation", region_name="us-east-1").create_stack(
+                StackName="codio-marketplace-ai-skills", TemplateBody=json.dumps(template)
+            )
+            assert cli.main(arguments) == 0
+            assert f"+ fulfillment URL: {pages.url()}  [AddDeliveryOptions]" in capsys.readouterr().out
+            (entity,) = emulator.catalog.entity_views()
+            assert entity["DeliveryOptions"][0]["FulfillmentUrl"] == pages.url()
+    finally:
+        moto.stop()
