@@ -516,17 +516,15 @@ def listing_states(
 
 
 def show_listing_states(config: MarketplaceConfig, paths: Sequence[str], *, local: bool) -> None:
-    """The `--status` section on the live listings; a listing that cannot be read is said, never fatal."""
+    """`--status`'s lines on the live listings, beside its table (which stays the only thing on stdout).
+
+    A catalog that cannot be read (no permission, say) is said in one line, never fatal to --status.
+    """
     try:
         states = listing_states(config, paths, local=local)
     except (ClientError, BotoCoreError, OperationError) as error:
-        problem = aws_error(error) if not isinstance(error, OperationError) else error
-        print(f"\nAWS Marketplace listings: not read ({problem})")
+        problem = error if isinstance(error, OperationError) else aws_error(error)
+        say(f"AWS Marketplace listings: not read ({problem})")
         return
-    rows = [("Listing", "On AWS Marketplace", "Last change set"), *states]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    print()
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    for path, matches, last in states:
+        say(f"AWS Marketplace: {path} {matches}; last change set: {last}")
