@@ -162,6 +162,12 @@ def live_entities(
                         "Marketplace catalog (remove entityId to find the product by its product code)"
                     ) from None
                 raise
+            code = found[listing.product_code][1].get("Description", {}).get("ProductCode")
+            if code != listing.product_code:
+                raise OperationError(
+                    f"marketplaceListings.{key}.entityId: {listing.entity_id} is the product {code}, not "
+                    f"{listing.product_code} (the listing's productCode); nothing was sent"
+                )
     if wanted - set(found):
         for page in client.get_paginator("list_entities").paginate(Catalog=CATALOG, EntityType=ENTITY_TYPE):
             for summary in page.get("EntitySummaryList", []):

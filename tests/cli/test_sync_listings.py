@@ -272,6 +272,14 @@ def test_an_entity_id_in_the_config_is_used_and_a_wrong_one_is_named(
     local.write(listing_config(entityId=entity_id))
     assert local.sync("--yes") == 0
     assert local.started()[0]["ChangeSet"][0]["Entity"]["Identifier"] == entity_id
+    other = local.emulator.marketplace.put_product({"productCode": "SOMEONE_ELSE"})
+    local.emulator.catalog.ensure_entity(other)
+    local.write(listing_config(entityId=other.product_id))
+    assert local.sync("--yes") == 1
+    assert (
+        f"entityId: {other.product_id} is the product SOMEONE_ELSE, not CODIO_AI" in capsys.readouterr().err
+    )
+    assert len(local.started()) == 1
     local.write(listing_config(entityId="prod-doesnotexist"))
     assert local.sync("--yes") == 1
     assert "marketplaceListings.ai-skills.entityId: no product prod-doesnotexist" in capsys.readouterr().err
