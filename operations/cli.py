@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from operations import destroy_disabled, export, status
+from operations import destroy_disabled, export, pull_listing, status, sync_listings
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_NO_CREDENTIALS,
@@ -51,6 +51,8 @@ USAGE = """\
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
 ./deploy-marketplace.sh --destroy-disabled [--yes]
+./deploy-marketplace.sh --sync-listings [--listing PATH ...] [--yes] [--no-wait] [--local]
+./deploy-marketplace.sh --pull-listing PATH [--local]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL
@@ -67,6 +69,12 @@ USAGE = """\
   --destroy-disabled
                    delete the deployed stacks of listings that are disabled or gone from the config, after
                    listing them and asking (--yes: do not ask); says which retained tables and buckets remain
+  --sync-listings  make each listing on AWS Marketplace match the config and the deployed stack (fulfillment
+                   URL, dimensions, title, short description): shows the plan, asks (--yes: do not ask),
+                   then follows each Catalog API change set until it ends (--no-wait: do not follow);
+                   with --local, against the running local mode's Marketplace emulator
+  --pull-listing PATH
+                   print the live listing's title, short description and dimensions as config JSON
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -100,7 +108,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
     modes = parser.add_mutually_exclusive_group()
-    for mode in ("synth", "plan", "status", "export-subscribers", "destroy-disabled"):
+    for mode in ("synth", "plan", "status", "export-subscribers", "destroy-disabled", "sync-listings"):
         modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
     # --local runs local mode, or with --status / --export-subscribers, reads a running one.
     parser.add_argument("--local", action="store_true")
@@ -109,10 +117,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.pull_listing is not None:
+        if args.mode is not None:
+            parser.error(f"--pull-listing does not go with --{args.mode}")
+        args.mode = "pull-listing"
+        args.listing = [args.pull_listing]
     if args.local and args.mode in (None, "local"):
         args.mode = "local"
-    elif args.local and args.mode not in ("status", "export-subscribers"):
+    elif args.local and args.mode not in ("status", "export-subscribers", "sync-listings", "pull-listing"):
         parser.error(f"--local does not go with --{args.mode}")
     return args
 
@@ -305,8 +320,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--export-subscribers: name the listing with exactly one --listing PATH", EXIT_USAGE
             )
         selection = select(args.config, args.listing)
+        if args.mode == "sync-listings":
+            return sync_listings.sync_listings(
+                selection.config,
+                selection.paths,
+                local=args.local,
+                yes=args.yes,
+                wait=not args.no_wait,
+                ask=sync_listings.terminal_prompt(),
+            )
+        if args.mode == "pull-listing":
+            pull_listing.pull_listing(selection.config, selection.paths[0], local=args.local)
+            return 0
         if args.mode == "status":
             status.show_status(selection.config, selection.paths, local=args.local)
+            sync_listings.show_listing_states(selection.config, selection.paths, local=args.local)
         elif args.mode == "export-subscribers":
             export.export_subscribers(
                 selection.config, selection.paths[0], local=args.local, fmt=args.format, output=args.output

@@ -52,8 +52,18 @@ _TAG_TEXT = r"^[\w\s.:/=+\-@]*$"
 # https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_BatchMeterUsage.html
 # ProductCode: 1-255 characters of `[-a-zA-Z0-9/=:_.@]`.
 _PRODUCT_CODE = r"^[-a-zA-Z0-9/=:_.@]{1,255}$"
-# Dimension API names as the Marketplace Management Portal accepts them (letters, digits, `_`, `.`, `-`).
+# Dimension API names as the Marketplace Management Portal accepts them (letters, digits, `_`, `.`, `-`);
+# the Catalog API's AddDimensions `Key` has the same rule (≤100 characters).
 _DIMENSION_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
+# The units a dimension may have (Catalog API AddDimensions `Unit`; see shared MARKETPLACE.md).
+DIMENSION_UNITS = (
+    "GB", "Gbps", "HostHrs", "Hosts", "MB", "Mbps", "Requests", "TaskHrs", "TB", "TierHrs", "UnitHrs",
+    "Units", "UserHrs", "Users",
+)  # fmt: skip
+# The Catalog API's UpdateInformation `ProductTitle` limit: the listing's name is its title.
+PRODUCT_TITLE_LIMIT = 72
+# A SaaSProduct entity id, e.g. prod-abc123def456 (Catalog API `Identifier`: `^[\w\-@]+$`, ≤255).
+_ENTITY_ID = r"^[A-Za-z0-9_-]{1,255}$"
 _REGION = r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$"
 _HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
 # https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html, "Supported Regions": every commercial region
@@ -117,8 +127,30 @@ class BillingDimension(_Model):
     name: str = Field(pattern=_DIMENSION_NAME, description="The dimension's API name on the listing.")
     description: str = Field(min_length=1, max_length=200, description="What the buyer pays for.")
     unit: str = Field(
-        default="Units", min_length=1, max_length=40, description="The unit shown to buyers, e.g. Users."
+        default="Units",
+        description="The unit shown to buyers, one of AWS Marketplace's: " + ", ".join(DIMENSION_UNITS) + ".",
+        json_schema_extra={"enum": list(DIMENSION_UNITS)},
     )
+    display_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The dimension's name on the listing (AWS Marketplace's Name); default: its API name.",
+    )
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_aws_knows(cls, value: str) -> str:
+        if value not in DIMENSION_UNITS:
+            raise ValueError(
+                f"{value!r} is not a unit AWS Marketplace offers; use one of {', '.join(DIMENSION_UNITS)}"
+            )
+        return value
+
+    @property
+    def catalog_name(self) -> str:
+        """The Name the Catalog API keeps for the dimension."""
+        return self.display_name or self.name
 
 
 class Branding(_Model):
@@ -169,7 +201,11 @@ class CustomDomain(_Model):
 class Listing(_Model):
     """One AWS Marketplace SaaS listing; each enabled one becomes its own stack."""
 
-    name: str = Field(min_length=1, max_length=120, description="The product name buyers see.")
+    name: str = Field(
+        min_length=1,
+        max_length=PRODUCT_TITLE_LIMIT,
+        description="The product name buyers see; also the listing's title on AWS Marketplace (at most 72).",
+    )
     description: str = Field(min_length=1, max_length=1000, description="One paragraph for the page.")
     product_code: str = Field(
         pattern=_PRODUCT_CODE, description="The product code AWS Marketplace assigned to the listing."
@@ -184,6 +220,14 @@ class Listing(_Model):
         ),
     )
     enabled: bool = Field(default=True, description="Disabled listings get no stack.")
+    entity_id: str | None = Field(
+        default=None,
+        pattern=_ENTITY_ID,
+        description=(
+            "The product's AWS Marketplace Catalog entity id (prod-...). Optional: --sync-listings finds the "
+            "product by its product code without it."
+        ),
+    )
     pricing_model: PricingModel = Field(
         default=PricingModel.SUBSCRIPTION, description="subscription | contract | contract-with-consumption"
     )
@@ -586,6 +630,7 @@ _PATTERN_HINTS = {
     _SLUG: "lowercase letters, digits and single hyphens, starting with a letter, e.g. ai-skills",
     _PRODUCT_CODE: "1-255 characters of letters, digits and - / = : _ . @",
     _DIMENSION_NAME: "1-100 characters of letters, digits and _ . -",
+    _ENTITY_ID: "a Catalog entity id such as prod-abc123def456",
     _REGION: "an AWS region such as us-east-1",
     _HEX_COLOUR: "a colour such as #1f5fbf",
     _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",

@@ -2,6 +2,9 @@
 
 The token is resolved at once and goes no further: it is never logged, stored or put in a URL. The browser
 gets only a random pending-registration id in an HttpOnly cookie, and a 303 to the landing page.
+A GET (a visitor who typed the address, or AWS Marketplace checking the URL when it is set through the
+Catalog API, which fails the change set with INVALID_FULFILLMENT_URL unless the URL answers 200) gets a
+short page saying to start from AWS Marketplace.
 Reference: https://docs.aws.amazon.com/marketplace/latest/userguide/saas-product-customer-setup.html
 """
 
@@ -57,6 +60,20 @@ def _failed(reason: str, status: HTTPStatus, title: str, *text: str, retry: bool
 def _first(form: dict[str, list[str]], name: str) -> str | None:
     values = form.get(name)
     return values[0] if values else None
+
+
+@app.get("/marketplace/fulfillment")
+def fulfillment_visited(_: Request) -> Response:
+    """200 with a page: AWS Marketplace validates the fulfillment URL with a GET before it accepts it."""
+    return html_response(
+        HTTPStatus.OK,
+        pages.page(
+            "Start from AWS Marketplace",
+            "This is the set-up address of a product sold on AWS Marketplace. To subscribe, or to set up an "
+            "account for a subscription you already have, open the product's page on AWS Marketplace and "
+            "choose its set-up button (for example \u201cSet up your account\u201d).",
+        ),
+    )
 
 
 @app.post("/marketplace/fulfillment")

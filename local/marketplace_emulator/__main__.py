@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from local.marketplace_emulator.catalog import DEFAULT_DELAY_SECONDS
 from local.marketplace_emulator.notifications import Notifier
 from local.marketplace_emulator.server import EmulatorServer
 from local.marketplace_emulator.state import (
@@ -19,7 +20,7 @@ from local.marketplace_emulator.state import (
 
 
 def seed(marketplace: Marketplace, config_file: Path) -> int:
-    """Create a product for every enabled listing of a marketplace-config.json."""
+    """Create a product (and its Catalog SaaSProduct entity) for every enabled listing of a config."""
     listings = json.loads(config_file.read_text(encoding="utf-8")).get("marketplaceListings", {})
     count = 0
     for key, listing in listings.items():
@@ -61,6 +62,12 @@ def main() -> None:
         "(POST /_emulator/events may give its own endedToDeprovisionedSeconds)",
     )
     parser.add_argument(
+        "--catalog-delay-seconds",
+        type=float,
+        default=DEFAULT_DELAY_SECONDS,
+        help="seconds each Catalog API change set step (PREPARING, APPLYING) takes",
+    )
+    parser.add_argument(
         "--seed", type=Path, help="a marketplace-config.json whose enabled listings become products"
     )
     args = parser.parse_args()
@@ -75,9 +82,10 @@ def main() -> None:
             marketplace=marketplace,
             notifier=Notifier(args.eventbridge_endpoint, args.sns_endpoint),
             ended_to_deprovisioned_seconds=args.ended_to_deprovisioned_seconds,
+            catalog_delay_seconds=args.catalog_delay_seconds,
         )
     except AdminError as error:
-        parser.error(f"--ended-to-deprovisioned-seconds: {error.message}")
+        parser.error(f"--ended-to-deprovisioned-seconds / --catalog-delay-seconds: {error.message}")
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -4,6 +4,10 @@
 - Entitlement (`AWSMPEntitlementService.GetEntitlements`): both protocols its model offers,
   smithy-rpc-v2-cbor (`POST /service/AWSMPEntitlementService/operation/GetEntitlements`, the model's first)
   and AWS JSON 1.1, which botocore 1.44 picks (json comes first in botocore's own protocol priority).
+- Catalog (`marketplace-catalog`): REST-JSON on its own paths (`POST /StartChangeSet`,
+  `GET /DescribeEntity?…`, `PATCH /CancelChangeSet?…`), errors as the `x-amzn-ErrorType` header with
+  `{"Message": …}` and the model's HTTP status (422 validation, 404 not found, 423 in use); rules:
+  catalog.py.
 - Admin: `/_emulator/...`, documented in local/README.md.
 
 Every request is read against its shape (shapes.py) before the rules run: a body that cannot be read gets
@@ -21,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -31,6 +35,7 @@ import cbor2
 
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from local.marketplace_emulator import shapes
+from local.marketplace_emulator.catalog import DEFAULT_DELAY_SECONDS, Catalog, check_url_with_get
 from local.marketplace_emulator.notifications import Notifier, iso_ms, render
 from local.marketplace_emulator.state import (
     DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
@@ -55,6 +60,16 @@ OPERATIONS: dict[str, tuple[Callable[[Marketplace, dict[str, Any]], dict[str, An
     ),
 }
 UNSUPPORTED = {"AWSMPMeteringService.MeterUsage", "AWSMPMeteringService.RegisterUsage"}
+# The Catalog API's REST routes: (method, path) → operation, and whether its input is in the query string.
+CATALOG_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/ListEntities"): "ListEntities",
+    ("GET", "/DescribeEntity"): "DescribeEntity",
+    ("POST", "/StartChangeSet"): "StartChangeSet",
+    ("GET", "/DescribeChangeSet"): "DescribeChangeSet",
+    ("POST", "/ListChangeSets"): "ListChangeSets",
+    ("PATCH", "/CancelChangeSet"): "CancelChangeSet",
+}
+CATALOG_PATHS = {path for _, path in CATALOG_ROUTES}
 EVENT_FIELDS = ("productCode", "customerAWSAccountId", "licenseArn", "type", "endedToDeprovisionedSeconds")
 
 
@@ -112,8 +127,20 @@ class EmulatorServer:
         notifier: Notifier | None = None,
         record_calls: bool = False,
         ended_to_deprovisioned_seconds: float = DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
+        catalog_delay_seconds: float = DEFAULT_DELAY_SECONDS,
+        check_url: Callable[[str], str | None] = check_url_with_get,
     ) -> None:
         self.marketplace = marketplace or Marketplace()
+        # One SaaSProduct entity per product, those already put (a seeded marketplace) and those to come.
+        self.catalog = Catalog(
+            self.marketplace.now,
+            delay_seconds=_catalog_delay(catalog_delay_seconds),
+            check_url=check_url,
+            on_dimensions=self._catalog_dimensions,
+        )
+        for product in list(self.marketplace.products.values()):
+            self.catalog.ensure_entity(product)
+        self.catalog_calls: list[RecordedCall] = []
         self.notifier = notifier or Notifier()
         self.record_calls = record_calls
         self.ended_to_deprovisioned_seconds = _gap(ended_to_deprovisioned_seconds)
@@ -153,7 +180,17 @@ class EmulatorServer:
     def record(self, call: RecordedCall) -> None:
         if self.record_calls:
             with self._calls_lock:
-                self.calls.append(call)
+                (self.catalog_calls if call.protocol == "rest-json" else self.calls).append(call)
+
+    def _catalog_dimensions(self, product_code: str, dimensions: list[dict[str, Any]]) -> None:
+        """A dimension the Catalog added can be metered at once (it is the product's, as on AWS)."""
+        product = self.marketplace.products.get(product_code)
+        if product is None:
+            return
+        declared = {**product.dimensions}
+        for item in dimensions:
+            declared.setdefault(item["Key"], tuple(item["Types"]))
+        self.marketplace.products[product_code] = replace(product, dimensions=declared)
 
     # --- the admin API -----------------------------------------------------------------------------
 
@@ -165,7 +202,17 @@ class EmulatorServer:
         if route == ("GET", "/_emulator/health"):
             return 200, {"status": "ok"}
         if route == ("POST", "/_emulator/products"):
-            return 201, marketplace.put_product(body).view()
+            product = marketplace.put_product(body)
+            self.catalog.ensure_entity(product)
+            return 201, product.view()
+        if route == ("GET", "/_emulator/catalog"):
+            return 200, {"delaySeconds": self.catalog.delay_seconds, "entities": self.catalog.entity_views()}
+        if route == ("POST", "/_emulator/catalog"):
+            unknown = sorted(set(body) - {"delaySeconds"})
+            if unknown or "delaySeconds" not in body:
+                raise AdminError("POST /_emulator/catalog takes delaySeconds (seconds per change set step)")
+            self.catalog.delay_seconds = _catalog_delay(body["delaySeconds"])
+            return 200, {"delaySeconds": self.catalog.delay_seconds}
         if route == ("POST", "/_emulator/subscriptions"):
             subscription, token = marketplace.subscribe(body)
             deliveries = None
@@ -222,6 +269,7 @@ class EmulatorServer:
             self._timers.cancel_all()  # a notification still to come belongs to what is forgotten
             with self._events_lock:
                 marketplace.reset()
+            self.catalog.reset()
             return 200, {"status": "reset"}
         raise AdminError(f"no admin route {method} {path}", 404)
 
@@ -388,6 +436,18 @@ def _gap(value: Any) -> float:
     return float(value)
 
 
+MAX_CATALOG_DELAY_SECONDS = 3600.0
+
+
+def _catalog_delay(value: Any) -> float:
+    """Seconds each change-set step (PREPARING, APPLYING) takes in the emulator."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdminError("delaySeconds: a number of seconds each change set step takes")
+    if not 0 <= value <= MAX_CATALOG_DELAY_SECONDS:
+        raise AdminError(f"delaySeconds: between 0 and {MAX_CATALOG_DELAY_SECONDS:g}")
+    return float(value)
+
+
 def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(LocalRequestHandler):
         server_version = "marketplace-emulator"
@@ -419,11 +479,19 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            self._admin()
+            if request_path(self.path) in CATALOG_PATHS:
+                self._rest_json()
+            else:
+                self._admin()
+
+        def do_PATCH(self) -> None:
+            self._rest_json()
 
         def do_POST(self) -> None:
             path = request_path(self.path)
-            if path.startswith("/_emulator/"):
+            if path in CATALOG_PATHS:
+                self._rest_json()
+            elif path.startswith("/_emulator/"):
                 self._admin()
             elif path.startswith("/service/"):
                 self._cbor(path)
@@ -489,6 +557,42 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             )
             self._send(status, JSON_11, body, headers)
 
+        def _rest_json(self) -> None:
+            """The Catalog API: REST-JSON, the operation named by method and path."""
+            raw = self._read()
+            if raw is None:
+                return
+            url = split_target(self.path)
+            operation = CATALOG_ROUTES.get((self.command, url.path))
+            headers: dict[str, str] = {}
+            try:
+                if "Authorization" not in self.headers:
+                    raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+                if operation is None:
+                    raise ApiError(
+                        "UnknownOperationException", f"Unknown operation {self.command} {url.path}", 404
+                    )
+                query = {name: values[0] for name, values in parse_qs(url.query).items()}
+                result = _catalog_call(emulator.catalog, operation, query, raw)
+                status, body = 200, json.dumps(result).encode()
+            except ApiError as error:
+                status, body, headers = _rest_json_error(error)
+            except Exception as error:  # a bug in the emulator: still an answer AWS could give
+                status, body, headers = _rest_json_error(
+                    ApiError("InternalServiceException", _internal(error).message, 500)
+                )
+            emulator.record(
+                RecordedCall(
+                    "rest-json",
+                    f"MarketplaceCatalog.{operation or url.path}",
+                    raw if self.command != "GET" else url.query.encode(),
+                    status,
+                    {"Content-Type": "application/json", **headers},
+                    body,
+                )
+            )
+            self._send(status, "application/json", body, headers)
+
         def _cbor(self, path: str) -> None:
             raw = self._read()
             if raw is None:
@@ -513,6 +617,30 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, CBOR, body, headers)
 
     return Handler
+
+
+def _catalog_call(catalog: Catalog, operation: str, query: dict[str, str], raw: bytes) -> dict[str, Any]:
+    if operation == "DescribeEntity":
+        return catalog.describe_entity(query.get("catalog"), query.get("entityId"))
+    if operation == "DescribeChangeSet":
+        return catalog.describe_change_set(query.get("catalog"), query.get("changeSetId"))
+    if operation == "CancelChangeSet":
+        return catalog.cancel_change_set(query.get("catalog"), query.get("changeSetId"))
+    body = _decode_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(shapes.SERIALIZATION, "The request body must be a JSON object")
+    if operation == "ListEntities":
+        return catalog.list_entities(body)
+    if operation == "StartChangeSet":
+        return catalog.start_change_set(body)
+    return catalog.list_change_sets(body)
+
+
+def _rest_json_error(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
+    # botocore's REST-JSON parser takes the code from the x-amzn-ErrorType header; the modeled member is
+    # `Message`.
+    body = json.dumps({"Message": error.message}).encode()
+    return error.status, body, {"x-amzn-ErrorType": error.code}
 
 
 def _decode_json(raw: bytes) -> Any:

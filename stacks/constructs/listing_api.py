@@ -1,7 +1,8 @@
 """The listing's REST API, reached only through the listing's CloudFront distribution.
 
-Routes: `POST /marketplace/fulfillment` (AWS Marketplace sends the buyer here), `POST /api/register` and
-`GET /api/registration` (the landing page). Page and API share one origin, so no CORS is opened.
+Routes: `POST /marketplace/fulfillment` (AWS Marketplace sends the buyer here; a `GET` of it, AWS checking
+the URL, gets a page), `POST /api/register` and `GET /api/registration` (the landing page). Page and API
+share one origin, so no CORS is opened.
 
 API Gateway's own endpoint stays on, since the distribution needs it without a custom domain. The buyer routes
 there require an API key that only the distribution sends (an origin custom header), so API Gateway itself
@@ -191,12 +192,22 @@ class ListingApi(Construct):
         )
 
         marketplace = self.rest_api.root.add_resource("marketplace")
-        marketplace.add_resource("fulfillment").add_method(
+        fulfillment_resource = marketplace.add_resource("fulfillment")
+        fulfillment_integration = apigateway.LambdaIntegration(fulfillment)
+        fulfillment_resource.add_method(
             "POST",
-            apigateway.LambdaIntegration(fulfillment),
+            fulfillment_integration,
             api_key_required=True,
             request_validator=validator,
             request_parameters=posted,
+        )
+        # AWS Marketplace checks the fulfillment URL with a GET (it must answer 200) when it is set.
+        fulfillment_resource.add_method(
+            "GET",
+            fulfillment_integration,
+            api_key_required=True,
+            request_validator=validator,
+            request_parameters={},
         )
         api = self.rest_api.root.add_resource("api")
         registration_integration = apigateway.LambdaIntegration(registration)

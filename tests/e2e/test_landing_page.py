@@ -74,7 +74,7 @@ def test_a_buyer_from_marketplace_registers_through_the_page(
     assert minted["token"] not in page.url
     page.wait_for_selector("#state-form:not([hidden])")
     assert page.inner_text("h1") == "Codio AI Skills Training"
-    assert "Active learners in the hour (Learners)" in page.inner_text("#dimensions")
+    assert "Active learners in the hour (Users)" in page.inner_text("#dimensions")
     page.screenshot(path=str(artifacts / "1-form.png"), full_page=True)
 
     for field, value in DETAILS.items():

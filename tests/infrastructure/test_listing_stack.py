@@ -297,6 +297,7 @@ def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthes
     methods = _methods(two_listings, AI)
     assert sorted(methods) == [
         "GET /api/registration",
+        "GET /marketplace/fulfillment",
         "POST /api/register",
         "POST /api/usage",
         "POST /marketplace/fulfillment",
@@ -304,6 +305,7 @@ def test_api_has_exactly_the_onboarding_routes_and_no_cors(two_listings: Synthes
     # Buyers' browsers carry no AWS credentials; the seller's product recording usage must sign with SigV4
     assert {route: m["AuthorizationType"] for route, m in methods.items()} == {
         "GET /api/registration": "NONE",
+        "GET /marketplace/fulfillment": "NONE",
         "POST /api/register": "NONE",
         "POST /api/usage": "AWS_IAM",
         "POST /marketplace/fulfillment": "NONE",
@@ -323,6 +325,7 @@ def test_buyer_routes_refuse_requests_that_did_not_come_through_the_distribution
         methods = _methods(two_listings, stack)
         assert {route: m.get("ApiKeyRequired", False) for route, m in methods.items()} == {
             "GET /api/registration": True,
+            "GET /marketplace/fulfillment": True,
             "POST /api/register": True,
             "POST /api/usage": False,  # the seller's product calls it on API Gateway's endpoint, SigV4-signed
             "POST /marketplace/fulfillment": True,

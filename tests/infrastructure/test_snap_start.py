@@ -135,7 +135,7 @@ def test_the_api_invokes_each_alias_and_only_the_alias_may_be_invoked(snap_start
     }
     expected = {
         "POST": {aliases["Fulfillment"], aliases["Registration"], aliases["Usage"]},
-        "GET": {aliases["Registration"]},
+        "GET": {aliases["Fulfillment"], aliases["Registration"]},  # GET of the fulfillment URL: a page
     }
     invoked: dict[str, set[str]] = {"POST": set(), "GET": set()}
     for method in _of_type(resources, "AWS::ApiGateway::Method").values():
@@ -152,7 +152,7 @@ def test_the_api_invokes_each_alias_and_only_the_alias_may_be_invoked(snap_start
     ]
     # Each route's permission (and its console test's) names the alias: API Gateway may not invoke the
     # unqualified functions ($LATEST, which has no snapshot).
-    assert len(permissions) == 2 * 4
+    assert len(permissions) == 2 * 5
     for permission in permissions:
         assert permission["FunctionName"] in [{"Ref": alias} for alias in aliases.values()], permission
 

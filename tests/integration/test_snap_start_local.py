@@ -41,6 +41,7 @@ def test_each_route_runs_the_function_whose_alias_it_invokes(
     handlers = {f"{route.method} {route.path}": route.function.handler for route in on.routes}
     assert handlers == {
         "POST /marketplace/fulfillment": "handlers.fulfillment.handler",
+        "GET /marketplace/fulfillment": "handlers.fulfillment.handler",
         "POST /api/register": "handlers.registration.handler",
         "GET /api/registration": "handlers.registration.handler",
         "POST /api/usage": "handlers.usage.handler",
