@@ -220,7 +220,7 @@ def test_a_path_over_its_own_limit_says_the_rule_and_the_longest_the_prefix_allo
 @pytest.mark.parametrize(
     ("mutate", "says"),
     [
-        (lambda item: item.update(name="x" * 130), "is too long (130 characters): at most 120 characters"),
+        (lambda item: item.update(name="x" * 130), "is too long (130 characters): at most 72 characters"),
         (lambda item: item.update(description=""), "is empty: it takes at least 1 character"),
         (lambda item: item.update(enabled="maybe"), "'maybe' is not true or false"),
         (lambda item: item.update(name=7), "7 is not text: write it as a JSON string in double quotes"),
