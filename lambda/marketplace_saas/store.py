@@ -64,7 +64,7 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 def error_code(error: ClientError) -> str:
     """The AWS error code of a failed call (e.g. ConditionalCheckFailedException), as text."""
-    return error_code(error)
+    return str(error.response.get("Error", {}).get("Code") or "UnknownError")
 
 
 class HeldFacts:
