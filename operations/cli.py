@@ -47,6 +47,7 @@ EXIT_DEPLOY_FAILED = 6
 
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
+./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]]
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
@@ -55,7 +56,10 @@ USAGE = """\
 ./deploy-marketplace.sh --pull-listing PATH [--local]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
-                   environment, then print each listing's Website, Fulfillment and API URL
+                   environment, then print each listing's Website, Fulfillment and API URL, then sync
+                   the deployed listings on AWS Marketplace as --sync-listings does (same plan and
+                   question; --yes: do not ask); a sync that cannot run is a warning, not a failed deploy
+  --no-sync        deploy only: leave the listings on AWS Marketplace as they are
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
   --plan           show what a deploy would change, per listing (cdk diff)
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
@@ -118,6 +122,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pull_listing is not None:
@@ -125,6 +130,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"--pull-listing does not go with --{args.mode}")
         args.mode = "pull-listing"
         args.listing = [args.pull_listing]
+    if args.no_sync and (args.mode is not None or args.local):
+        parser.error(f"--no-sync goes with a deploy (no mode), not with --{args.mode or 'local'}")
     if args.local and args.mode in (None, "local"):
         args.mode = "local"
     elif args.local and args.mode not in ("status", "export-subscribers", "sync-listings", "pull-listing"):
@@ -245,7 +252,18 @@ def _check_bootstrapped(session: boto3.Session, account: str, region: str, confi
         say(f"Could not check the CDK bootstrap version ({error}); continuing")
 
 
-def deploy(selection: Selection) -> None:
+@dataclass(frozen=True)
+class SyncStep:
+    """How the sync step at the end of a deploy runs (`--no-sync`: not at all)."""
+
+    enabled: bool = True
+    yes: bool = False
+    wait: bool = True
+
+
+def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
+    """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code."""
+    sync = sync or SyncStep()
     account = aws_account(selection.config.deployment_settings.region)
     os.environ["CDK_DEFAULT_ACCOUNT"] = account
     synthesize(selection)
@@ -265,6 +283,20 @@ def deploy(selection: Selection) -> None:
     print_outputs(selection, outputs)
     if result.returncode != 0:
         raise CliError("the deployment failed (CloudFormation's reason is above)", EXIT_DEPLOY_FAILED)
+    if not sync.enabled:
+        return 0
+    urls = {
+        path: outputs.get(stack, {}).get("FulfillmentUrl")
+        for path, stack in zip(selection.paths, selection.stack_names, strict=True)
+    }
+    return sync_listings.sync_after_deploy(
+        selection.config,
+        selection.paths,
+        urls,
+        yes=sync.yes,
+        wait=sync.wait,
+        ask=sync_listings.terminal_prompt(),
+    )
 
 
 def print_outputs(selection: Selection, outputs: dict[str, dict[str, str]]) -> None:
@@ -346,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval)
         else:
-            deploy(selection)
+            return deploy(selection, SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait))
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -25,7 +25,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -409,6 +409,83 @@ def report_failure(path: str, described: dict[str, Any]) -> None:
             print(f"  {change['ChangeType']}: {error['ErrorCode']}: {error['ErrorMessage']}", file=sys.stderr)
 
 
+def read_plans(
+    client: Any,
+    target: Target,
+    config: MarketplaceConfig,
+    paths: Sequence[str],
+    fulfillment_urls: Mapping[str, str | None] | None = None,
+) -> list[ListingPlan]:
+    """Each selected listing's plan, read only (nothing is started, nobody is asked).
+
+    `fulfillment_urls` gives the URL each listing's stack serves when the caller knows it (a deploy that has
+    just read its outputs); else it is read from the stack. Raises SyncRefused with every listing's problems.
+    """
+    listings = [(key, item) for key, item in config.marketplace_listings.items() if item.path in paths]
+    say(f"Reading {len(listings)} listing(s) from the AWS Marketplace Catalog")
+    entities = live_entities(client, listings)
+    plans, refused = [], []
+    for key, listing in listings:
+        entity_id, details = entities[listing.product_code]
+        if fulfillment_urls is not None and listing.path in fulfillment_urls:
+            url = fulfillment_urls[listing.path]
+        else:
+            url = deployed_fulfillment_url(target, config, listing.path)
+        try:
+            plans.append(plan_listing(key, listing, entity_id, details, url))
+        except SyncRefused as refusal:
+            refused += refusal.problems
+    if refused:
+        raise SyncRefused(refused)
+    return plans
+
+
+def send(client: Any, pending: Sequence[ListingPlan], *, wait: bool, first_poll: float | None = None) -> int:
+    """Start one change set per plan and (unless not `wait`) follow them; the exit code of the outcome."""
+    started: dict[str, str] = {}
+    locked = refused_now = False
+    for plan in pending:
+        try:
+            change_set_id = start(client, plan)
+        except ClientError as error:  # refused at once; the other listings still go
+            answer = error.response.get("Error", {})
+            print(
+                f"error: {plan.path}: AWS refused the change set: {answer.get('Code')}: "
+                f"{answer.get('Message', '')}",
+                file=sys.stderr,
+            )
+            refused_now = True
+            continue
+        if change_set_id is None:
+            locked = True
+        else:
+            started[plan.path] = change_set_id
+    if not wait:
+        for path, change_set_id in started.items():
+            say(f"{path}: not waiting; change set {change_set_id} goes on (see it with --status)")
+        return EXIT_FAILED if refused_now else EXIT_LOCKED if locked else EXIT_OK
+    ended = follow(client, started, first_poll or FIRST_POLL_SECONDS)
+    failed = refused_now
+    for path, described in ended.items():
+        if described["Status"] == "SUCCEEDED":
+            say(f"{path}: the listing now matches the config")
+        else:
+            failed = True
+            report_failure(path, described)
+    if failed:
+        return EXIT_FAILED
+    return EXIT_LOCKED if locked else EXIT_OK
+
+
+def print_refusal(refusal: SyncRefused, prefix: str = "error") -> None:
+    print(
+        f"{prefix}: the config asks for changes AWS Marketplace does not allow; nothing was sent:",
+        file=sys.stderr,
+    )
+    for problem in refusal.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
 def sync_listings(
     config: MarketplaceConfig,
     paths: Sequence[str],
@@ -421,27 +498,9 @@ def sync_listings(
 ) -> int:
     """The whole command; returns its exit code. `ask` asks for the yes (None: nobody to ask)."""
     target = Target.of(config, local)
-    listings = [(key, item) for key, item in config.marketplace_listings.items() if item.path in paths]
     try:
         client = catalog_client(target)
-        say(f"Reading {len(listings)} listing(s) from the AWS Marketplace Catalog")
-        entities = live_entities(client, listings)
-        plans, refused = [], []
-        for key, listing in listings:
-            entity_id, details = entities[listing.product_code]
-            url = deployed_fulfillment_url(target, config, listing.path)
-            try:
-                plans.append(plan_listing(key, listing, entity_id, details, url))
-            except SyncRefused as refusal:
-                refused += refusal.problems
-        if refused:
-            print(
-                "error: the config asks for changes AWS Marketplace does not allow; nothing was sent:",
-                file=sys.stderr,
-            )
-            for problem in refused:
-                print(f"  - {problem}", file=sys.stderr)
-            return EXIT_REFUSED
+        plans = read_plans(client, target, config, paths)
         print_plan(plans)
         pending = [plan for plan in plans if plan.differences]
         if not pending:
@@ -457,41 +516,74 @@ def sync_listings(
                 return EXIT_NOT_CONFIRMED
             say("Nothing was sent")
             return EXIT_OK
-        started: dict[str, str] = {}
-        locked = refused_now = False
-        for plan in pending:
-            try:
-                change_set_id = start(client, plan)
-            except ClientError as error:  # refused at once; the other listings still go
-                answer = error.response.get("Error", {})
-                print(
-                    f"error: {plan.path}: AWS refused the change set: {answer.get('Code')}: "
-                    f"{answer.get('Message', '')}",
-                    file=sys.stderr,
-                )
-                refused_now = True
-                continue
-            if change_set_id is None:
-                locked = True
-            else:
-                started[plan.path] = change_set_id
-        if not wait:
-            for path, change_set_id in started.items():
-                say(f"{path}: not waiting; change set {change_set_id} goes on (see it with --status)")
-            return EXIT_FAILED if refused_now else EXIT_LOCKED if locked else EXIT_OK
-        ended = follow(client, started, first_poll or FIRST_POLL_SECONDS)
+        return send(client, pending, wait=wait, first_poll=first_poll)
+    except SyncRefused as refusal:
+        print_refusal(refusal)
+        return EXIT_REFUSED
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
-    failed = refused_now
-    for path, described in ended.items():
-        if described["Status"] == "SUCCEEDED":
-            say(f"{path}: the listing now matches the config")
+
+
+SYNC_LATER = "./deploy-marketplace.sh --sync-listings"
+
+
+def sync_after_deploy(
+    config: MarketplaceConfig,
+    paths: Sequence[str],
+    fulfillment_urls: Mapping[str, str | None],
+    *,
+    yes: bool,
+    wait: bool = True,
+    ask: Callable[[str], str] | None = None,
+    first_poll: float | None = None,
+) -> int:
+    """The sync step at the end of a successful deploy: the same plan and confirmation as --sync-listings.
+
+    The deploy has succeeded whatever happens here, so what stops the sync before anything is sent (no
+    terminal to ask and no --yes, a Catalog API that cannot be reached or refuses, a product not found, a
+    change AWS Marketplace does not allow) is a warning that says how to finish, and the exit code stays 0.
+    Only change sets the seller confirmed and that then fail (1) or find the product locked (9) make the
+    command exit non-zero, as --sync-listings would, so a CI run with --yes sees them.
+    """
+    say("Syncing the deployed listings with AWS Marketplace (skip this step with --no-sync)")
+    try:
+        target = Target.of(config, local=False)
+        client = catalog_client(target)
+        plans = read_plans(client, target, config, paths, fulfillment_urls)
+    except SyncRefused as refusal:
+        print_refusal(refusal, prefix="warning")
+        print(f"warning: the deploy succeeded; fix the fields above, then run {SYNC_LATER}", file=sys.stderr)
+        return EXIT_OK
+    except (ClientError, BotoCoreError, OperationError) as error:
+        problem = error if isinstance(error, OperationError) else aws_error(error)
+        print(
+            f"warning: the deploy succeeded, but the listings on AWS Marketplace were not synced: {problem}\n"
+            f"  Run {SYNC_LATER} once the Catalog API can be used (the README's \"Keeping the listing in "
+            'sync" lists the permissions it needs), or put the Fulfillment URL above in the AWS Marketplace '
+            "Management Portal by hand.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print_plan(plans)
+    pending = [plan for plan in plans if plan.differences]
+    if not pending:
+        say("Every deployed listing matches the config on AWS Marketplace; nothing was sent")
+        return EXIT_OK
+    if not confirmed(yes, ask):
+        if ask is None:
+            say(f"The plan above was not sent (no terminal to ask); send it with {SYNC_LATER} --yes")
         else:
-            failed = True
-            report_failure(path, described)
-    if failed:
+            say(f"Nothing was sent; send it later with {SYNC_LATER}")
+        return EXIT_OK
+    try:
+        return send(client, pending, wait=wait, first_poll=first_poll)
+    except (ClientError, BotoCoreError) as error:
+        print(
+            f"error: the deploy succeeded, but following the listings' change sets stopped: "
+            f"{aws_error(error)}\n  See them with ./deploy-marketplace.sh --status",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
-    return EXIT_LOCKED if locked else EXIT_OK
 
 
 def listing_states(

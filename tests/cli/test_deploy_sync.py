@@ -1,0 +1,275 @@
+"""The sync step at the end of a deploy, through `operations.cli.main` with a stand-in for the CDK CLI.
+
+The stand-in `cdk` writes the templates `synth` would and the outputs file `deploy` would (with the
+Fulfillment URL of a page served here on 127.0.0.1), so everything after it is the real command: STS and
+SSM on a moto server, the Catalog API on the Marketplace emulator (reached by its endpoint variable, as in
+AWS), whose change sets check the URL with a real GET.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from local.marketplace_emulator import EmulatorServer
+from local.run import seed_emulator
+from operations import cli, sync_listings
+from stacks.config import load_config
+from tests.cli.test_sync_listings import PATH, listing_config
+from tests.integration.emulator.test_catalog import Pages
+
+STACK = f"codio-marketplace-{PATH}"
+
+
+def fake_tool(file: Path, body: str) -> Path:
+    file.write_text(f"#!{sys.executable}\n{body}")
+    file.chmod(file.stat().st_mode | stat.S_IXUSR)
+    return file
+
+
+class Deploy:
+    """A deploy of one listing: the stand-in cdk, moto (STS, SSM), the emulator and the config file."""
+
+    def __init__(self, folder: Path, emulator: EmulatorServer, pages: Pages) -> None:
+        self.emulator = emulator
+        self.pages = pages
+        self.folder = folder
+        self.log = folder / "cdk-calls.txt"
+        self.deploy_exit = 0
+        self.config_file = folder / "marketplace-config.json"
+        self.config_file.write_text(json.dumps(listing_config()))
+        seed_emulator(emulator.url, load_config(self.config_file), [PATH])
+        self.settings = folder / "cdk-settings.json"
+        self.write_settings()
+        self.cdk = fake_tool(
+            folder / "cdk",
+            f"""import json, sys
+from pathlib import Path
+settings = json.loads(Path({str(self.settings)!r}).read_text())
+with open({str(self.log)!r}, "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+if args[0] == "synth":
+    out = Path(args[args.index("--output") + 1])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "{STACK}.template.json").write_text(json.dumps({{"Resources": {{"T": {{}}}}}}))
+elif args[0] == "deploy":
+    Path(args[args.index("--outputs-file") + 1]).write_text(json.dumps(settings["outputs"]))
+    sys.exit(settings["exit"])
+""",
+        )
+
+    def write_settings(self) -> None:
+        outputs = {STACK: {"WebsiteUrl": self.pages.url("/"), "FulfillmentUrl": self.pages.url()}}
+        self.settings.write_text(json.dumps({"outputs": outputs, "exit": self.deploy_exit}))
+
+    def run(self, *extra: str) -> int:
+        return cli.main(["--config", str(self.config_file), *extra])
+
+    def cdk_calls(self) -> list[str]:
+        return [line.split()[0] for line in self.log.read_text().splitlines()]
+
+    def catalog_calls(self) -> list[str]:
+        return [call.target.rsplit(".", 1)[-1] for call in self.emulator.catalog_calls]
+
+    def started(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(call.request_body)
+            for call in self.emulator.catalog_calls
+            if call.target.endswith(".StartChangeSet")
+        ]
+
+
+@pytest.fixture
+def deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy]:
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "")  # the deploy sets it; restored after the test
+    monkeypatch.setattr(sync_listings, "FIRST_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal: nobody to ask
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    pages = Pages()
+    try:
+        host, port = moto.get_host_and_port()
+        for service in ("STS", "SSM"):
+            monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", f"http://{host}:{port}")
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name="/cdk-bootstrap/hnb659fds/version", Value="27", Type="String", Overwrite=True
+        )
+        with EmulatorServer(record_calls=True, catalog_delay_seconds=0.05) as emulator:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_CATALOG", emulator.url)
+            stand_in = Deploy(tmp_path, emulator, pages)
+            monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+            monkeypatch.setattr(cli, "CDK", stand_in.cdk)
+            cfn_lint = fake_tool(tmp_path / "cfn-lint", "import sys\nsys.exit(0)\n")
+            monkeypatch.setattr(cli, "CFN_LINT", cfn_lint)
+            monkeypatch.setattr(cli, "OUTDIR", tmp_path / "cdk.out")
+            monkeypatch.setattr(cli, "OUTPUTS_FILE", tmp_path / "deploy-outputs.json")
+            yield stand_in
+    finally:
+        pages.server.shutdown()
+        pages.server.server_close()
+        moto.stop()
+
+
+def test_a_deploy_with_yes_puts_the_stacks_fulfillment_url_and_the_dimensions_on_the_listing(
+    deploy: Deploy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy.run("--yes") == 0
+    assert deploy.cdk_calls() == ["synth", "deploy"]
+    captured = capsys.readouterr()
+    assert f"+ fulfillment URL: {deploy.pages.url()}  [AddDeliveryOptions]" in captured.out
+    # the plan comes after the URL table
+    assert captured.out.index("Fulfillment URL") < captured.out.index("[AddDeliveryOptions]")
+    assert "the listing now matches the config" in captured.err
+    (request,) = deploy.started()
+    assert [change["ChangeType"] for change in request["ChangeSet"]] == [
+        "UpdateInformation",
+        "AddDimensions",
+        "AddDeliveryOptions",
+    ]
+    (entity,) = deploy.emulator.catalog.entity_views()
+    assert entity["DeliveryOptions"][0]["FulfillmentUrl"] == deploy.pages.url()
+
+    assert deploy.run("--yes") == 0  # a second deploy: the listing matches, nothing is sent
+    assert "nothing was sent" in capsys.readouterr().err
+    assert len(deploy.started()) == 1
+
+
+def test_without_a_terminal_or_yes_the_deploy_succeeds_shows_the_plan_and_says_how_to_send_it(
+    deploy: Deploy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy.run() == 0
+    captured = capsys.readouterr()
+    assert f"+ fulfillment URL: {deploy.pages.url()}  [AddDeliveryOptions]" in captured.out
+    assert "send it with ./deploy-marketplace.sh --sync-listings --yes" in captured.err
+    assert deploy.started() == []
+
+
+def test_at_a_terminal_the_deploy_asks_and_sends_only_on_yes(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions: list[str] = []
+
+    def answer(word: str) -> None:
+        def ask(question: str) -> str:
+            questions.append(question)
+            return word
+
+        monkeypatch.setattr(sync_listings, "terminal_prompt", lambda: ask)
+
+    answer("n")
+    assert deploy.run() == 0
+    assert questions == ["Send these changes to AWS Marketplace? [y/N] "]
+    assert deploy.started() == []
+    answer("y")
+    assert deploy.run() == 0
+    assert len(deploy.started()) == 1
+
+
+def test_no_sync_deploys_without_reading_the_catalog(deploy: Deploy) -> None:
+    assert deploy.run("--no-sync", "--yes") == 0
+    assert deploy.cdk_calls() == ["synth", "deploy"]
+    assert deploy.catalog_calls() == []
+
+
+def test_a_failed_deploy_syncs_nothing(deploy: Deploy, capsys: pytest.CaptureFixture[str]) -> None:
+    deploy.deploy_exit = 1
+    deploy.write_settings()
+    assert deploy.run("--yes") == cli.EXIT_DEPLOY_FAILED
+    assert deploy.catalog_calls() == []
+    assert "Syncing" not in capsys.readouterr().err
+
+
+def test_a_catalog_that_cannot_be_reached_is_a_warning_and_the_deploy_exits_0(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_CATALOG", "http://127.0.0.1:9")
+    assert deploy.run("--yes") == 0
+    err = capsys.readouterr().err
+    assert "warning: the deploy succeeded, but the listings on AWS Marketplace were not synced: " in err
+    assert "AWS could not be reached" in err and "./deploy-marketplace.sh --sync-listings" in err
+    assert "Traceback" not in err
+
+
+class Refusing:
+    """A Catalog API that refuses every call as AWS does without the permission."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = json.dumps({"Message": "User is not authorized to perform: ListEntities"}).encode()
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("x-amzn-ErrorType", "AccessDeniedException")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_a_catalog_that_refuses_is_a_warning_and_the_deploy_exits_0(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusing = Refusing()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_CATALOG", refusing.url)
+        assert deploy.run("--yes") == 0
+    finally:
+        refusing.server.shutdown()
+        refusing.server.server_close()
+    err = capsys.readouterr().err
+    assert "were not synced: AWS refused: AccessDeniedException: User is not authorized" in err
+    assert "Traceback" not in err
+
+
+def test_a_change_aws_marketplace_does_not_allow_is_a_warning_after_the_deploy(
+    deploy: Deploy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy.run("--yes") == 0
+    config = listing_config()
+    config["marketplaceListings"][PATH]["dimensions"][0]["name"] = "students"
+    deploy.config_file.write_text(json.dumps(config))
+    capsys.readouterr()
+    assert deploy.run("--yes") == 0
+    err = capsys.readouterr().err
+    assert "warning: the config asks for changes AWS Marketplace does not allow; nothing was sent" in err
+    assert "dimensions[0].name: 'students' would replace the live dimension 'learners'" in err
+    assert len(deploy.started()) == 1
+
+
+def test_a_confirmed_change_set_that_fails_makes_the_deploy_exit_1(
+    deploy: Deploy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy.pages.status = 404
+    assert deploy.run("--yes") == sync_listings.EXIT_FAILED
+    assert "AddDeliveryOptions: INVALID_FULFILLMENT_URL" in capsys.readouterr().err
+
+
+def test_no_sync_goes_with_a_deploy_only(deploy: Deploy, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        deploy.run("--synth", "--no-sync")
+    assert raised.value.code == 64
+    assert "--no-sync goes with a deploy" in capsys.readouterr().err
