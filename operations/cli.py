@@ -53,7 +53,7 @@ USAGE = """\
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
 ./deploy-marketplace.sh --destroy-disabled [--yes]
 ./deploy-marketplace.sh --sync-listings [--listing PATH ...] [--yes] [--no-wait] [--local]
-./deploy-marketplace.sh --pull-listing PATH [--local]
+./deploy-marketplace.sh --pull-listing PATH [--write] [--local]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL, then sync
@@ -79,6 +79,7 @@ USAGE = """\
                    with --local, against the running local mode's Marketplace emulator
   --pull-listing PATH
                    print the live listing's title, short description and dimensions as config JSON
+                   --write: merge them into the config file instead (the rest of the file kept as it is)
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -123,6 +124,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pull_listing is not None:
@@ -130,6 +132,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"--pull-listing does not go with --{args.mode}")
         args.mode = "pull-listing"
         args.listing = [args.pull_listing]
+    if args.write and args.mode != "pull-listing":
+        parser.error("--write goes with --pull-listing PATH")
     if args.no_sync and (args.mode is not None or args.local):
         parser.error(f"--no-sync goes with a deploy (no mode), not with --{args.mode or 'local'}")
     if args.local and args.mode in (None, "local"):
@@ -362,7 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ask=sync_listings.terminal_prompt(),
             )
         if args.mode == "pull-listing":
-            pull_listing.pull_listing(selection.config, selection.paths[0], local=args.local)
+            pull_listing.pull_listing(
+                selection.config,
+                selection.paths[0],
+                local=args.local,
+                write_to=selection.config_path if args.write else None,
+            )
             return 0
         if args.mode == "status":
             status.show_status(selection.config, selection.paths, local=args.local)

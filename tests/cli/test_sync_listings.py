@@ -384,3 +384,87 @@ def test_in_aws_the_url_is_the_deployed_stacks_output_and_the_catalog_is_found_b
             assert entity["DeliveryOptions"][0]["FulfillmentUrl"] == pages.url()
     finally:
         moto.stop()
+
+
+def seller_file(listing: dict[str, Any]) -> str:
+    """A config as a seller keeps it: 4-space indent, their own key order, a second listing, settings."""
+    config = {
+        "deploymentSettings": {"region": "us-east-1", "namePrefix": "codio-marketplace"},
+        "marketplaceListings": {
+            PATH: listing,
+            "other": {
+                "path": "other",
+                "enabled": False,
+                "productCode": "OTHER_CODE",
+                "name": "Other product",
+                "description": "Left exactly as it is.",
+                "dimensions": [{"unit": "Users", "description": "Seats", "name": "seats"}],
+            },
+        },
+    }
+    return json.dumps(config, indent=4) + "\n"
+
+
+def test_pull_listing_write_merges_the_live_listing_keeping_the_rest_of_the_file_and_its_order(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert local.sync("--yes") == 0
+    entity = local.emulator.catalog.entities[local.live()["entityId"]]
+    entity.title = "Codio AI Skills (2026)"
+    entity.dimensions[0]["Description"] = "Learners active in the hour"
+    entity.dimensions.append(
+        {"Key": "seats", "Name": "Seats", "Description": "Named seats", "Unit": "Users",
+         "Types": ["ExternallyMetered"]}
+    )  # fmt: skip
+    ours: dict[str, Any] = {
+        "path": PATH,
+        "productCode": "CODIO_AI",
+        "name": "Codio AI Skills Training",
+        "pricingModel": "subscription",
+        "dimensions": [
+            {"unit": "Users", "name": "learners", "description": "Active learners in the hour"},
+            {"name": "lab_hours", "description": "Hours of hosted labs", "unit": "HostHrs"},
+            {"name": "not_yet_live", "description": "Added in the config, not synced yet"},
+        ],
+        "description": "Build job-ready AI skills.",
+        "branding": {"accentColor": "#123456"},
+    }
+    local.config_file.write_text(seller_file(ours))
+    capsys.readouterr()
+
+    assert cli.main(["--config", str(local.config_file), "--pull-listing", PATH, "--write", "--local"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"into marketplaceListings.{PATH} of {local.config_file}" in captured.err
+    expected = json.loads(json.dumps(ours))
+    expected["name"] = "Codio AI Skills (2026)"
+    expected["dimensions"][0]["description"] = "Learners active in the hour"
+    expected["dimensions"].append(
+        {"name": "seats", "description": "Named seats", "unit": "Users", "displayName": "Seats"}
+    )
+    # Byte for byte: the same indentation, key order (the listing's, its dimensions', the file's), the other
+    # listing and the settings untouched, the trailing newline kept.
+    assert local.config_file.read_text() == seller_file(expected)
+    assert [p.name for p in local.config_file.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert len(local.started()) == 1  # reading changed nothing on the listing
+
+
+def test_pull_listing_write_refuses_a_merge_that_is_not_a_valid_config_and_leaves_the_file_as_it_was(
+    local: Local, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As seeded, the live listing has no short description yet, which the config requires.
+    local.config_file.write_text(seller_file(listing_config()["marketplaceListings"][PATH]))
+    before = local.config_file.read_bytes()
+    assert cli.main(["--config", str(local.config_file), "--pull-listing", PATH, "--write", "--local"]) == 2
+    err = capsys.readouterr().err
+    assert "would not be a valid config; the file was not changed" in err
+    assert f"marketplaceListings.{PATH}.description:" in err
+    assert local.config_file.read_bytes() == before
+    assert [p.name for p in local.config_file.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_write_goes_with_pull_listing_only(local: Local, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        local.sync("--write")
+    assert raised.value.code == 64
+    assert "--write goes with --pull-listing PATH" in capsys.readouterr().err
