@@ -61,7 +61,8 @@ USAGE = """\
                    question; --yes: do not ask); a sync that cannot run is a warning, not a failed deploy
   --no-sync        deploy only: leave the listings on AWS Marketplace as they are
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
-  --plan           show what a deploy would change, per listing (cdk diff)
+  --plan           show what a deploy would change, per listing (cdk diff), then what its sync step
+                   would change on each listing on AWS Marketplace (read only: nothing is sent)
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
                    --port N: listings on ports N, N+1, ... (default 8300)
                    --metering-interval S: run the metering job every S seconds (default 60)
@@ -330,6 +331,7 @@ def plan(selection: Selection) -> None:
     for stack in selection.stack_names:
         say(f"Changes a deploy would make to {stack}")
         _cdk("diff", stack, "--app", str(OUTDIR), selection=selection)
+    sync_listings.show_plan(selection.config, selection.paths)
 
 
 def run_local(selection: Selection, port: int | None, metering_seconds: float) -> None:

@@ -524,6 +524,28 @@ def sync_listings(
         raise aws_error(error) from None
 
 
+def show_plan(config: MarketplaceConfig, paths: Sequence[str]) -> None:
+    """`--plan`'s part on AWS Marketplace: the plan a deploy's sync step would show, read only.
+
+    It never starts a change set and never asks; a catalog that cannot be read is one line, never fatal to
+    --plan (whose stack diff above stands on its own).
+    """
+    say("Changes a sync would make to the listings on AWS Marketplace (read only: nothing is sent)")
+    try:
+        target = Target.of(config, local=False)
+        plans = read_plans(catalog_client(target), target, config, paths)
+    except SyncRefused as refusal:
+        print("A sync would refuse these changes, which AWS Marketplace does not allow:")
+        for problem in refusal.problems:
+            print(f"  - {problem}")
+        return
+    except (ClientError, BotoCoreError, OperationError) as error:
+        problem = error if isinstance(error, OperationError) else aws_error(error)
+        print(f"AWS Marketplace listings: the live listings could not be read ({problem})")
+        return
+    print_plan(plans)
+
+
 SYNC_LATER = "./deploy-marketplace.sh --sync-listings"
 
 

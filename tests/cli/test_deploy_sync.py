@@ -64,6 +64,8 @@ if args[0] == "synth":
     out = Path(args[args.index("--output") + 1])
     out.mkdir(parents=True, exist_ok=True)
     (out / "{STACK}.template.json").write_text(json.dumps({{"Resources": {{"T": {{}}}}}}))
+elif args[0] == "diff":
+    print("There were no differences")
 elif args[0] == "deploy":
     Path(args[args.index("--outputs-file") + 1]).write_text(json.dumps(settings["outputs"]))
     sys.exit(settings["exit"])
@@ -106,7 +108,7 @@ def deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy]:
     pages = Pages()
     try:
         host, port = moto.get_host_and_port()
-        for service in ("STS", "SSM"):
+        for service in ("STS", "SSM", "CLOUDFORMATION"):
             monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", f"http://{host}:{port}")
         boto3.client("ssm", region_name="us-east-1").put_parameter(
             Name="/cdk-bootstrap/hnb659fds/version", Value="27", Type="String", Overwrite=True
@@ -273,3 +275,59 @@ def test_no_sync_goes_with_a_deploy_only(deploy: Deploy, capsys: pytest.CaptureF
         deploy.run("--synth", "--no-sync")
     assert raised.value.code == 64
     assert "--no-sync goes with a deploy" in capsys.readouterr().err
+
+
+def test_plan_shows_each_listings_sync_plan_after_the_stack_diff_and_never_sends_or_asks(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_question() -> None:
+        raise AssertionError("--plan asked a question")
+
+    monkeypatch.setattr(sync_listings, "terminal_prompt", no_question)
+    assert deploy.run("--plan") == 0
+    assert deploy.cdk_calls() == ["synth", "diff"]
+    captured = capsys.readouterr()
+    assert "Changes a sync would make to the listings on AWS Marketplace" in captured.err
+    assert "~ title: 'CODIO_AI' → 'Codio AI Skills Training'  [UpdateInformation]" in captured.out
+    assert "+ dimension learners: 'Active learners in the hour' in Users" in captured.out
+    assert "note: fulfillment URL: the listing's stack is not deployed" in captured.out
+    assert set(deploy.catalog_calls()) == {"ListEntities", "DescribeEntity"}
+
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"FulfillmentUrl": {"Value": deploy.pages.url()}},
+    }
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName=STACK, TemplateBody=json.dumps(template)
+    )
+    try:
+        assert deploy.run("--plan") == 0
+        out = capsys.readouterr().out
+        assert f"+ fulfillment URL: {deploy.pages.url()}  [AddDeliveryOptions]" in out
+        assert deploy.started() == []
+        assert deploy.emulator.catalog.entity_views()[0]["DeliveryOptions"] == []
+    finally:
+        boto3.client("cloudformation", region_name="us-east-1").delete_stack(StackName=STACK)
+
+
+def test_plan_says_in_one_line_why_the_live_listings_could_not_be_read(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_CATALOG", "http://127.0.0.1:9")
+    assert deploy.run("--plan") == 0
+    captured = capsys.readouterr()
+    (line,) = [line for line in captured.out.splitlines() if "could not be read" in line]
+    assert line.startswith("AWS Marketplace listings: the live listings could not be read (AWS could not be ")
+    assert "Traceback" not in captured.err
+
+
+def test_plan_names_a_change_a_sync_would_refuse(deploy: Deploy, capsys: pytest.CaptureFixture[str]) -> None:
+    assert deploy.run("--yes") == 0
+    config = listing_config(pricingModel="contract")
+    deploy.config_file.write_text(json.dumps(config))
+    capsys.readouterr()
+    assert deploy.run("--plan") == 0
+    out = capsys.readouterr().out
+    assert "A sync would refuse these changes, which AWS Marketplace does not allow:" in out
+    assert "marketplaceListings.ai-skills.pricingModel: dimension 'learners' is ExternallyMetered" in out
+    assert len(deploy.started()) == 1
