@@ -536,8 +536,8 @@ def show_plan(config: MarketplaceConfig, paths: Sequence[str]) -> None:
         plans = read_plans(catalog_client(target), target, config, paths)
     except SyncRefused as refusal:
         print("A sync would refuse these changes, which AWS Marketplace does not allow:")
-        for problem in refusal.problems:
-            print(f"  - {problem}")
+        for refused in refusal.problems:
+            print(f"  - {refused}")
         return
     except (ClientError, BotoCoreError, OperationError) as error:
         problem = error if isinstance(error, OperationError) else aws_error(error)
