@@ -77,6 +77,49 @@ def _table(headings: list[str], rows: list[list[str]], empty: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _catalog_state(catalog: dict[str, Any], product_code: str) -> str:
+    """The product's live listing in the emulator's Catalog API: what `--sync-listings --local` changes."""
+    heading = "<h3>Listing on AWS Marketplace (Catalog API)</h3>"
+    entity = next((item for item in catalog["entities"] if item.get("productCode") == product_code), None)
+    if entity is None:
+        return heading + f'<p class="muted">No product {escape(product_code)} in the emulator catalog.</p>'
+    options = [item for item in entity.get("DeliveryOptions", []) if item.get("FulfillmentUrl")]
+    url = (
+        f"set: {escape(str(options[0]['FulfillmentUrl']))}"
+        if options
+        else "not set (./deploy-marketplace.sh --sync-listings --local sets it)"
+    )
+    last = next(
+        (
+            item
+            for item in catalog.get("changeSets", [])
+            if entity["entityId"] in item.get("EntityIdList", [])
+        ),
+        None,
+    )
+    change_set = (
+        "none yet"
+        if last is None
+        else escape(
+            f"{last['ChangeSetId']}: {last['Status']}"
+            + (f" ({last['FailureCode']})" if last.get("FailureCode") else "")
+        )
+    )
+    dimensions = len(entity.get("Dimensions", []))
+    return heading + _table(
+        ["Title", "Dimensions", "Fulfillment URL", "Last change set"],
+        [
+            [
+                escape(str(entity.get("Description", {}).get("ProductTitle", ""))),
+                f"{dimensions} dimension{'s' if dimensions != 1 else ''}",
+                url,
+                change_set,
+            ]
+        ],
+        "",
+    )
+
+
 class Console:
     def __init__(self, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> None:
         self.endpoints = endpoints
@@ -96,6 +139,7 @@ class Console:
 
     def dashboard(self) -> str:
         sections = []
+        catalog = _json(f"{self.emulator}/_emulator/catalog")
         for path, listing in self.endpoints["listings"].items():
             subscribers = list(export.subscribers(self.target, listing["tables"]["subscribers"]))
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
@@ -206,6 +250,7 @@ class Console:
                     billed_rows,
                     "Nothing billed yet.",
                 )
+                + _catalog_state(catalog, listing["productCode"])
                 + "</section>"
             )
         return self.page("Local console", "".join(sections))

@@ -206,7 +206,14 @@ class EmulatorServer:
             self.catalog.ensure_entity(product)
             return 201, product.view()
         if route == ("GET", "/_emulator/catalog"):
-            return 200, {"delaySeconds": self.catalog.delay_seconds, "entities": self.catalog.entity_views()}
+            return 200, {
+                "delaySeconds": self.catalog.delay_seconds,
+                "entities": self.catalog.entity_views(),
+                # Newest first, as ListChangeSets answers: the console shows each product's last one.
+                "changeSets": self.catalog.list_change_sets({"Catalog": "AWSMarketplace"})[
+                    "ChangeSetSummaryList"
+                ],
+            }
         if route == ("POST", "/_emulator/catalog"):
             unknown = sorted(set(body) - {"delaySeconds"})
             if unknown or "delaySeconds" not in body:

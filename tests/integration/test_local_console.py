@@ -3,7 +3,9 @@ registered are listed, and counted, apart."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from local.marketplace_emulator import EmulatorServer
 from local.run import local_aws_environment
 from local.stack_template import ListingTemplate
 from tests.integration.conftest import PRODUCT, templates  # noqa: F401 - the synthesized tables, as a fixture
+from tests.integration.emulator.test_catalog import Pages
 
 SUBSCRIBERS = "codio-marketplace-subscribers-onboard"
 
@@ -103,3 +106,85 @@ def test_with_everyone_registered_the_announced_table_says_so(console: Console) 
     html = console.dashboard()
     assert "1 registered (1 active) · 0 announced by AWS Marketplace, not registered" in html
     assert "every subscriber AWS Marketplace announced has registered" in html
+
+
+def _admin(console: Console, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - the emulator on 127.0.0.1
+        f"{console.emulator}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def test_the_dashboard_shows_each_listings_live_catalog_state(console: Console) -> None:
+    html = console.dashboard()
+    assert f"No product {PRODUCT} in the emulator catalog." in section(
+        html, "Listing on AWS Marketplace (Catalog API)"
+    )
+
+    _admin(console, "/_emulator/products", {"productCode": PRODUCT})  # as local mode seeds it
+    _admin(console, "/_emulator/catalog", {"delaySeconds": 0.05})
+    state = section(console.dashboard(), "Listing on AWS Marketplace (Catalog API)")
+    assert "<td>0 dimensions</td>" in state
+    assert "not set (./deploy-marketplace.sh --sync-listings --local sets it)" in state
+    assert "<td>none yet</td>" in state
+
+    pages = Pages()
+    try:
+        catalog: Any = boto3.client(  # type: ignore[call-overload]
+            "marketplace-catalog",
+            endpoint_url=console.emulator,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        (summary,) = catalog.list_entities(Catalog="AWSMarketplace", EntityType="SaaSProduct")[
+            "EntitySummaryList"
+        ]
+        entity = {"Type": "SaaSProduct@1.0", "Identifier": summary["EntityId"]}
+        dimension = {"Key": "users", "Name": "Users", "Description": "Active users", "Unit": "Users"}
+        started = catalog.start_change_set(
+            Catalog="AWSMarketplace",
+            ChangeSet=[
+                {
+                    "ChangeType": "UpdateInformation",
+                    "Entity": entity,
+                    "DetailsDocument": {"ProductTitle": "Onboard <Pro>"},
+                },
+                {
+                    "ChangeType": "AddDimensions",
+                    "Entity": entity,
+                    "DetailsDocument": [{**dimension, "Types": ["ExternallyMetered"]}],
+                },
+                {
+                    "ChangeType": "AddDeliveryOptions",
+                    "Entity": entity,
+                    "DetailsDocument": {
+                        "DeliveryOptions": [
+                            {"Details": {"SaaSUrlDeliveryOptionDetails": {"FulfillmentUrl": pages.url()}}}
+                        ]
+                    },
+                },
+            ],
+        )
+        status = "PREPARING"
+        for _ in range(400):  # each step takes 0.05 s; bounded, not timed
+            status = catalog.describe_change_set(
+                Catalog="AWSMarketplace", ChangeSetId=started["ChangeSetId"]
+            )["Status"]
+            if status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                break
+            time.sleep(0.05)
+        assert status == "SUCCEEDED"
+    finally:
+        pages.server.shutdown()
+        pages.server.server_close()
+
+    state = section(console.dashboard(), "Listing on AWS Marketplace (Catalog API)")
+    assert "<td>Onboard &lt;Pro&gt;</td>" in state  # escaped
+    assert "<td>1 dimension</td>" in state
+    assert f"set: {pages.url()}" in state
+    assert f"<td>{started['ChangeSetId']}: SUCCEEDED</td>" in state
