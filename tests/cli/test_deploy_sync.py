@@ -13,6 +13,7 @@ import json
 import stat
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,6 +109,9 @@ def deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy]:
     pages = Pages()
     try:
         host, port = moto.get_host_and_port()
+        # moto's servers in one process share their state: start with no stacks another test left.
+        reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - 127.0.0.1
         for service in ("STS", "SSM", "CLOUDFORMATION"):
             monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", f"http://{host}:{port}")
         boto3.client("ssm", region_name="us-east-1").put_parameter(

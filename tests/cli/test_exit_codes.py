@@ -83,6 +83,9 @@ def test_other_aws_failures_stay_exit_1() -> None:
         ["--synth", "--plan"],
         ["--local", "--port", "eighty"],
         ["--local", "--metering-interval", "soon"],
+        ["--plan", "--no-sync"],
+        ["--local", "--no-sync"],
+        ["--status", "--write"],
     ],
 )
 def test_a_bad_command_line_exits_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
