@@ -78,6 +78,7 @@ def file_indent(text: str) -> str | None:
 
 def write_into_config(file: Path, key: str, live: dict[str, Any]) -> None:
     """Merge the live name, description and dimensions into listing `key` of `file`; validate, then write."""
+    file = file.resolve()  # a symlinked config: replace the file it points at, not the link
     text = file.read_text(encoding="utf-8")
     data = json.loads(text)  # dicts keep the file's key order
     listing = data["marketplaceListings"][key]

@@ -449,6 +449,20 @@ def test_pull_listing_write_merges_the_live_listing_keeping_the_rest_of_the_file
     assert len(local.started()) == 1  # reading changed nothing on the listing
 
 
+def test_pull_listing_write_through_a_symlink_writes_the_file_it_points_at(
+    local: Local, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert local.sync("--yes") == 0
+    local.emulator.catalog.entities[local.live()["entityId"]].title = "Codio AI Skills (2026)"
+    link = tmp_path / "linked-config.json"
+    link.symlink_to(local.config_file)
+    assert cli.main(["--config", str(link), "--pull-listing", PATH, "--write", "--local"]) == 0
+    assert link.is_symlink()
+    assert json.loads(local.config_file.read_text())["marketplaceListings"][PATH]["name"] == (
+        "Codio AI Skills (2026)"
+    )
+
+
 def test_pull_listing_write_refuses_a_merge_that_is_not_a_valid_config_and_leaves_the_file_as_it_was(
     local: Local, capsys: pytest.CaptureFixture[str]
 ) -> None:
