@@ -1,7 +1,8 @@
 """The local console: a buyer simulator that plays AWS Marketplace, and a dashboard of every listing.
 
 - `/` — per listing: registered subscribers with their status and, apart, those AWS Marketplace announced
-  who never registered; usage recorded, and what the emulator billed.
+  who never registered; usage recorded, and what the emulator billed; and a chart of usage recorded and
+  billed per hour over the last 24 hours (inline SVG, see console_chart.py).
 - `/buy/<path>` — "subscribe" as a new buyer: the emulator mints a registration token and the page shows
   the button AWS Marketplace shows ("Set up your account"), a form that POSTs the token to the listing's
   fulfillment URL exactly as Marketplace does. The token travels only in that POST body.
@@ -13,13 +14,16 @@ Server-rendered, no script; every value is escaped.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from html import escape
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
+from local import console_chart
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from marketplace_saas.models import license_id
 from operations import export
@@ -33,7 +37,8 @@ EVENTS = (
     "entitlement-updated",
     "renew",
 )
-STYLE = """
+STYLE = (
+    """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1b1f24; background: #f4f6f9; }
 header { background: #232f3e; color: #fff; padding: 1rem 1.5rem; }
 header a { color: #ffb84d; } main { padding: 1rem 1.5rem; max-width: 75rem; }
@@ -43,8 +48,10 @@ th, td { text-align: left; padding: 0.35rem 0.5rem; border-bottom: 1px solid #e3
 th { background: #f0f2f5; }
 .button { background: #ff9900; border: 0; border-radius: 6px; padding: 0.6rem 1.2rem;
 font: inherit; font-weight: 600; cursor: pointer; } .small { padding: 0.2rem 0.5rem; font-size: 0.8rem; }
-.muted { color: #5b6470; } form.inline { display: inline; }
+.muted { color: #5b6470; } form.inline { display: inline; } h1 { font-size: 1.5rem; margin: 0.5rem 0 1rem; }
 """
+    + console_chart.CSS
+)
 # An event form is five short fields.
 MAX_FORM_BYTES = 4096
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action http://127.0.0.1:*; base-uri 'none'"
@@ -121,8 +128,14 @@ def _catalog_state(catalog: dict[str, Any], product_code: str) -> str:
 
 
 class Console:
-    def __init__(self, endpoints: dict[str, Any], aws_environment: dict[str, str]) -> None:
+    def __init__(
+        self,
+        endpoints: dict[str, Any],
+        aws_environment: dict[str, str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.endpoints = endpoints
+        self.clock = clock  # where "the last 24 hours" of the charts end
         self.target = Target(aws_environment["AWS_DEFAULT_REGION"], local=endpoints)
         self.dynamodb = self.target.resource("dynamodb")
 
@@ -134,7 +147,7 @@ class Console:
         return (
             f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body><header><strong>Local AWS Marketplace console</strong> · "
-            f'<a href="/">Dashboard</a></header><main>{body}</main></body></html>'
+            f'<a href="/">Dashboard</a></header><main><h1>{escape(title)}</h1>{body}</main></body></html>'
         )
 
     def dashboard(self) -> str:
@@ -250,6 +263,8 @@ class Console:
                     billed_rows,
                     "Nothing billed yet.",
                 )
+                + "<h3>Per hour, last 24 hours</h3>"
+                + console_chart.charts(path, usage, self.clock())
                 + _catalog_state(catalog, listing["productCode"])
                 + "</section>"
             )

@@ -1,9 +1,10 @@
 """Plays CloudFront + API Gateway + Lambda for one listing on 127.0.0.1.
 
-It serves the listing's `site/` with its generated `config.json` and the security headers of the stack's
-response headers policy, and turns every request for an API route of the template into an API Gateway
-REST proxy event for the real handler, called in this process with the environment the template gives
-that function. AWS calls from the handler reach loopback only through `AWS_ENDPOINT_URL_<SERVICE>`.
+It serves the listing's `site/` with its generated `config.json` and `brand.css`, with the security headers
+of the stack's response headers policy, and turns every request for an API route of the template into an
+API Gateway REST proxy event for the real handler, called in this process with the environment the
+template gives that function. AWS calls from the handler reach loopback only through
+`AWS_ENDPOINT_URL_<SERVICE>`.
 
 The site's own paths play the distribution, which adds its origin headers (the API key) to API requests;
 `/live/...` plays API Gateway's own endpoint, where a buyer route without that key is refused (403) and the
@@ -37,6 +38,7 @@ from urllib.parse import parse_qsl
 
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from local.stack_template import EventSourceSpec, FunctionSpec, ListingTemplate, Route, load
+from stacks.page_config import brand_stylesheet
 
 # API Gateway's own limit on a request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -301,6 +303,8 @@ def _sqs_record(message: Any, queue_arn: str) -> dict[str, Any]:
 def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     site_root = gateway.spec.site_root.resolve()
     page_config = json.dumps(gateway.spec.page_config).encode()
+    # The stack deploys the same stylesheet beside config.json (stacks/listing_stack.py).
+    brand_css = brand_stylesheet(gateway.spec.page_config["branding"]["accentColor"]).encode()
 
     class RequestHandler(LocalRequestHandler):
         server_version = "local-gateway"
@@ -398,6 +402,11 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if path == "/config.json":
                 self._send(
                     200, page_config, {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+                )
+                return
+            if path == "/brand.css":
+                self._send(
+                    200, brand_css, {"Content-Type": "text/css; charset=utf-8", "Cache-Control": "no-cache"}
                 )
                 return
             relative = "index.html" if path in ("", "/") else path.lstrip("/")

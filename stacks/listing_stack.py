@@ -17,7 +17,7 @@ from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
 from stacks.naming import ListingNames
-from stacks.page_config import page_config
+from stacks.page_config import brand_stylesheet, page_config
 
 FULFILLMENT_PATH = "/marketplace/fulfillment"
 API_PATH = "/api/"
@@ -91,6 +91,11 @@ class MarketplaceListingStack(Stack):
         self.registration = function(
             "Registration", "RegistrationHandler", "registration", f"Registers buyers of {listing.path}"
         )
+        # The buyer-facing pages show the listing's name and support contact (see marketplace_saas/pages.py).
+        brand = {"LISTING_NAME": listing.name, "SUPPORT_EMAIL": str(listing.branding.support_email or "")}
+        for buyer_facing in (self.fulfillment, self.registration):
+            for key, value in brand.items():
+                buyer_facing.function.add_environment(key, value)
         self._grant_onboarding()
         self.usage = function(
             "Usage",
@@ -141,6 +146,7 @@ class MarketplaceListingStack(Stack):
             api=self.api.rest_api,
             origin_headers=self.api.origin_headers,
             page_config=page_config(listing),
+            brand_stylesheet=brand_stylesheet(listing.branding.accent_color),
             custom_domain=listing.custom_domain,
             retain=retain,
         )

@@ -150,17 +150,42 @@ def _validate(data: dict[str, Any]) -> RegistrationRequest:
         fields: dict[str, str] = {}
         for item in error.errors():
             name = str(item["loc"][0]) if item["loc"] else "body"
-            if item["type"] == "extra_forbidden":
-                fields[name] = "is not a field of the registration form"
-            elif item["type"] == "missing":
-                fields[name] = "is required"
-            elif item["type"] == "string_type":
-                fields[name] = "must be text"
-            else:
-                text = str(item["msg"]).removeprefix("Value error, ")
-                fields.setdefault(name, text.removeprefix("value is not a valid email address: "))
+            fields.setdefault(name, _in_the_forms_words(item))
         message = "; ".join(f"{name}: {text}" for name, text in fields.items())
         raise BadRequest(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fields", message, fields) from None
+
+
+# The form's labels (site/index.html), for the page a form post without JavaScript gets back.
+FIELD_LABELS = {
+    "companyName": "Company name",
+    "contactPerson": "Your name",
+    "contactEmail": "Work e-mail",
+    "contactPhone": "Phone, with country code",
+}
+EMAIL_WANTED = "enter an e-mail address such as name@example.com"
+
+
+def _in_the_forms_words(item: Any) -> str:
+    """What is wrong with a field, as the form would say it: never pydantic's or email_validator's text
+    ("String should have at least 1 character"), which the buyer would see on the page."""
+    kind = item["type"]
+    context = item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "is not a field of the registration form"
+    if kind == "missing" or (kind == "string_too_short" and context.get("min_length") == 1):
+        return "is required"
+    if kind == "string_type":
+        return "must be text"
+    if kind == "string_too_short":
+        return f"must be at least {context['min_length']} characters"
+    if kind == "string_too_long":
+        return f"must be at most {context['max_length']} characters"
+    if "reason" in context:  # EmailStr: email_validator's own explanation
+        too_long = "too long" in str(context["reason"])
+        return "must be at most 254 characters" if too_long else EMAIL_WANTED
+    if isinstance(context.get("error"), ValueError):  # the form's own validators say it in its words
+        return str(context["error"])
+    return "is not valid"
 
 
 def _announce(subscriber: Subscriber) -> None:
@@ -204,9 +229,8 @@ def register(request: Request) -> Response:
         )
         if as_form:
             if problem.fields:
-                return html_response(
-                    problem.status, pages.field_errors("Please check the form", problem.fields)
-                )
+                labelled = {FIELD_LABELS.get(name, name): text for name, text in problem.fields.items()}
+                return html_response(problem.status, pages.field_errors("Please check the form", labelled))
             return html_response(
                 problem.status, pages.page("We could not register you", problem.message, link=("/", "Back"))
             )

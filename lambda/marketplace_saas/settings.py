@@ -31,6 +31,10 @@ class ListingSettings:
     metering_concurrency: int = 0
     # The origins (`https://host`) of the listing's own site: the only pages that may post the registration.
     site_origins: frozenset[str] = frozenset()
+    # What the buyer-facing pages show of the listing's brand (its name and branding.supportEmail); the
+    # accent colour reaches them through the site's /brand.css, as the CSP allows no inline style.
+    listing_name: str = ""
+    support_email: str = ""
 
     @property
     def has_entitlements(self) -> bool:
@@ -82,4 +86,6 @@ def listing_settings() -> ListingSettings:
             for origin in os.environ.get("SITE_ORIGINS", "").split(",")
             if origin.strip()
         ),
+        listing_name=os.environ.get("LISTING_NAME", ""),
+        support_email=os.environ.get("SUPPORT_EMAIL", ""),
     )

@@ -66,6 +66,7 @@ class LandingSite(Construct):
         api: apigateway.RestApi,
         origin_headers: Mapping[str, str],
         page_config: dict[str, Any],
+        brand_stylesheet: str,
         custom_domain: CustomDomain | None,
         retain: bool,
     ) -> None:
@@ -75,7 +76,7 @@ class LandingSite(Construct):
         self.bucket = self._build_site_bucket(names, removal)
         self.headers_policy = self._build_headers_policy()
         self.distribution = self._build_distribution(names, api, origin_headers, custom_domain)
-        self._deploy_site(page_config, removal)
+        self._deploy_site(page_config, brand_stylesheet, removal)
 
     def _build_log_bucket(self, removal: RemovalPolicy) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -233,7 +234,9 @@ class LandingSite(Construct):
             )
         return distribution
 
-    def _deploy_site(self, page_config: dict[str, Any], removal: RemovalPolicy) -> None:
+    def _deploy_site(
+        self, page_config: dict[str, Any], brand_stylesheet: str, removal: RemovalPolicy
+    ) -> None:
         deployment = s3_deployment.BucketDeployment(
             self,
             "Deployment",
@@ -241,9 +244,11 @@ class LandingSite(Construct):
             sources=[
                 s3_deployment.Source.asset(str(SITE_ROOT)),
                 s3_deployment.Source.json_data("config.json", page_config),
+                # The accent colour, for the pages the functions answer with (no script runs there).
+                s3_deployment.Source.data("brand.css", brand_stylesheet),
             ],
             distribution=self.distribution,
-            distribution_paths=["/index.html", "/config.json", "/app.js", "/styles.css"],
+            distribution_paths=["/index.html", "/config.json", "/app.js", "/styles.css", "/brand.css"],
             memory_limit=512,
             prune=True,
         )

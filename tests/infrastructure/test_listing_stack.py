@@ -204,9 +204,10 @@ def test_every_response_carries_the_security_headers(two_listings: Synthesized) 
 def test_the_page_and_its_generated_config_are_deployed_to_the_page_bucket(two_listings: Synthesized) -> None:
     _, deployment = only(two_listings.resources(AI, "Custom::CDKBucketDeployment"))
     properties = deployment["Properties"]
-    assert len(properties["SourceObjectKeys"]) == 2  # site/ and the generated config.json
+    assert len(properties["SourceObjectKeys"]) == 3  # site/, and the generated config.json and brand.css
     assert properties["Prune"] is True
     assert "DistributionId" in properties  # the cache is invalidated after a change
+    assert {"/config.json", "/brand.css"} <= set(properties["DistributionPaths"])
 
 
 def test_the_deployment_function_may_invalidate_only_this_listings_distribution(

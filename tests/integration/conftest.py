@@ -18,7 +18,12 @@ CONTRACT_PRODUCT = "PROD_CONTRACT"
 def templates() -> dict[str, ListingTemplate]:
     app = new_app()
     app_config = config_with(
-        listing("onboard", PRODUCT, tags={"Team": "onboarding"}),
+        listing(
+            "onboard",
+            PRODUCT,
+            tags={"Team": "onboarding"},
+            branding={"accentColor": "#0a7d5a", "supportEmail": "help@onboard.example"},
+        ),
         listing("contract", CONTRACT_PRODUCT, pricingModel="contract"),
         tags={"CostCenter": "1234"},
     )

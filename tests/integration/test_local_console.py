@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from local.console import Console
+from local.console import Console, make_handler
+from local.http_server import LocalHTTPServer
 from local.marketplace_emulator import EmulatorServer
 from local.run import local_aws_environment
 from local.stack_template import ListingTemplate
@@ -22,6 +27,9 @@ from tests.integration.conftest import PRODUCT, templates  # noqa: F401 - the sy
 from tests.integration.emulator.test_catalog import Pages
 
 SUBSCRIBERS = "codio-marketplace-subscribers-onboard"
+METERING = "codio-marketplace-metering-onboard"
+# The charts' "now": 10:30 UTC, so their 24 hours run from 11:00 the day before to 10:00.
+NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
@@ -53,7 +61,7 @@ def console(templates: dict[str, ListingTemplate]) -> Iterator[Console]:  # noqa
                         "siteUrl": "http://127.0.0.1:1/",
                         "tables": {
                             "subscribers": SUBSCRIBERS,
-                            "metering": "codio-marketplace-metering-onboard",
+                            "metering": METERING,
                         },
                     }
                 },
@@ -188,3 +196,92 @@ def test_the_dashboard_shows_each_listings_live_catalog_state(console: Console) 
     assert "<td>1 dimension</td>" in state
     assert f"set: {pages.url()}" in state
     assert f"<td>{started['ChangeSetId']}: SUCCEEDED</td>" in state
+
+
+def record(console: Console, hour: str, dimension: str, quantity: str, status: str = "pending") -> None:
+    """A metering-table item as the usage API writes it (and the metering job settles it)."""
+    item: dict[str, Any] = {
+        "customerAWSAccountId": "111111111101",
+        "usageKey": f"{hour}#{dimension}#l-111111111101",
+        "usageHour": hour,
+        "dimension": dimension,
+        "quantity": Decimal(quantity),
+        "licenseArn": "arn:aws:license-manager::111111111101:license:l-111111111101",
+        "productCode": PRODUCT,
+        "meteringStatus": status,
+    }
+    if status == "metered":
+        item |= {"sealedQuantity": Decimal(quantity), "meteringRecordId": f"rec-{hour}-{dimension}"}
+    console.dynamodb.Table(METERING).put_item(Item=item)
+
+
+def served(console: Console, path: str) -> tuple[int, dict[str, str], str]:
+    """GET `path` from the console's own HTTP server, on a port chosen now."""
+    server = LocalHTTPServer(("127.0.0.1", 0), make_handler(console))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return response.status, dict(response.headers.items()), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers.items()), error.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def figure(html: str, dimension: str) -> str:
+    match = re.search(
+        rf'<figure class="chart"><figcaption>{dimension}</figcaption>(.*?)</figure>', html, re.S
+    )
+    assert match, f"no chart for {dimension}"
+    return match.group(1)
+
+
+def test_the_dashboard_charts_usage_and_billing_per_hour(console: Console) -> None:
+    console.clock = lambda: NOW
+    record(console, "2026-12-01T10:00:00Z", "users", "4")  # the current hour: recorded, not billed yet
+    record(console, "2026-12-01T09:00:00Z", "users", "7.5", "metered")
+    record(console, "2026-12-01T08:00:00Z", "users", "2", "failed")  # refused: recorded, never billed
+    record(console, "2026-11-30T11:00:00Z", "users", "1", "metered")  # the oldest hour of the 24
+    record(console, "2026-11-30T10:00:00Z", "users", "99", "metered")  # 25 hours ago: not drawn
+    record(console, "2026-12-01T09:00:00Z", "storage", "0", "metered")  # a zero record: no bar
+    record(console, "2026-12-01T07:00:00Z", "storage", "3", "metered")
+
+    status, headers, html = served(console, "/")
+
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'none': no script at all
+    assert "<script" not in html.lower() and 'href="http' not in html.split("<svg", 1)[1]
+    users = figure(html, "users")
+    assert users.count('<rect class="bar recorded"') == 4
+    assert users.count('<rect class="bar billed"') == 2
+    assert "2026-11-30T10:00:00Z" not in users and ">99<" not in users
+    assert 'role="img"' in users and "<title id=" in users
+    assert (
+        "onboard, users: usage recorded and billed per hour, 2026-11-30T11:00Z to 2026-12-01T10:00Z" in users
+    )
+    # The same numbers, as text: hour, recorded, billed.
+    assert "<tr><td>2026-12-01T09:00:00Z</td><td>7.5</td><td>7.5</td></tr>" in users
+    assert "<tr><td>2026-12-01T08:00:00Z</td><td>2</td><td>0</td></tr>" in users
+    assert "<tr><td>2026-12-01T10:00:00Z</td><td>4</td><td>0</td></tr>" in users
+    storage = figure(html, "storage")
+    assert storage.count('<rect class="bar recorded"') == 1 and storage.count('<rect class="bar billed"') == 1
+    # The tallest bar is the largest quantity of its chart; the others are in proportion.
+    heights = [float(h) for h in re.findall(r'class="bar recorded"[^>]*height="([0-9.]+)"', users)]
+    assert max(heights) == pytest.approx(100.0) and min(heights) == pytest.approx(100.0 / 7.5, abs=0.1)
+
+
+def test_without_usage_the_dashboard_says_so_instead_of_a_chart(console: Console) -> None:
+    console.clock = lambda: NOW
+    record(console, "2026-11-29T10:00:00Z", "users", "5", "metered")  # older than 24 hours
+    html = console.dashboard()
+    assert "No usage recorded in the last 24 hours." in html and "<svg" not in html
+
+
+def test_every_console_page_has_a_heading(console: Console) -> None:
+    assert "<h1>Local console</h1>" in console.dashboard()
+    status, _, html = served(console, "/nowhere")
+    assert status == 404 and "<h1>Not found</h1>" in html

@@ -84,9 +84,10 @@ def _listing(template: ListingTemplate, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    function = next(iter(template.functions.values()))
-    for key, value in function.environment.items():
-        monkeypatch.setenv(key, value)
+    # Every function's environment, as local mode's gateway merges them (the brand is the buyer-facing ones').
+    for function in template.functions.values():
+        for key, value in function.environment.items():
+            monkeypatch.setenv(key, value)
     listing_settings.cache_clear()
     with mock_aws():
         client = boto3.client("dynamodb")
