@@ -152,7 +152,8 @@ class Console:
 
     def dashboard(self) -> str:
         sections = []
-        catalog = _json(f"{self.emulator}/_emulator/catalog")
+        # (read only when there is a listing to show it for)
+        catalog = _json(f"{self.emulator}/_emulator/catalog") if self.endpoints["listings"] else {}
         for path, listing in self.endpoints["listings"].items():
             subscribers = list(export.subscribers(self.target, listing["tables"]["subscribers"]))
             usage = self.dynamodb.Table(listing["tables"]["metering"]).scan()["Items"]
