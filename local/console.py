@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from local import console_chart
+from local.gateway import BILL_NOW_PATH
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
 from marketplace_saas.models import license_id
 from operations import export
@@ -259,6 +260,7 @@ class Console:
                     "No usage yet.",
                 )
                 + "<h3>Billed by AWS Marketplace (emulator)</h3>"
+                + _bill_now_form(path, self.endpoints.get("meteringSeconds"))
                 + _table(
                     ["Customer", "License", "Dimension", "Hour", "Quantity", "Status"],
                     billed_rows,
@@ -318,9 +320,39 @@ class Console:
         )
         return self.page(f"Subscribed to {path}", body)
 
+    def bill_now(self, path: str) -> str | None:
+        """Runs the listing's metering job now, its current hour included, and says what it sent."""
+        listing = self.endpoints["listings"].get(path)
+        if listing is None:
+            return None
+        url = listing["siteUrl"].rstrip("/") + BILL_NOW_PATH
+        report = _json(url, {})
+        failed = ", ".join(f"{count} {reason}" for reason, count in sorted(report["failed"].items()))
+        return self.page(
+            f"Billed {path} now",
+            f"<p>The metering job sent {report['sent']} usage record(s) to the emulator: {report['metered']} "
+            f"billed, {escape(failed) if failed else 'none failed'}; {report['stillPending']} still pending "
+            f"(to be sent again by the next run). {report['subscriptionsClosed']} subscription(s) closed.</p>"
+            "<p>The current hour is now closed for the licenses it billed: usage recorded later in this hour "
+            "is refused (<code>hour_closed</code>), as for any hour already sent.</p>"
+            '<p><a href="/">Back to the dashboard</a></p>',
+        )
+
     def event(self, form: dict[str, str]) -> None:
         # licenseArn picks one of the account's licenses; a subscriber with none has it empty.
         _json(f"{self.emulator}/_emulator/events", {key: value for key, value in form.items() if value})
+
+
+def _bill_now_form(path: str, metering: object) -> str:
+    when = f"every {metering:g} s" if isinstance(metering, int | float) else "on its schedule"
+    return (
+        '<p class="muted">Usage of an hour is billed once the hour is over, by the metering job '
+        f"(here {escape(when)}; in AWS five minutes past every hour). Bill now sends the current "
+        "hour too, at once.</p>"
+        '<form class="inline" method="post" action="/bill-now">'
+        f'<input type="hidden" name="listing" value="{escape(path, quote=True)}">'
+        '<button class="button small" type="submit">Bill now</button></form>'
+    )
 
 
 def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
@@ -382,6 +414,21 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     self._send(error.code, console.page("Event refused", escape(message)))
                     return
                 self._send(303, "", location="/")
+            elif request_path(self.path) == "/bill-now" and "listing" in form:
+                try:
+                    html = console.bill_now(form["listing"])
+                except urllib.error.HTTPError as error:
+                    message = json.loads(error.read() or b"{}").get("message", str(error))
+                    self._send(502, console.page("Billing failed", escape(message)))
+                    return
+                except (urllib.error.URLError, OSError) as error:
+                    self._send(
+                        502, console.page("Billing failed", escape(f"the gateway did not answer: {error}"))
+                    )
+                    return
+                self._send(200, html) if html else self._send(
+                    404, console.page("Not found", "No such listing.")
+                )
             else:
                 self._send(400, console.page("Bad request", "Unknown action."))
 

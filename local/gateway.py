@@ -49,6 +49,8 @@ API_KEY_HEADER = "x-api-key"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-www-form-urlencoded")
 # BatchMeterUsage calls the metering job makes at once in local mode (see Gateway.__init__).
 LOCAL_METERING_CONCURRENCY = "1"
+# Local mode's "Bill now" (the console's button): not part of the listing's API, and only on 127.0.0.1.
+BILL_NOW_PATH = "/_local/bill-now"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -222,6 +224,16 @@ class Gateway:
     def invoke(self, route: Route, event: dict[str, Any]) -> dict[str, Any]:
         context = LambdaContext.for_function(route.function, event["requestContext"]["requestId"])
         return self.handler(route.function)(event, context)
+
+    def bill_now(self) -> dict[str, Any]:
+        """Local mode's "Bill now": the listing's metering job sends every billable license's usage, the
+        current hour included, as if the hour were over (usage recorded later in the hour is refused, as for
+        any hour already sent); then the subscriptions whose final hour is sent are closed, as after a run."""
+        from marketplace_saas.wiring import lifecycle, metering_job
+
+        report = metering_job().run(close_current_hour=True)
+        closed = lifecycle().close_ended()
+        return {**report.view(), "subscriptionsClosed": len(closed)}
 
     def run_schedules(self, stop: threading.Event) -> None:
         """Plays the EventBridge schedules: each scheduled function every `schedule_seconds`."""
@@ -434,8 +446,28 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self.do_GET()
 
+        def _bill_now(self) -> None:
+            # JSON only: a page on another site cannot post JSON here without a CORS preflight, which fails.
+            if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+                self._json_error(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
+                )
+                return
+            try:
+                report = gateway.bill_now()
+            except Exception as error:  # the caller gets the reason; the log has the trace
+                traceback.print_exc()
+                self._json_error(
+                    HTTPStatus.BAD_GATEWAY, "metering_failed", f"the metering job failed: {error}"
+                )
+                return
+            body = json.dumps(report, default=str).encode()
+            self._send(HTTPStatus.OK, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+
         def do_POST(self) -> None:
-            if self._is_api_path():
+            if request_path(self.path) == BILL_NOW_PATH:
+                self._bill_now()
+            elif self._is_api_path():
                 self._api()
             else:
                 # CloudFront's default behaviour allows only GET, HEAD and OPTIONS on the page.

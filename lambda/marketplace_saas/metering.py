@@ -254,9 +254,15 @@ class MeteringJob:
         self._concurrency = max(1, concurrency or settings.metering_concurrency or DEFAULT_CONCURRENCY)
         self._backoff = Backoff(clock, sleep)
 
-    def run(self, time_left: Callable[[], float] | None = None) -> RunReport:
+    def run(
+        self, time_left: Callable[[], float] | None = None, *, close_current_hour: bool = False
+    ) -> RunReport:
         """Send every completed hour's usage (the current hour keeps accumulating), and the current hour
         too for licenses in their final hour (cancel-pending): by the next run it may be too late.
+
+        `close_current_hour` sends every billable license's current hour as well, as if the hour were over:
+        local mode's "Bill now". Usage recorded later in that hour is then refused (`hour_closed`), as for
+        any hour already sent. The hourly schedule never asks for it.
 
         `time_left` gives the seconds the function has left (the Lambda context's remaining time): the run
         stops taking new batches in time to finish those it sealed, and its claims last until then. Without
@@ -280,7 +286,11 @@ class MeteringJob:
                 for status, group in billable.items()
                 for item in group
             }
-            leaving = frozenset(customer for customer, status in known.items() if status == "cancel-pending")
+            leaving = frozenset(
+                customer
+                for customer, status in known.items()
+                if close_current_hour or status == "cancel-pending"
+            )
             items = self._pending_before(current_hour + (HOUR if leaving else 0), report)
             self._send_items(items, now, leaving, report, self._subscription_statuses(known), lease, pool)
             self._measure_backlog(report, pool)

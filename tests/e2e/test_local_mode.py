@@ -272,3 +272,41 @@ def test_the_cdk_runtime_is_gone_once_local_mode_runs(local_mode: dict[str, Any]
             members.append(command)
     assert any("moto.server" in command for command in members), members  # the group was found
     assert not [command for command in members if "jsii" in command or command.startswith("node ")]
+
+
+def test_bill_now_in_the_console_bills_the_current_hour_once_and_closes_it(
+    local_mode: dict[str, Any],
+) -> None:
+    listing = local_mode["listings"]["data-analytics"]
+    minted = mint_token(local_mode, listing["productCode"])
+    buyer = {"companyName": "Zeta", "contactPerson": "Kim Poe", "contactEmail": "kim@example.com"}
+    register_minted(listing, minted["token"], {**buyer, "contactPhone": "+1 555 010 2030"})
+    now = datetime.now(UTC).isoformat()
+    usage = {"customerAWSAccountId": minted["customerAWSAccountId"], "dimension": "lab_hours", "time": now}
+    signed = {"Content-Type": "application/json", "Authorization": "AWS4-HMAC-SHA256 Credential=local/..."}
+    url = listing["apiUrl"] + "usage"
+    status, _, body = request(url, "POST", json.dumps({**usage, "quantity": "2.5"}).encode(), signed)
+    assert status == 201, body
+
+    dashboard = request(local_mode["consoleUrl"])[2].decode()
+    assert "Usage of an hour is billed once the hour is over" in dashboard
+    form = urlencode({"listing": "data-analytics"}).encode()
+    status, _, page = request(
+        local_mode["consoleUrl"] + "bill-now",
+        "POST",
+        form,
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200, page
+    assert "billed" in page.decode()
+
+    billed = billed_for(local_mode, listing["productCode"], minted["customerAWSAccountId"], timeout=5)
+    hour = datetime.fromisoformat(now).replace(minute=0, second=0, microsecond=0).isoformat()
+    assert [(r["dimension"], r["quantity"], r["hour"], r["status"]) for r in billed] == [
+        ("lab_hours", "2.5", hour, "Success")
+    ]
+    # The hour is closed: more usage in it is refused, and nothing is billed twice
+    status, _, body = request(url, "POST", json.dumps({**usage, "quantity": 1}).encode(), signed)
+    assert status == 409 and json.loads(body)["error"] == "hour_closed", body
+    time.sleep(3)  # a scheduled run (every 2 s here) sends nothing more
+    assert len(billed_for(local_mode, listing["productCode"], minted["customerAWSAccountId"])) == 1

@@ -508,3 +508,26 @@ def test_a_timestamp_out_of_bounds_fails_only_its_own_record(harness: Harness) -
     assert report.metered == 1 + report.zero_records_added
     billed = harness.billed()
     assert billed[(ACCOUNTS[0], "storage", hour_iso(harness, 1))] == 2
+
+
+def test_closing_the_current_hour_bills_it_once_and_refuses_later_usage_of_that_hour(
+    harness: Harness,
+) -> None:
+    """Local mode's "Bill now": the current hour is sent with the completed ones, and only once."""
+    from marketplace_saas.usage import UsageRejected
+
+    expected = seed_usage(harness, ACCOUNTS[:2])
+    current = hour_iso(harness, 0)
+    report = harness.job().run(close_current_hour=True)
+    expected.update({(account, "users", current): 99 for account in ACCOUNTS[:2]})
+    assert harness.billed() == expected
+    assert report.metered == len(expected)
+    assert report.pending_after == 0
+    with pytest.raises(UsageRejected) as refused:
+        harness.record(ACCOUNTS[0], 1, hours_ago=0)
+    assert (refused.value.status, refused.value.code) == (409, "hour_closed")
+    # The hourly run that follows, and the one after the hour, send nothing more
+    assert harness.run().sent == 0
+    harness.advance(3600)
+    assert harness.run().sent == 0
+    assert harness.billed() == expected
