@@ -422,7 +422,7 @@ class UsageRecorder:
             return UsageRejected(
                 409, "hour_closed",
                 f"time: the hour {iso_hour(hour)} has already been sent to AWS Marketplace; record new usage "
-                "in the current hour",
+                "in an hour not sent yet (the current one, or the next if this one was billed early)",
             )  # fmt: skip
         if "allocated" in item and bool(item["allocated"]) != (usage.allocations is not None):
             return UsageRejected(
