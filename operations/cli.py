@@ -220,8 +220,9 @@ def synthesize(selection: Selection) -> list[Path]:
     return templates
 
 
-def aws_account(region: str) -> str:
-    """The account the environment's credentials belong to; fails fast and clearly without them."""
+def aws_account(region: str, doing: str = "Deploying to") -> str:
+    """The account the environment's credentials belong to; fails fast and clearly without them.
+    `doing` says what the command does with it (`Deploying to`, `Comparing with`)."""
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise CliError(NO_CREDENTIALS, EXIT_NO_CREDENTIALS)
@@ -235,7 +236,7 @@ def aws_account(region: str) -> str:
             EXIT_NO_CREDENTIALS,
         ) from None
     account = str(identity["Account"])
-    say(f"Deploying to AWS account {account}, region {region}")
+    say(f"{doing} AWS account {account}, region {region}")
     _check_bootstrapped(session, account, region, quick)
     return account
 
@@ -326,7 +327,8 @@ def print_outputs(selection: Selection, outputs: dict[str, dict[str, str]]) -> N
 
 
 def plan(selection: Selection) -> None:
-    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(selection.config.deployment_settings.region)
+    region = selection.config.deployment_settings.region
+    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(region, doing="Comparing the stacks with")
     synthesize(selection)
     for stack in selection.stack_names:
         say(f"Changes a deploy would make to {stack}")

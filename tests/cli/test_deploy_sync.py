@@ -291,6 +291,7 @@ def test_plan_shows_each_listings_sync_plan_after_the_stack_diff_and_never_sends
     assert deploy.run("--plan") == 0
     assert deploy.cdk_calls() == ["synth", "diff"]
     captured = capsys.readouterr()
+    assert "Comparing the stacks with AWS account" in captured.err and "Deploying" not in captured.err
     assert "Changes a sync would make to the listings on AWS Marketplace" in captured.err
     assert "~ title: 'CODIO_AI' → 'Codio AI Skills Training'  [UpdateInformation]" in captured.out
     assert "+ dimension learners: 'Active learners in the hour' in Users" in captured.out
