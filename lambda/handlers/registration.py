@@ -203,19 +203,20 @@ def _announce(subscriber: Subscriber) -> None:
 
 @app.post("/api/register")
 def register(request: Request) -> Response:
+    # A form post gets HTML answers, whatever is wrong with it (even a form that cannot be parsed).
+    as_form = media_type(request.headers.get("content-type")) == FORM
     foreign = _foreign_origin(request)
     if foreign is not None:
         metrics.add_metric(name="RegistrationFailures", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RegistrationRejectedCrossSite", unit=MetricUnit.Count, value=1)
         logger.warning("cross-site registration refused", extra={"origin": foreign})
-        return error_response(
-            HTTPStatus.FORBIDDEN,
-            "cross_site_request",
+        message = (
             f"This registration was sent from {foreign}, not from this product's own page: register on the "
-            "page AWS Marketplace sent you to.",
+            "page AWS Marketplace sent you to."
         )
-    # A form post gets HTML answers, whatever is wrong with it (even a form that cannot be parsed).
-    as_form = media_type(request.headers.get("content-type")) == FORM
+        if as_form:
+            return html_response(HTTPStatus.FORBIDDEN, pages.page("We could not register you", message))
+        return error_response(HTTPStatus.FORBIDDEN, "cross_site_request", message)
     try:
         data, as_form = _parse_body(request)
         form = _validate(data)

@@ -4,6 +4,7 @@ cookie the browser holds (and so lock the real buyer out with a 409)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 
@@ -71,3 +72,19 @@ def test_the_listing_s_own_page_registers(onboard: Listing, cookie: str, headers
     assert post(DETAILS, cookie, **headers)["statusCode"] == 201
     (item,) = onboard.subscribers
     assert item["companyName"] == DETAILS["companyName"]
+
+
+def test_a_cross_site_form_post_gets_a_page_naming_the_other_site_escaped(
+    onboard: Listing, cookie: str
+) -> None:
+    event = register_post(urlencode(FORGED), cookie, content_type="application/x-www-form-urlencoded")
+    origin = 'https://evil.example"><script>alert(1)</script>'
+    event["headers"]["Origin"] = origin
+    event["multiValueHeaders"]["Origin"] = [origin]
+    refused = registration.handler(event, CONTEXT)
+    assert refused["statusCode"] == 403
+    assert refused["multiValueHeaders"]["Content-Type"] == ["text/html; charset=utf-8"]
+    page = str(refused["body"])
+    assert "not from this product&#x27;s own page" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert onboard.subscribers == []
