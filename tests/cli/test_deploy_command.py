@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.support.seed_config import SEED_CONFIG
@@ -160,6 +161,9 @@ def test_deploy_to_an_unbootstrapped_account_says_how_to_bootstrap(tmp_path: Pat
     server.start()
     try:
         host, port = server.get_host_and_port()
+        # moto's servers in one process share their state: another test may have bootstrapped the account.
+        reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - moto on 127.0.0.1
         env = without_aws_credentials(tmp_path)
         env.update(
             {
