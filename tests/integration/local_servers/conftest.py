@@ -78,6 +78,17 @@ def exchange(port: int, data: bytes, *, half_close: bool = False) -> bytes:
                     return received
 
 
+def post_form(port: int, path: str, form: bytes) -> bytes:
+    """A browser's form post to `path` (application/x-www-form-urlencoded), and the raw answer."""
+    return exchange(
+        port,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+        + b"Content-Type: application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(form)}\r\n\r\n".encode()
+        + form,
+    )
+
+
 def status_of(answer: bytes) -> int:
     """The status code of an HTTP/1.x answer (the test fails on anything else)."""
     line = answer.split(b"\r\n", 1)[0]

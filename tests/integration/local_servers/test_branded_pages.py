@@ -3,7 +3,7 @@ page that uses it, both with the distribution's security headers."""
 
 from __future__ import annotations
 
-from tests.integration.local_servers.conftest import Server, exchange, status_of
+from tests.integration.local_servers.conftest import Server, exchange, post_form, status_of
 
 
 def _headers(answer: bytes) -> dict[str, str]:
@@ -23,13 +23,7 @@ def test_brand_css_is_served_with_the_listings_accent(gateway: Server) -> None:
 
 def test_an_invalid_link_gets_the_listings_page_with_its_security_headers(gateway: Server) -> None:
     form = b"x-amzn-marketplace-offer-type=free-trial"
-    answer = exchange(
-        gateway.port,
-        b"POST /marketplace/fulfillment HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        b"Content-Type: application/x-www-form-urlencoded\r\n"
-        + f"Content-Length: {len(form)}\r\n\r\n".encode()
-        + form,
-    )
+    answer = post_form(gateway.port, "/marketplace/fulfillment", form)
     assert status_of(answer) == 400
     headers = _headers(answer)
     assert headers["content-security-policy"].startswith("default-src 'none'")

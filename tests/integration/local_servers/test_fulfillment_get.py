@@ -6,7 +6,7 @@ stack's GET method, the gateway and the handler together.
 
 from __future__ import annotations
 
-from tests.integration.local_servers.conftest import Server, exchange, status_of
+from tests.integration.local_servers.conftest import Server, exchange, post_form, status_of
 
 
 def test_get_answers_200_with_a_page_saying_to_start_from_aws_marketplace(gateway: Server) -> None:
@@ -22,12 +22,6 @@ def test_get_answers_200_with_a_page_saying_to_start_from_aws_marketplace(gatewa
 
 def test_post_without_a_token_is_still_refused_by_the_handler(gateway: Server) -> None:
     form = b"x-amzn-marketplace-offer-type=free-trial"
-    answer = exchange(
-        gateway.port,
-        b"POST /marketplace/fulfillment HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        b"Content-Type: application/x-www-form-urlencoded\r\n"
-        + f"Content-Length: {len(form)}\r\n\r\n".encode()
-        + form,
-    )
+    answer = post_form(gateway.port, "/marketplace/fulfillment", form)
     assert status_of(answer) == 400
     assert b"This set-up link is incomplete" in answer
