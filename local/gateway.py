@@ -51,6 +51,8 @@ TEXT_TYPES = ("text/", "application/json", "application/javascript", "applicatio
 LOCAL_METERING_CONCURRENCY = "1"
 # Local mode's "Bill now" (the console's button): not part of the listing's API, and only on 127.0.0.1.
 BILL_NOW_PATH = "/_local/bill-now"
+# Runs the listing's reconciliation (the function its daily schedule invokes), with {"full", "dryRun"}.
+RECONCILE_PATH = "/_local/reconcile"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -139,6 +141,7 @@ class Gateway:
         functions = (
             [route.function for route in template.routes]
             + template.scheduled
+            + template.on_demand
             + [source.function for source in template.event_sources]
         )
         environments = {function.logical_id: function.environment for function in functions}
@@ -234,6 +237,16 @@ class Gateway:
         report = metering_job().run(close_current_hour=True)
         closed = lifecycle().close_ended()
         return {**report.view(), "subscriptionsClosed": len(closed)}
+
+    def reconcile(self, options: dict[str, Any]) -> dict[str, Any]:
+        """What `--reconcile --local` asks: the scheduled function local mode runs only on demand, invoked
+        as `--reconcile` invokes it in AWS."""
+        if not self.template.on_demand:
+            raise LookupError(f"{self.template.stack_name} has no reconciliation function")
+        function = self.template.on_demand[0]
+        context = LambdaContext.for_function(function, secrets.token_hex(16))
+        result: dict[str, Any] = self.handler(function)(options, context)
+        return result
 
     def run_schedules(self, stop: threading.Event) -> None:
         """Plays the EventBridge schedules: each scheduled function every `schedule_seconds`."""
@@ -446,12 +459,38 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self.do_GET()
 
-        def _bill_now(self) -> None:
+        def _json_only(self) -> bool:
             # JSON only: a page on another site cannot post JSON here without a CORS preflight, which fails.
             if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
                 self._json_error(
                     HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
                 )
+                return False
+            return True
+
+        def _reconcile(self) -> None:
+            if not self._json_only():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                options = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._json_error(HTTPStatus.BAD_REQUEST, "bad_request", "the body is not JSON")
+                return
+            try:
+                report = gateway.reconcile(options)
+            except Exception as error:  # the caller gets the reason; the log has the trace
+                traceback.print_exc()
+                self._json_error(
+                    HTTPStatus.BAD_GATEWAY, "reconciliation_failed", f"the reconciliation failed: {error}"
+                )
+                return
+            status = HTTPStatus.BAD_REQUEST if "error" in report else HTTPStatus.OK
+            body = json.dumps(report, default=str).encode()
+            self._send(status, body, {"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+        def _bill_now(self) -> None:
+            if not self._json_only():
                 return
             try:
                 report = gateway.bill_now()
@@ -467,6 +506,8 @@ def make_request_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if request_path(self.path) == BILL_NOW_PATH:
                 self._bill_now()
+            elif request_path(self.path) == RECONCILE_PATH:
+                self._reconcile()
             elif self._is_api_path():
                 self._api()
             else:

@@ -104,6 +104,7 @@ class ListingTemplate:
     event_buses: list[str] = field(default_factory=list)
     rules: list[RuleSpec] = field(default_factory=list)
     event_sources: list[EventSourceSpec] = field(default_factory=list)
+    on_demand: list[FunctionSpec] = field(default_factory=list)  # scheduled, run locally only when asked
     topic_subscriptions: list[TopicSubscriptionSpec] = field(default_factory=list)
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)  # the stack's own tags, as a deploy passes them
@@ -147,6 +148,7 @@ def load(path: Path) -> ListingTemplate:
         functions=functions,
         routes=_routes(resources, functions),
         scheduled=_scheduled(resources, functions),
+        on_demand=_scheduled(resources, functions, on_demand=True),
         security_headers=_security_headers(resources),
         api_keys=[key["Properties"].get("Value") for key in _of_type(resources, "AWS::ApiGateway::ApiKey")],
         origin_headers=_api_origin_headers(resources),
@@ -284,11 +286,20 @@ def _routes(resources: Json, functions: dict[str, FunctionSpec]) -> list[Route]:
     return routes
 
 
-def _scheduled(resources: Json, functions: dict[str, FunctionSpec]) -> list[FunctionSpec]:
-    """Functions an EventBridge schedule invokes (the metering job)."""
+# A schedule whose rule carries this metadata runs in local mode only when asked (see reconciliation.py).
+ON_DEMAND = ("LocalMode", "on-demand")
+
+
+def _scheduled(
+    resources: Json, functions: dict[str, FunctionSpec], *, on_demand: bool = False
+) -> list[FunctionSpec]:
+    """Functions an EventBridge schedule invokes: those local mode plays on its own clock (the metering
+    job), or with `on_demand`, those it runs only when asked (reconciliation)."""
     found = []
     for rule in _of_type(resources, "AWS::Events::Rule"):
         if "ScheduleExpression" not in rule["Properties"]:
+            continue
+        if (rule.get("Metadata", {}).get(ON_DEMAND[0]) == ON_DEMAND[1]) != on_demand:
             continue
         for target in rule["Properties"].get("Targets", []):
             arn = target.get("Arn", {})

@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from operations import destroy_disabled, export, pull_listing, status, sync_listings
+from operations import destroy_disabled, export, pull_listing, reconcile, status, sync_listings
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_NO_CREDENTIALS,
@@ -54,6 +54,7 @@ USAGE = """\
 ./deploy-marketplace.sh --destroy-disabled [--yes]
 ./deploy-marketplace.sh --sync-listings [--listing PATH ...] [--yes] [--no-wait] [--local]
 ./deploy-marketplace.sh --pull-listing PATH [--write] [--local]
+./deploy-marketplace.sh --reconcile [--listing PATH ...] [--dry-run] [--full] [--local]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL, then sync
@@ -81,6 +82,9 @@ USAGE = """\
   --pull-listing PATH
                    print the live listing's title, short description and dimensions as config JSON
                    --write: merge them into the config file instead (the rest of the file kept as it is)
+  --reconcile      compare each listing's subscribers with AWS Marketplace's record of its agreements and
+                   repair what lost events left wrong (one line per difference); --dry-run: change
+                   nothing; --full: every agreement, not only those changed since the last run
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --listing PATH   only this listing (by its path); repeat for several
 """
@@ -114,7 +118,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
     modes = parser.add_mutually_exclusive_group()
-    for mode in ("synth", "plan", "status", "export-subscribers", "destroy-disabled", "sync-listings"):
+    for mode in (
+        "synth",
+        "plan",
+        "status",
+        "export-subscribers",
+        "destroy-disabled",
+        "sync-listings",
+        "reconcile",
+    ):
         modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
     # --local runs local mode, or with --status / --export-subscribers, reads a running one.
     parser.add_argument("--local", action="store_true")
@@ -127,7 +139,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for option in ("dry_run", "full"):
+        if getattr(args, option) and args.mode != "reconcile":
+            parser.error(f"--{option.replace('_', '-')} goes with --reconcile")
     if args.pull_listing is not None:
         if args.mode is not None:
             parser.error(f"--pull-listing does not go with --{args.mode}")
@@ -139,7 +156,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--no-sync goes with a deploy (no mode), not with --{args.mode or 'local'}")
     if args.local and args.mode in (None, "local"):
         args.mode = "local"
-    elif args.local and args.mode not in ("status", "export-subscribers", "sync-listings", "pull-listing"):
+    elif args.local and args.mode not in (
+        "status",
+        "export-subscribers",
+        "sync-listings",
+        "pull-listing",
+        "reconcile",
+    ):
         parser.error(f"--local does not go with --{args.mode}")
     return args
 
@@ -368,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yes=args.yes,
                 wait=not args.no_wait,
                 ask=sync_listings.terminal_prompt(),
+            )
+        if args.mode == "reconcile":
+            return reconcile.reconcile(
+                selection.config, selection.paths, local=args.local, full=args.full, dry_run=args.dry_run
             )
         if args.mode == "pull-listing":
             pull_listing.pull_listing(

@@ -5,6 +5,7 @@ It reads only what it needs, page by page, and never changes a listing's data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ class ListingStatus:
     # The usage hour of the oldest record still to be sent (AWS takes it for 24 hours), and its age.
     oldest_pending_hour: str | None = None
     backlog_age_hours: float | None = None
+    # The last reconciliation with AWS Marketplace's agreements (its summary), None: never ran.
+    last_reconciliation: dict[str, Any] | None = None
 
 
 def listing_status(target: Target, config: MarketplaceConfig, path: str) -> ListingStatus:
@@ -53,6 +56,7 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
             return ListingStatus(path, stack_status, "", {}, {}, alarms)
         subscribers, unregistered = _subscriber_counts(dynamodb, names.subscribers_table)
         usage, oldest = _usage_counts(dynamodb, names.metering_table)
+        reconciled = _last_reconciliation(target, names.stack)
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
     age = None
@@ -60,8 +64,41 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
         started = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
         age = max(0.0, (datetime.now(UTC) - started).total_seconds() / 3600)
     return ListingStatus(
-        path, stack_status, url, subscribers, usage, alarms, oldest, age, unregistered=unregistered
+        path,
+        stack_status,
+        url,
+        subscribers,
+        usage,
+        alarms,
+        oldest,
+        age,
+        reconciled,
+        unregistered=unregistered,
     )
+
+
+def _last_reconciliation(target: Target, stack_name: str) -> dict[str, Any] | None:
+    """The summary the reconciliation keeps of its last run (see marketplace_saas/reconcile.py)."""
+    try:
+        value = target.client("ssm").get_parameter(Name=f"/{stack_name}/reconciliation")["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise
+    try:
+        last = json.loads(value).get("lastRun")
+    except (ValueError, AttributeError):
+        return None
+    return last if isinstance(last, dict) else None
+
+
+def _reconciliation_cell(last: dict[str, Any] | None) -> str:
+    if not last:
+        return "never"
+    text = f"{last.get('startedAt', '?')}: {last.get('differences', 0)} differences"
+    if last.get("differences"):
+        text += f" ({last.get('repaired', 0)} repaired, {last.get('unrepairable', 0)} not repairable)"
+    return text + (" (dry run)" if last.get("dryRun") else "")
 
 
 def _stack(target: Target, stack_name: str) -> tuple[str, str]:
@@ -136,7 +173,16 @@ def _usage_counts(dynamodb: Any, table: str) -> tuple[dict[str, int], str | None
 
 
 def status_table(statuses: Sequence[ListingStatus]) -> str:
-    header = ("Listing", "Stack", "Website", "Registered", "Not registered", "Usage records", "Alarms firing")
+    header = (
+        "Listing",
+        "Stack",
+        "Website",
+        "Registered",
+        "Not registered",
+        "Usage records",
+        "Alarms firing",
+        "Last reconciliation",
+    )
     rows = [header]
     for status in statuses:
         subscribers, unregistered = _counts(status.subscribers), _counts(status.unregistered)
@@ -155,6 +201,7 @@ def status_table(statuses: Sequence[ListingStatus]) -> str:
                 unregistered,
                 usage or "none",
                 alarms,
+                _reconciliation_cell(status.last_reconciliation),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
 from stacks.config import MarketplaceConfig
@@ -132,8 +133,8 @@ class Target:
             connection["aws_secret_access_key"] = "local"  # noqa: S105 - local mode accepts any
         return connection
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        return boto3.client(service, **self._connection(region))  # type: ignore[call-overload]
+    def client(self, service: str, region: str | None = None, config: Config | None = None) -> Any:
+        return boto3.client(service, config=config, **self._connection(region))  # type: ignore[call-overload]
 
     def resource(self, service: str) -> Any:
         return boto3.resource(service, **self._connection(None))  # type: ignore[call-overload]

@@ -73,6 +73,8 @@ SNAP_START_UNSUPPORTED_REGIONS = {
     "ap-east-2": "Asia Pacific (Taipei)",
 }
 # Marketplace expects a record every hour, so the job must run at least hourly.
+# How often reconciliation runs: any EventBridge schedule (it reads AWS's record, so daily is plenty).
+_RECONCILE_SCHEDULE = r"^(cron\([0-9*?,/\-LW# A-Z]+\)|rate\([1-9][0-9]{0,3} (minute|hour|day)s?\))$"
 _SCHEDULE = r"^(cron\([0-9*?,/\-LW# A-Z]+\)|rate\(([1-9]|[1-5][0-9]|60) minutes?\)|rate\(1 hour\))$"
 
 
@@ -304,6 +306,15 @@ class DeploymentSettings(_Model):
         description=(
             "When the metering job runs: an EventBridge cron() expression, or rate() of at most an hour. "
             "Default: five minutes past every hour."
+        ),
+    )
+    reconcile_schedule: str = Field(
+        default="rate(1 day)",
+        pattern=_RECONCILE_SCHEDULE,
+        description=(
+            "When each listing's subscribers are compared with AWS Marketplace's record of its agreements "
+            "(and events that never arrived are made up for): an EventBridge cron() or rate() expression. "
+            "Default: once a day."
         ),
     )
     metering_concurrency: int = Field(
@@ -635,6 +646,7 @@ _PATTERN_HINTS = {
     _HEX_COLOUR: "a colour such as #1f5fbf",
     _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",
     _SCHEDULE: "cron(...), rate(N minutes) with N up to 60, or rate(1 hour)",
+    _RECONCILE_SCHEDULE: "cron(...) or rate(N minutes|hours|days), e.g. rate(1 day)",
 }
 
 

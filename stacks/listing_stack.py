@@ -13,6 +13,7 @@ from stacks.constructs.listing_api import ListingApi
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import MeteringSchedule
 from stacks.constructs.monitoring import ListingMonitoring, Signals
+from stacks.constructs.reconciliation import Reconciliation
 from stacks.constructs.seller_notifications import SellerNotifications
 from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
@@ -129,6 +130,18 @@ class MarketplaceListingStack(Stack):
             retain=retain,
         )
         self._grant_closing_subscriptions()
+        self.reconciliation = Reconciliation(
+            self,
+            "Reconciliation",
+            names=names,
+            code=code,
+            environment=environment,
+            tables=self.tables,
+            seller_bus=self.seller_bus,
+            schedule=settings.reconcile_schedule,
+            entity_id=listing.entity_id,
+            retain=retain,
+        )
 
         self.api = ListingApi(
             self,
@@ -163,12 +176,15 @@ class MarketplaceListingStack(Stack):
                     "usage": self.usage.function,
                     "metering": self.metering.job.function,
                     "lifecycle": self.lifecycle.function.function,
+                    "reconciliation": self.reconciliation.function.function,
                 },
                 api=self.api.rest_api,
                 dead_letter_queues={
                     "lifecycle": self.lifecycle.dead_letters,
                     "metering": self.metering.dead_letters,
                     "metering-job": self.metering.failed_runs,
+                    "reconciliation": self.reconciliation.dead_letters,
+                    "reconciliation-job": self.reconciliation.failed_runs,
                 },
                 final_failures_alarm=self.metering.final_failures_alarm,
                 dimensions=[dimension.name for dimension in listing.dimensions],

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from stacks.config import function_name_prefix
 
+# The role (and function name suffix) of the listing's reconciliation, which `--reconcile` invokes.
+RECONCILER_ROLE = "Reconciler"
+
 
 @dataclass(frozen=True)
 class ListingNames:

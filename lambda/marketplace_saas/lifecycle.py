@@ -100,7 +100,8 @@ class Notice:
     fact: str | None  # the fact it records (models.ALL_FACTS); None: only the entitlements changed
     at_ms: int  # when AWS says it happened, epoch milliseconds
     refresh_entitlements: bool
-    channel: Literal["eventbridge", "sns"]
+    # "reconciliation": a difference found by comparing with AWS's record of the agreements (reconcile.py)
+    channel: Literal["eventbridge", "sns", "reconciliation"]
     name: str  # the detail-type or SNS action, for logs
     product_code: str | None = None
     account: str | None = None
@@ -108,6 +109,9 @@ class Notice:
     customer_identifier: str | None = None
     agreement_id: str | None = None
     free_trial: bool | None = None
+    # A cancellation found after its final hour was over: Marketplace takes none of its usage any more, so
+    # nothing is sent (the metering job closes the pending usage as SubscriptionEnded).
+    final_hour_over: bool = False
 
 
 # --- parsing -------------------------------------------------------------------------------------------
@@ -273,9 +277,12 @@ class Lifecycle:
                 key, item = registered_key, self._record(registered_key, notice)
         if notice.license_arn and notice.agreement_id:
             item = self._claim_agreement(key, notice.agreement_id) or item
+            if not is_held(key) and item.get("agreementId") != notice.agreement_id:
+                item = self._follow_agreement(key, notice) or item  # renewed, replaced, bought again
         outcome.previous = item.get("status")
         registered = not is_held(key)
-        if registered and status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES:
+        ending = status_of(item) in ENDED_STATUSES and item.get("status") in BILLABLE_STATUSES
+        if registered and ending and not notice.final_hour_over:
             # A billable subscription is ending: send its usage while the stored status still allows it
             # (once `cancelled`, nothing more is metered). A retry after a crash sends it again, idempotently.
             self._flush((key["customerAWSAccountId"], key["subscriptionKey"]))
@@ -323,6 +330,38 @@ class Lifecycle:
             self._converge(key, self._record(key, notice), notice, outcome)
             closed.append(key["customerAWSAccountId"])
         return closed
+
+    def link_agreement(self, key: dict[str, str], notice: Notice) -> Outcome:
+        """The license's current agreement is `notice.agreement_id` (a renewal or replacement no license event
+        named): record it, then apply what that agreement's events left waiting."""
+        item = self._follow_agreement(key, notice)
+        if item is None:
+            return Outcome("ignored", "this agreement, or a later one, is already the license's")
+        outcome = Outcome("applied", previous=item.get("status"))
+        item = self._converge(key, item, notice, outcome)
+        outcome.status = item.get("status")
+        return outcome
+
+    def _follow_agreement(self, key: dict[str, str], notice: Notice) -> dict[str, Any] | None:
+        """Move the subscriber on to the agreement a license notice names, if AWS's time says it is newer
+        than the one recorded (a late event never moves it back); then claim that agreement's held facts.
+        The item after, or None if nothing changed."""
+        assert notice.agreement_id is not None
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET agreementId = :agreement, agreementLinkedAt = :at",
+                ConditionExpression=(
+                    "attribute_exists(subscriptionKey) AND agreementId <> :agreement AND "
+                    "(attribute_not_exists(agreementLinkedAt) OR agreementLinkedAt < :at)"
+                ),
+                ExpressionAttributeValues={":agreement": notice.agreement_id, ":at": notice.at_ms},
+            )
+        except ClientError as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise StoreUnavailable(error_code(error)) from None
+            return None
+        return self._claim_agreement(key, notice.agreement_id) or self._get(key)
 
     # --- agreement events that come before their license event --------------------------------------
 
@@ -431,6 +470,11 @@ class Lifecycle:
             if value:
                 values[f":{name}"] = value
                 assignments.append(f"{name} = if_not_exists({name}, :{name})")
+        if notice.agreement_id and not is_held(key):
+            # When the agreement recorded first was named: a later license event naming another one (a
+            # renewal) moves the subscriber on to it only if AWS's time says it is newer (_follow_agreement).
+            values[":linkedAt"] = notice.at_ms
+            assignments.append("agreementLinkedAt = if_not_exists(agreementLinkedAt, :linkedAt)")
         if notice.free_trial is not None:
             values[":freeTrial"] = notice.free_trial
             assignments.append("freeTrial = :freeTrial")
@@ -472,7 +516,10 @@ class Lifecycle:
             if current == wanted:
                 return item
             # Publish first: a crash before the write publishes again on retry (at least once, same id).
-            self._seller.publish(SELLER_EVENTS[wanted], self._event_detail(item, wanted, current))
+            detail = self._event_detail(item, wanted, current)
+            if notice.channel == "reconciliation":
+                detail["foundBy"] = "reconciliation"  # no event told us: comparing with AWS's record did
+            self._seller.publish(SELLER_EVENTS[wanted], detail)
             outcome.published.append(SELLER_EVENTS[wanted])
             try:
                 item = self._write_status(key, item, wanted)

@@ -35,6 +35,10 @@ class ListingSettings:
     # accent colour reaches them through the site's /brand.css, as the CSP allows no inline style.
     listing_name: str = ""
     support_email: str = ""
+    # Reconciliation (reconcile.py): the product's id (`prod-…`, the config's entityId; empty: found by its
+    # product code) and the SSM parameter holding the last run.
+    product_id: str = ""
+    reconcile_state_parameter: str = ""
 
     @property
     def has_entitlements(self) -> bool:
@@ -88,4 +92,6 @@ def listing_settings() -> ListingSettings:
         ),
         listing_name=os.environ.get("LISTING_NAME", ""),
         support_email=os.environ.get("SUPPORT_EMAIL", ""),
+        product_id=os.environ.get("PRODUCT_ID", ""),
+        reconcile_state_parameter=os.environ.get("RECONCILE_STATE_PARAMETER", ""),
     )

@@ -20,6 +20,7 @@ from marketplace_saas.store import PendingRegistrations, Subscribers
 if TYPE_CHECKING:  # imported where they are built: each function loads only the services it uses
     from marketplace_saas.lifecycle import Lifecycle
     from marketplace_saas.metering import MeteringJob
+    from marketplace_saas.reconcile import Reconciler
     from marketplace_saas.usage import UsageRecorder  # pydantic: the usage and metering functions only
 
 _onboarding: Onboarding | None = None
@@ -27,6 +28,7 @@ _usage_recorder: UsageRecorder | None = None
 _lifecycle: Lifecycle | None = None
 _metering_job: MeteringJob | None = None
 _seller_events: SellerEvents | None = None
+_reconciler: Reconciler | None = None
 # The request handlers' clients: timeouts from what is left of each invocation (see deadline.py).
 _clients = Clients()
 
@@ -114,12 +116,32 @@ def lifecycle() -> Lifecycle:
     return _lifecycle
 
 
+def reconciler() -> Reconciler:
+    global _reconciler
+    from marketplace_saas.reconcile import Reconciler, RunState
+
+    if _reconciler is None:
+        settings = listing_settings()
+        dynamodb = boto3.resource("dynamodb")
+        _reconciler = Reconciler(
+            settings,
+            lifecycle(),
+            dynamodb.Table(settings.subscribers_table),
+            # The Agreement and Catalog APIs are called in us-east-1, as the other Marketplace APIs.
+            boto3.client("marketplace-agreement", config=CLIENT_CONFIG),
+            boto3.client("marketplace-catalog", config=CLIENT_CONFIG),
+            RunState(boto3.client("ssm"), settings.reconcile_state_parameter),
+        )
+    return _reconciler
+
+
 def use(service: Onboarding | None) -> None:
     """Replace (or with None, reset) the services the handlers use; the next request rebuilds the rest."""
-    global _onboarding, _usage_recorder, _lifecycle, _seller_events, _metering_job, _clients
+    global _onboarding, _usage_recorder, _lifecycle, _seller_events, _metering_job, _clients, _reconciler
     _onboarding = service
     _clients = Clients()  # the environment (endpoints, credentials) may have changed
     _usage_recorder = None
     _lifecycle = None
     _metering_job = None
     _seller_events = None
+    _reconciler = None

@@ -119,7 +119,9 @@ class ListingFunction(Construct):
                 "AwsSolutions-IAM5[Resource::*]": (
                     "Only for actions that support no resource-level permissions: X-Ray's "
                     "PutTraceSegments/PutTelemetryRecords and the AWS Marketplace APIs (ResolveCustomer, "
-                    "GetEntitlements, BatchMeterUsage); every other statement names its ARN."
+                    "GetEntitlements, BatchMeterUsage; for reconciliation, the Agreement API's "
+                    "SearchAgreements/GetAgreementEntitlements and the Catalog API's ListEntities/"
+                    "DescribeEntity); every other statement names its ARN."
                 )
             },
         )

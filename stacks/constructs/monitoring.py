@@ -38,6 +38,8 @@ METERING_BEHIND_HOURS = 12
 THROTTLED = {
     "metering": "The metering job was throttled: a run started while the last one was still going (it runs "
     "one at a time); Lambda retries it, and a run that keeps failing lands in its failed-runs queue",
+    "reconciliation": "A reconciliation was throttled: it runs one at a time, and another was under way "
+    "(--reconcile while the schedule's run was going); run it again when that one has finished",
 }
 
 
@@ -119,6 +121,21 @@ class ListingMonitoring(Construct):
             "24-hour window: the metering job is not keeping up (see MeteringStoppedEarly and "
             "MeteringThrottles; raise meteringConcurrency) or not running",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        )
+        self._alarm(
+            "reconciliation-differences",
+            self._metric("ReconcileDifferences", period=Duration.hours(1)),
+            1,
+            "Reconciliation found subscribers that differed from AWS Marketplace's record of their "
+            "agreements: events went missing (is the lifecycle queue receiving them?). See the "
+            "reconciliation function's log, or run ./deploy-marketplace.sh --reconcile --dry-run",
+        )
+        self._alarm(
+            "reconciliation-unrepairable",
+            self._metric("ReconcileUnrepairable", period=Duration.hours(1)),
+            1,
+            "Reconciliation found differences it could not repair (a license AWS does not know, or "
+            "records that disagree on order): they need a person's look; see the function's log",
         )
         for name, queue in signals.dead_letter_queues.items():
             self._alarm(

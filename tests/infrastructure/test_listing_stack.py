@@ -496,7 +496,7 @@ def test_the_metering_job_runs_hourly_with_a_dead_letter_queue(two_listings: Syn
     (rule,) = [
         rule
         for rule in two_listings.resources(AI, "AWS::Events::Rule").values()
-        if "ScheduleExpression" in rule["Properties"]
+        if "ScheduleExpression" in rule["Properties"] and "MeteringJob" in rule["Properties"]["Description"]
     ]
     assert rule["Properties"]["ScheduleExpression"] == "cron(5 * * * ? *)"
     (target,) = rule["Properties"]["Targets"]
@@ -533,9 +533,12 @@ def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watch
         if function["Properties"].get("FunctionName") == "CodioMarketplace-ai-skills-MeteringJob"
     )
     # EventBridge invokes the job asynchronously: Lambda retries twice, then sends the run's record there.
-    _, config = only(two_listings.resources(AI, "AWS::Lambda::EventInvokeConfig"))
+    (config,) = [
+        config
+        for config in two_listings.resources(AI, "AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": job_id}
+    ]
     properties = config["Properties"]
-    assert properties["FunctionName"] == {"Ref": job_id}
     assert properties["MaximumRetryAttempts"] == 2
     assert properties["MaximumEventAgeInSeconds"] == 50 * 60  # the next hour's run supersedes it
     queue_id = properties["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
@@ -550,12 +553,12 @@ def test_a_metering_run_that_fails_every_retry_is_kept_in_a_queue_an_alarm_watch
     (rule,) = [
         r
         for r in two_listings.resources(AI, "AWS::Events::Rule").values()
-        if "ScheduleExpression" in r["Properties"]
+        if "ScheduleExpression" in r["Properties"] and "MeteringJob" in r["Properties"]["Description"]
     ]
     assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] != queue_id
 
 
-def test_only_the_metering_job_has_a_concurrency_limit_of_one_run_at_a_time(
+def test_only_the_scheduled_jobs_have_a_concurrency_limit_of_one_run_at_a_time(
     two_listings: Synthesized,
 ) -> None:
     limits = {
@@ -565,6 +568,7 @@ def test_only_the_metering_job_has_a_concurrency_limit_of_one_run_at_a_time(
         for key, function in two_listings.resources(AI, "AWS::Lambda::Function").items()
     }
     assert limits.pop("CodioMarketplace-ai-skills-MeteringJob") == 1
+    assert limits.pop("CodioMarketplace-ai-skills-Reconciler") == 1
     assert set(limits.values()) == {None}  # the buyer-facing functions: see checkov-skips.json
 
 
@@ -592,9 +596,15 @@ EXPECTED_ALARMS = {
     "lifecycle-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     "metering-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
     "metering-job-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    "reconciliation-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE),
+    "reconciliation-job-dead-letters": (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, 1, GE,
+    ),
+    "reconciliation-differences": ("MarketplaceListings", "ReconcileDifferences", "Sum", 3600, 1, GE),
+    "reconciliation-unrepairable": ("MarketplaceListings", "ReconcileUnrepairable", "Sum", 3600, 1, GE),
     **{
         f"{function}-{kind}": ("AWS/Lambda", metric, "Sum", 300, 1, GE)
-        for function in ("fulfillment", "registration", "usage", "metering", "lifecycle")
+        for function in ("fulfillment", "registration", "usage", "metering", "lifecycle", "reconciliation")
         for kind, metric in (("errors", "Errors"), ("throttles", "Throttles"))
     },
 }  # fmt: skip
@@ -890,7 +900,7 @@ def test_the_seeds_config_block_builds_both_listings_with_no_dimensions() -> Non
             f["Properties"]["Environment"]["Variables"] for f in functions if "Environment" in f["Properties"]
         ]
         listing_functions = [v for v in variables if "LISTING_PATH" in v]
-        assert len(listing_functions) == 5 and all(v["DIMENSIONS"] == "" for v in listing_functions), name
+        assert len(listing_functions) == 6 and all(v["DIMENSIONS"] == "" for v in listing_functions), name
         (dashboard,) = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
         assert "UsageBilled_" not in json.dumps(dashboard["Properties"]["DashboardBody"])
         assert "Registrations" in json.dumps(dashboard["Properties"]["DashboardBody"])

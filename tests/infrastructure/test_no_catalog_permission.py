@@ -1,4 +1,5 @@
-"""The stacks get no AWS Marketplace Catalog permission: only the deploying identity edits listings."""
+"""The stacks get no permission to change a listing on AWS Marketplace: only the deploying identity edits
+listings. The one Catalog permission is read-only, the reconciliation's, to find its product's id."""
 
 from __future__ import annotations
 
@@ -15,13 +16,24 @@ CATALOG_ACTIONS = {
         "CancelChangeSet", "BatchDescribeEntities", "PutResourcePolicy", "TagResource",
     )
 }  # fmt: skip
+# What the reconciliation reads to find its product's id by product code (when the listing has no entityId).
+CATALOG_READS = {"aws-marketplace:ListEntities", "aws-marketplace:DescribeEntity"}
 
 
-def _granted(two_listings: Synthesized, stack: str) -> set[str]:
+def _granted(two_listings: Synthesized, stack: str, role: str | None = None) -> set[str]:
+    """Every action the stack's policies grant, or only those of this role (by logical id)."""
     actions: set[str] = set()
     for resource_type in ("AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
-        for resource in two_listings.resources(stack, resource_type).values():
+        for logical_id, resource in two_listings.resources(stack, resource_type).items():
             properties: dict[str, Any] = resource["Properties"]
+            if role is not None:
+                attached = (
+                    [logical_id]
+                    if resource_type == "AWS::IAM::Role"
+                    else [ref.get("Ref") for ref in properties.get("Roles", []) if isinstance(ref, dict)]
+                )
+                if role not in attached:
+                    continue
             documents = [properties.get("PolicyDocument")]
             documents += [policy.get("PolicyDocument") for policy in properties.get("Policies", [])]
             for document in filter(None, documents):
@@ -39,4 +51,17 @@ def test_no_function_role_may_call_the_catalog_api(two_listings: Synthesized) ->
         # The functions' own Marketplace permissions are found: the policies were read.
         assert "aws-marketplace:ResolveCustomer" in marketplace
         assert "aws-marketplace:*" not in marketplace
-        assert marketplace.isdisjoint(CATALOG_ACTIONS), marketplace & CATALOG_ACTIONS
+        assert marketplace & CATALOG_ACTIONS == CATALOG_READS, marketplace & CATALOG_ACTIONS
+        roles = {
+            logical_id: str(role["Properties"].get("Description", ""))
+            for logical_id, role in two_listings.resources(stack, "AWS::IAM::Role").items()
+        }
+        (reconciler,) = [
+            logical_id
+            for logical_id, about in roles.items()
+            if about.endswith("-Reconciler and nothing else")
+        ]
+        assert _granted(two_listings, stack, role=reconciler) >= CATALOG_READS
+        for logical_id, about in roles.items():
+            if logical_id != reconciler:
+                assert _granted(two_listings, stack, role=logical_id).isdisjoint(CATALOG_ACTIONS), about
