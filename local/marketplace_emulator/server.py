@@ -4,6 +4,10 @@
 - Entitlement (`AWSMPEntitlementService.GetEntitlements`): both protocols its model offers,
   smithy-rpc-v2-cbor (`POST /service/AWSMPEntitlementService/operation/GetEntitlements`, the model's first)
   and AWS JSON 1.1, which botocore 1.44 picks (json comes first in botocore's own protocol priority).
+- Agreement (`AWSMPCommerceService_v20200301.*`: SearchAgreements, DescribeAgreement,
+  GetAgreementEntitlements): both protocols its model offers, smithy-rpc-v2-cbor
+  (`POST /service/AWSMPCommerceService_v20200301/operation/<Operation>`) and AWS JSON 1.0 (`POST /` with
+  `X-Amz-Target`), which boto3 picks; rules: agreements.py.
 - Catalog (`marketplace-catalog`): REST-JSON on its own paths (`POST /StartChangeSet`,
   `GET /DescribeEntity?…`, `PATCH /CancelChangeSet?…`), errors as the `x-amzn-ErrorType` header with
   `{"Message": …}` and the model's HTTP status (422 validation, 404 not found, 423 in use); rules:
@@ -34,7 +38,7 @@ from urllib.parse import parse_qs
 import cbor2
 
 from local.http_server import BodyRefused, LocalHTTPServer, LocalRequestHandler, request_path, split_target
-from local.marketplace_emulator import shapes
+from local.marketplace_emulator import agreements, shapes
 from local.marketplace_emulator.catalog import DEFAULT_DELAY_SECONDS, Catalog, check_url_with_get
 from local.marketplace_emulator.notifications import Notifier, iso_ms, render
 from local.marketplace_emulator.state import (
@@ -48,6 +52,7 @@ from local.marketplace_emulator.state import (
     Subscription,
 )
 
+JSON_10 = "application/x-amz-json-1.0"
 JSON_11 = "application/x-amz-json-1.1"
 CBOR = "application/cbor"
 MAX_BODY_BYTES = 1024 * 1024  # BatchMeterUsage's documented request limit
@@ -58,7 +63,63 @@ OPERATIONS: dict[str, tuple[Callable[[Marketplace, dict[str, Any]], dict[str, An
         Marketplace.get_entitlements,
         shapes.GET_ENTITLEMENTS_REQUEST,
     ),
+    "AWSMPCommerceService_v20200301.SearchAgreements": (
+        agreements.search_agreements,
+        shapes.SEARCH_AGREEMENTS_REQUEST,
+    ),
+    "AWSMPCommerceService_v20200301.DescribeAgreement": (
+        agreements.describe_agreement,
+        shapes.DESCRIBE_AGREEMENT_REQUEST,
+    ),
+    "AWSMPCommerceService_v20200301.GetAgreementEntitlements": (
+        agreements.get_agreement_entitlements,
+        shapes.GET_AGREEMENT_ENTITLEMENTS_REQUEST,
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Service:
+    """What differs between the services on the wire: their AWS JSON version, the Smithy namespace of their
+    modeled errors (rpc-v2-cbor's `__type`), the errors their models declare for a throttle and a fault."""
+
+    json_content_type: str
+    namespace: str
+    internal_error: str
+    throttling_status: int
+    unmodeled: frozenset[str]  # generic errors not in the model: sent without a namespace
+
+
+SERVICES = {
+    "AWSMPMeteringService": Service(
+        JSON_11,
+        "com.amazonaws.marketplacemetering",
+        "InternalServiceErrorException",
+        400,
+        frozenset({shapes.SERIALIZATION, "ValidationException"}),
+    ),
+    "AWSMPEntitlementService": Service(
+        JSON_11,
+        "com.amazonaws.marketplaceentitlementservice",
+        "InternalServiceErrorException",
+        400,
+        frozenset({shapes.SERIALIZATION, "ValidationException"}),
+    ),
+    "AWSMPCommerceService_v20200301": Service(
+        JSON_10,
+        "com.amazonaws.marketplaceagreement",
+        "InternalServerException",
+        429,  # ThrottlingException is modeled with HTTP 429 here
+        frozenset({shapes.SERIALIZATION}),
+    ),
+}
+
+
+def service_of(target: str) -> Service:
+    """The service a target (`Prefix.Operation`) belongs to; an unknown one is answered like metering."""
+    return SERVICES.get(target.split(".", 1)[0], SERVICES["AWSMPMeteringService"])
+
+
 UNSUPPORTED = {"AWSMPMeteringService.MeterUsage", "AWSMPMeteringService.RegisterUsage"}
 # The Catalog API's REST routes: (method, path) → operation, and whether its input is in the query string.
 CATALOG_ROUTES: dict[tuple[str, str], str] = {
@@ -70,7 +131,14 @@ CATALOG_ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/CancelChangeSet"): "CancelChangeSet",
 }
 CATALOG_PATHS = {path for _, path in CATALOG_ROUTES}
-EVENT_FIELDS = ("productCode", "customerAWSAccountId", "licenseArn", "type", "endedToDeprovisionedSeconds")
+EVENT_FIELDS = (
+    "productCode",
+    "customerAWSAccountId",
+    "licenseArn",
+    "type",
+    "endedToDeprovisionedSeconds",
+    "deliver",
+)
 
 
 def _to_cbor_value(value: Any) -> Any:
@@ -221,13 +289,14 @@ class EmulatorServer:
             self.catalog.delay_seconds = _catalog_delay(body["delaySeconds"])
             return 200, {"delaySeconds": self.catalog.delay_seconds}
         if route == ("POST", "/_emulator/subscriptions"):
+            deliver = _deliver_flag(body)
             subscription, token = marketplace.subscribe(body)
-            deliveries = None
+            announced = None
             if subscription.status == "active":
                 # Marketplace tells the seller as the buyer is sent to the fulfillment URL (for a license
                 # whose agreement ended, about the new agreement).
                 notices = marketplace.lifecycle_event(subscription, "subscribe-success")
-                deliveries = self._announce("subscribe-success", subscription, notices)["deliveries"]
+                announced = self._announce("subscribe-success", subscription, notices, deliver=deliver)
             answer: dict[str, Any] = {
                 "token": token,
                 "customerAWSAccountId": subscription.customer_aws_account_id,
@@ -238,8 +307,10 @@ class EmulatorServer:
             }
             if marketplace.products[subscription.product_code].legacy:
                 answer["customerIdentifier"] = subscription.customer_identifier
-            if deliveries is not None:
-                answer["deliveries"] = deliveries
+            if announced is not None:
+                answer["deliveries"] = announced["deliveries"]
+                if not deliver:
+                    answer["withheld"] = _withheld(announced)
             return 201, answer
         if route == ("GET", "/_emulator/subscriptions"):
             code = _first(query, "productCode")
@@ -321,25 +392,31 @@ class EmulatorServer:
         if license_arn is not None and not isinstance(license_arn, str):
             raise AdminError("licenseArn: a string")
         gap = _gap(body.get("endedToDeprovisionedSeconds", self.ended_to_deprovisioned_seconds))
+        deliver = _deliver_flag(body)
         # Without licenseArn the account's only license; several → 409 naming them.
         subscription = self.marketplace.find_subscription(code, account, license_arn)
         notices = self.marketplace.lifecycle_event(subscription, kind, gap)
-        entry = self._announce(kind, subscription, notices)
-        return 200, {
+        entry = self._announce(kind, subscription, notices, deliver=deliver)
+        answer: dict[str, Any] = {
             "status": subscription.status,
             "licenseArn": subscription.license_arn,
             "agreementId": subscription.agreement_id,
             "deliveries": entry["deliveries"],
             "notifications": entry["notifications"],
         }
+        if not deliver:
+            answer["withheld"] = _withheld(entry)
+        return 200, answer
 
-    def _announce(self, kind: str, subscription: Subscription, notices: list[Notice]) -> dict[str, Any]:
+    def _announce(
+        self, kind: str, subscription: Subscription, notices: list[Notice], *, deliver: bool = True
+    ) -> dict[str, Any]:
         """Log the event and send its notifications: now, or (License Deprovisioned after the gap) later.
 
         A deferred notification is delivered by a timer thread when the emulator's clock reaches its time
         (or when POST /_emulator/clock passes it), so the answer never waits for it; until then the log shows
         it `scheduled`. With a gap of 0 nothing is deferred. Returns a copy of the log entry once the others
-        are delivered.
+        are delivered. `deliver=False` loses them on purpose: logged `withheld`, sent nowhere, never later.
         """
         product = self.marketplace.products[subscription.product_code]
         entry: dict[str, Any] = {
@@ -364,13 +441,17 @@ class EmulatorServer:
                 "deliveries": [],
                 **{key: value for key, value in sent.items() if key != "channel"},
             }
+            if not deliver:
+                record["state"] = "withheld"
             with self._events_lock:
                 entry["notifications"].append(record)
-            deliver = functools.partial(self._deliver, entry, record, sent)
+            if not deliver:
+                continue
+            send = functools.partial(self._deliver, entry, record, sent)
             if notice.deferred:
-                self._timers.at(notice.at_ms / 1000, deliver)
+                self._timers.at(notice.at_ms / 1000, send)
             else:
-                deliver()
+                send()
         with self._events_lock:
             return copy.deepcopy(entry)
 
@@ -426,6 +507,23 @@ class _Timers:
         for timer in pending:
             timer.cancel()
         return sorted(pending.values(), key=lambda item: item[0])
+
+
+def _deliver_flag(body: dict[str, Any]) -> bool:
+    """`deliver` of an admin request: false loses the notifications on purpose (the change still happens)."""
+    deliver = body.get("deliver", True)
+    if not isinstance(deliver, bool):
+        raise AdminError("deliver: true (send the notifications, the default) or false (withhold them)")
+    return deliver
+
+
+def _withheld(entry: dict[str, Any]) -> list[dict[str, str]]:
+    """The notifications an event did not deliver, in order: {channel, name, time}."""
+    return [
+        {"channel": n["channel"], "name": n["name"], "time": n["time"]}
+        for n in entry["notifications"]
+        if n["state"] == "withheld"
+    ]
 
 
 def _gap(value: Any) -> float:
@@ -540,16 +638,23 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 raise ApiError("UnknownOperationException", f"Unknown operation {target}")
             operation, shape = found
             request = shapes.read(shape, decode(raw))
-            latency = emulator.marketplace.before_call(target.split(".", 1)[1])
+            try:
+                latency = emulator.marketplace.before_call(target.split(".", 1)[1])
+            except ApiError as error:
+                if error.code == "ThrottlingException":
+                    error.status = service_of(target).throttling_status
+                raise
             if latency:
                 time.sleep(latency)
             return operation(emulator.marketplace, request)
 
         def _json_11(self) -> None:
+            """AWS JSON 1.1 (metering, entitlement) or 1.0 (agreement): `POST /`, the target in a header."""
             raw = self._read()
             if raw is None:
                 return
             target = self.headers.get("X-Amz-Target", "")
+            service = service_of(target)
             headers: dict[str, str] = {}
             try:
                 result = self._call(target, raw, _decode_json)
@@ -557,12 +662,13 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             except ApiError as error:
                 status, body, headers = _json_error(error)
             except Exception as error:  # a bug in the emulator: still an answer AWS could give
-                status, body, headers = _json_error(_internal(error))
+                status, body, headers = _json_error(_internal(error, service))
+            content_type = service.json_content_type
             # Recorded before it is sent, so a caller that got the answer finds the call recorded.
             emulator.record(
-                RecordedCall("json", target, raw, status, {"Content-Type": JSON_11, **headers}, body)
+                RecordedCall("json", target, raw, status, {"Content-Type": content_type, **headers}, body)
             )
-            self._send(status, JSON_11, body, headers)
+            self._send(status, content_type, body, headers)
 
         def _rest_json(self) -> None:
             """The Catalog API: REST-JSON, the operation named by method and path."""
@@ -613,9 +719,9 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 result = self._call(target, raw, _decode_cbor)
                 status, body = 200, cbor2.dumps(_to_cbor_value(result))
             except ApiError as error:
-                status, body = _cbor_error(error)
+                status, body = _cbor_error(error, service_of(target))
             except Exception as error:  # a bug in the emulator: still an answer AWS could give
-                status, body = _cbor_error(_internal(error))
+                status, body = _cbor_error(_internal(error, service_of(target)), service_of(target))
             emulator.record(
                 RecordedCall(
                     "smithy-rpc-v2-cbor", target, raw, status, {"Content-Type": CBOR, **headers}, body
@@ -666,9 +772,9 @@ def _decode_cbor(raw: bytes) -> Any:
         raise ApiError(shapes.SERIALIZATION, f"The request body is not valid CBOR: {error}") from None
 
 
-def _internal(error: Exception) -> ApiError:
+def _internal(error: Exception, service: Service | None = None) -> ApiError:
     return ApiError(
-        "InternalServiceErrorException",
+        service.internal_error if service is not None else "InternalServiceErrorException",
         f"The emulator failed ({type(error).__name__}: {error}); this is a bug in the emulator",
         500,
     )
@@ -676,11 +782,11 @@ def _internal(error: Exception) -> ApiError:
 
 def _json_error(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
     # botocore's JSON parser takes the code from `__type` (dropping a `namespace#` prefix).
-    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    body = json.dumps({"__type": error.code, "message": error.message, **error.members}).encode()
     return error.status, body, {"x-amzn-ErrorType": error.code}
 
 
-def _cbor_error(error: ApiError) -> tuple[int, bytes]:
-    modeled = error.code not in (shapes.SERIALIZATION, "ValidationException")
-    code = f"com.amazonaws.marketplaceentitlementservice#{error.code}" if modeled else error.code
-    return error.status, cbor2.dumps({"__type": code, "message": error.message})
+def _cbor_error(error: ApiError, service: Service) -> tuple[int, bytes]:
+    modeled = error.code not in service.unmodeled
+    code = f"{service.namespace}#{error.code}" if modeled else error.code
+    return error.status, cbor2.dumps({"__type": code, "message": error.message, **error.members})

@@ -1,7 +1,8 @@
 """The request shapes the emulator implements, and the check every request passes before it is served.
 
-These are transcribed from botocore's service models (meteringmarketplace 2016-01-14 and
-marketplace-entitlement 2017-01-11, as of botocore 1.44.8 / the model of 2026-10-20).
+These are transcribed from botocore's service models (meteringmarketplace 2016-01-14,
+marketplace-entitlement 2017-01-11 and marketplace-agreement 2020-03-01, as of botocore 1.44.8 / the model of
+2026-10-20).
 tests/integration/emulator/test_botocore_model.py compares them with the installed model member by member,
 so a model change (a new member, a changed limit or pattern) fails a test instead of being silently ignored.
 
@@ -151,6 +152,69 @@ GET_ENTITLEMENTS_REQUEST = Shape(
     },
     required=frozenset({"ProductCode"}),
     error="InvalidParameterException",
+)
+
+# --- Marketplace Agreement (smithy-rpc-v2-cbor, or AWS JSON 1.0) -----------------------------------------
+# ValidationException is a modeled error here (with reason and fields); a shape violation is one too.
+
+AGREEMENT_MAX_RESULTS = Shape("MaxResults", "integer", min=1, max=50)
+AGREEMENT_NEXT_TOKEN = _string("NextToken", min=0, max=8192, pattern=r"[a-zA-Z0-9+/=_-]+")
+AGREEMENT_ID = _string("ResourceId", min=1, max=64, pattern=r"[A-Za-z0-9_/-]+")
+SEARCH_AGREEMENTS_REQUEST = Shape(
+    "SearchAgreementsInput",
+    "structure",
+    members={
+        "catalog": _string("Catalog", min=1, max=64, pattern=r"[a-zA-Z0-9.-]+"),
+        "filters": Shape(
+            "FilterList",
+            "list",
+            member=Shape(
+                "Filter",
+                "structure",
+                members={
+                    "name": _string("FilterName", min=1, max=32, pattern=r"[A-Za-z_]+"),
+                    "values": Shape(
+                        "FilterValueList",
+                        "list",
+                        member=_string("FilterValue", min=1, max=256, pattern=r"[A-Za-z0-9.,+:/_-]+"),
+                        min=1,
+                        max=1,
+                    ),
+                },
+            ),
+            min=1,
+            max=10,
+        ),
+        "sort": Shape(
+            "Sort",
+            "structure",
+            members={
+                "sortBy": _string("SortBy", min=1, max=255, pattern=r"[A-Za-z_]+"),
+                "sortOrder": _string("SortOrder", enum=("ASCENDING", "DESCENDING")),
+            },
+        ),
+        "maxResults": AGREEMENT_MAX_RESULTS,
+        "nextToken": AGREEMENT_NEXT_TOKEN,
+    },
+    error="ValidationException",
+)
+DESCRIBE_AGREEMENT_REQUEST = Shape(
+    "DescribeAgreementInput",
+    "structure",
+    members={"agreementId": AGREEMENT_ID},
+    required=frozenset({"agreementId"}),
+    error="ValidationException",
+)
+GET_AGREEMENT_ENTITLEMENTS_REQUEST = Shape(
+    "GetAgreementEntitlementsInput",
+    "structure",
+    members={
+        "agreementId": AGREEMENT_ID,
+        "maxResults": AGREEMENT_MAX_RESULTS,
+        "nextToken": AGREEMENT_NEXT_TOKEN,
+    },
+    required=frozenset({"agreementId"}),
+    error="ValidationException",
 )
 
 

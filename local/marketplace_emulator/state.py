@@ -75,13 +75,17 @@ DEFAULT_DIMENSION_TYPES = {
 
 
 class ApiError(Exception):
-    """An error AWS would return: `code` is the modeled exception name botocore maps to a class."""
+    """An error AWS would return: `code` is the modeled exception name botocore maps to a class; `members`
+    the error shape's other members (the Agreement API's `reason` and `fields`), sent beside `message`."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, members: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.members = members or {}
 
 
 class AdminError(Exception):
@@ -202,6 +206,51 @@ class Subscription:
         return timestamp < self.final_hour_from and now < self.final_hour_until
 
 
+@dataclass
+class AgreementRecord:
+    """One purchase agreement as AWS Marketplace keeps it: what the Agreement API answers from.
+
+    Unlike `Agreement` (what an event showed at the time) it changes: its status and `last_update_ms` move
+    when the buyer cancels, when a renewal replaces it, when its payment fails. A renewal is a new record in
+    the same chain (`initial_agreement_id`); a purchase after an agreement ended starts a new chain.
+    """
+
+    agreement_id: str
+    subscription: Subscription = field(repr=False, compare=False)  # the license it grants
+    product_id: str
+    proposer_account_id: str
+    offer_id: str
+    status: str  # AgreementStatus: ACTIVE, CANCELLED, RENEWED, TERMINATED
+    acceptance_ms: int  # acceptanceTime = startTime (no future-dated agreements)
+    end_ms: int | None  # None: pay-as-you-go, no end date
+    last_update_ms: int
+    initial_agreement_id: str
+    end_time_behavior: str | None  # RENEW for contracts (the emulator renews them); None without an end
+    sequence: int  # creation order: ties in a sort keep it
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    """An agreement and the state of the license it grants, read at one moment (see agreement_views)."""
+
+    agreement_id: str
+    product_code: str
+    product_id: str
+    acceptor_account_id: str
+    proposer_account_id: str
+    offer_id: str
+    license_arn: str
+    status: str
+    acceptance_ms: int
+    end_ms: int | None
+    last_update_ms: int
+    initial_agreement_id: str
+    end_time_behavior: str | None
+    sequence: int
+    entitlement_status: str  # AgreementEntitlementStatus
+    entitlement_reason: str  # AgreementEntitlementStatusReasonCode
+
+
 @dataclass(frozen=True)
 class Notice:
     """One notification Marketplace sends about a license: on which channel, what, and when.
@@ -315,6 +364,10 @@ class Marketplace:
             self.events: list[dict[str, Any]] = []
             self.clock_offset = 0.0
             self._last_event_ms: dict[str, int] = {}  # per license
+            # Every purchase agreement ever made, by id, in the order they were made.
+            self.agreements: dict[str, AgreementRecord] = {}
+            # Signs the Agreement API's page tokens (opaque to callers, checked when they come back).
+            self.page_token_key = secrets.token_bytes(32)
 
     # --- admin -------------------------------------------------------------------------------------
 
@@ -412,6 +465,7 @@ class Marketplace:
                     initial_agreement_id=agreement.agreement_id,
                 )
                 self.subscriptions.append(subscription)
+                self._record_agreement(subscription, agreement)
             if subscription.status == "active":
                 subscription.was_active = True
             token = secrets.token_urlsafe(48)
@@ -541,6 +595,7 @@ class Marketplace:
                     # agreement stays ended); the license, and so the buyer's identity, stays.
                     current = self._new_agreement(product, f"agmt-{secrets.token_hex(12)}", "NEW")
                     subscription.agreement_id = subscription.initial_agreement_id = current.agreement_id
+                    self._record_agreement(subscription, current)
                 subscription.status, subscription.was_active, subscription.agreement = "active", True, current
                 subscription.final_hour_from = subscription.final_hour_until = None
                 send("eventbridge", f"Purchase Agreement Created - {role}", current)
@@ -550,14 +605,18 @@ class Marketplace:
                 if status not in ("pending", "failed"):
                     raise refuse("subscribe-fail is for a subscription that never started (a failed payment)")
                 subscription.status = "failed"
-                send("eventbridge", "License Deprovisioned - Manufacturer", current)
+                failed_ms = send("eventbridge", "License Deprovisioned - Manufacturer", current)
                 sns("subscribe-fail")
+                # The purchase is withdrawn: its agreement ends "because of an AWS termination (for example, a
+                # payment failure)" (the model's DescribeAgreement status). One already ended stays as it is.
+                self._agreement_changed(current.agreement_id, "TERMINATED", failed_ms, only_from="ACTIVE")
             elif kind == "unsubscribe-pending" or (kind == "unsubscribe-success" and status == "active"):
                 if status != "active":
                     raise refuse("only an active license can be cancelled")
                 ended = replace(current, status="CANCELLED")
                 subscription.agreement = ended
                 ended_ms = send("eventbridge", f"Purchase Agreement Ended - {role}", ended)
+                self._agreement_changed(current.agreement_id, "CANCELLED", ended_ms)
                 sns(kind)
                 deprovisioned_ms = deprovision_later(ended_ms)
                 subscription.status = "cancel-pending" if kind == "unsubscribe-pending" else "cancelled"
@@ -583,8 +642,12 @@ class Marketplace:
                     product, f"agmt-{secrets.token_hex(12)}", "RENEW", previous=current.agreement_id
                 )
                 subscription.agreement, subscription.agreement_id = renewed, renewed.agreement_id
+                self._record_agreement(subscription, renewed)
                 send("eventbridge", f"Purchase Agreement Created - {role}", renewed)
-                send("eventbridge", f"Purchase Agreement Ended - {role}", replace(current, status="RENEWED"))
+                ended_ms = send(
+                    "eventbridge", f"Purchase Agreement Ended - {role}", replace(current, status="RENEWED")
+                )
+                self._agreement_changed(current.agreement_id, "RENEWED", ended_ms)
                 current = renewed
                 if product.has_contract:
                     sns("entitlement-updated")
@@ -596,6 +659,68 @@ class Marketplace:
         accepted_ms = int(self.now() * 1000)
         ends_ms = accepted_ms + CONTRACT_DAYS * 86_400_000 if product.has_contract else NO_END_TIME_MS
         return Agreement(agreement_id, "ACTIVE", intent, accepted_ms, ends_ms, previous)
+
+    def _record_agreement(self, subscription: Subscription, agreement: Agreement) -> None:
+        """Keep a new agreement of the license (the first of its chain unless it is a renewal)."""
+        product = self.products[subscription.product_code]
+        self.agreements[agreement.agreement_id] = AgreementRecord(
+            agreement_id=agreement.agreement_id,
+            subscription=subscription,
+            product_id=product.product_id,
+            proposer_account_id=CHANNEL_PARTNER_ACCOUNT if product.resold else SELLER_ACCOUNT,
+            offer_id=subscription.offer_id,
+            status=agreement.status,
+            acceptance_ms=agreement.accepted_at_ms,
+            end_ms=agreement.ends_at_ms if product.has_contract else None,
+            last_update_ms=agreement.accepted_at_ms,
+            initial_agreement_id=subscription.initial_agreement_id,
+            end_time_behavior="RENEW" if product.has_contract else None,
+            sequence=len(self.agreements),
+        )
+
+    def _agreement_changed(
+        self, agreement_id: str, status: str, at_ms: int, only_from: str | None = None
+    ) -> None:
+        """The agreement's new status; its lastUpdateTime moves (always forward, so a change is seen)."""
+        record = self.agreements.get(agreement_id)
+        if (
+            record is None
+            or record.status == status
+            or (only_from is not None and record.status != only_from)
+        ):
+            return
+        record.status = status
+        record.last_update_ms = max(at_ms, record.last_update_ms + 1)
+
+    def agreement_views(self) -> list[AgreementView]:
+        """Every agreement, oldest first, with the state of the license it grants now."""
+        with self._lock:
+            now = self.now()
+            views = []
+            for record in self.agreements.values():
+                subscription = record.subscription
+                status, reason = _entitlement_status(record, now)
+                views.append(
+                    AgreementView(
+                        agreement_id=record.agreement_id,
+                        product_code=subscription.product_code,
+                        product_id=record.product_id,
+                        acceptor_account_id=subscription.customer_aws_account_id,
+                        proposer_account_id=record.proposer_account_id,
+                        offer_id=record.offer_id,
+                        license_arn=subscription.license_arn,
+                        status=record.status,
+                        acceptance_ms=record.acceptance_ms,
+                        end_ms=record.end_ms,
+                        last_update_ms=record.last_update_ms,
+                        initial_agreement_id=record.initial_agreement_id,
+                        end_time_behavior=record.end_time_behavior,
+                        sequence=record.sequence,
+                        entitlement_status=status,
+                        entitlement_reason=reason,
+                    )
+                )
+            return views
 
     def _next_event_ms(self, license_arn: str) -> int:
         """Now, in epoch milliseconds, and always after the previous event's time for the same license (so a
@@ -876,6 +1001,36 @@ class Marketplace:
         if start + max_results < len(found):
             result["NextToken"] = f"page-{start + max_results}"
         return result
+
+
+def _entitlement_status(record: AgreementRecord, now: float) -> tuple[str, str]:
+    """What GetAgreementEntitlements says of the agreement's license, and why (the model's enums).
+
+    - PENDING (PROVISIONING_IN_PROGRESS): the agreement is active, its license not confirmed yet (pending).
+    - PROVISIONED (AGREEMENT_ACTIVE): the agreement is the license's current one, active, the license active.
+    - PROVISIONED (AGREEMENT_INACTIVE): cancelled, but the license is in its final hour (its usage is still
+      taken: Subscription.takes_usage).
+    - FAILED (INVALID_PAYMENT_INSTRUMENT): the purchase failed (subscribe-fail: a failed payment).
+    - DEPROVISIONED (AGREEMENT_INACTIVE): anything else: it ended, or a renewal or a new purchase took over.
+    """
+    subscription = record.subscription
+    current = subscription.agreement_id == record.agreement_id
+    if record.status == "TERMINATED":
+        return "FAILED", "INVALID_PAYMENT_INSTRUMENT"
+    if current and record.status == "ACTIVE":
+        if subscription.status == "pending":
+            return "PENDING", "PROVISIONING_IN_PROGRESS"
+        if subscription.status == "active":
+            return "PROVISIONED", "AGREEMENT_ACTIVE"
+    in_final_hour = (
+        subscription.was_active
+        and subscription.status in ("cancel-pending", "cancelled")
+        and subscription.final_hour_until is not None
+        and now < subscription.final_hour_until
+    )
+    if current and in_final_hour:
+        return "PROVISIONED", "AGREEMENT_INACTIVE"
+    return "DEPROVISIONED", "AGREEMENT_INACTIVE"
 
 
 def decimal_text(value: Decimal) -> str:

@@ -103,6 +103,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_METERING", server.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", server.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT", server.url)
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # tests see each error; the retry test opts back in
         yield Emulator(server)
         problems = model_check.all_problems(server.calls)
@@ -119,34 +120,57 @@ def entitlement(emulator: Emulator) -> Any:
     return boto3.client("marketplace-entitlement")
 
 
+CBOR_SERVICES = {"marketplace-entitlement": "2017-01-11", "marketplace-agreement": "2020-03-01"}
+
+
 @pytest.fixture(scope="session")
 def cbor_only_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The installed entitlement model with `json` removed from its protocols.
+    """The installed entitlement and agreement models with `json` removed from their protocols.
 
     botocore picks the first protocol of its own priority list that a model offers, and json comes before
-    smithy-rpc-v2-cbor there, so boto3 sends GetEntitlements as AWS JSON 1.1 although the model lists
-    rpc-v2-cbor first (other SDKs pick it). With this model botocore's own CBOR serializer and parser talk
-    to the emulator.
+    smithy-rpc-v2-cbor there, so boto3 sends GetEntitlements as AWS JSON 1.1 (and the Agreement API as AWS
+    JSON 1.0) although the models list rpc-v2-cbor first (other SDKs pick it). With these models botocore's
+    own CBOR serializer and parser talk to the emulator.
     """
-    source = Path(botocore.__file__).parent / "data" / "marketplace-entitlement" / "2017-01-11"
     root = tmp_path_factory.mktemp("botocore-data")
-    target = root / "marketplace-entitlement" / "2017-01-11"
-    target.mkdir(parents=True)
-    model = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
-    assert "smithy-rpc-v2-cbor" in model["metadata"]["protocols"]
-    model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
-    (target / "service-2.json").write_text(json.dumps(model))
-    for item in source.iterdir():
-        if not item.name.startswith("service-2."):
-            shutil.copy(item, target / item.name)
+    for service, version in CBOR_SERVICES.items():
+        source = Path(botocore.__file__).parent / "data" / service / version
+        target = root / service / version
+        target.mkdir(parents=True)
+        model = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
+        assert "smithy-rpc-v2-cbor" in model["metadata"]["protocols"]
+        model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
+        (target / "service-2.json").write_text(json.dumps(model))
+        for item in source.iterdir():
+            if not item.name.startswith("service-2."):
+                shutil.copy(item, target / item.name)
     return root
+
+
+def cbor_client(cbor_only_models: Path, service: str) -> Any:
+    """A boto3 client of `service` that speaks smithy-rpc-v2-cbor."""
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(cbor_only_models))
+    client = boto3.Session(botocore_session=session).client(service)
+    assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    return client
 
 
 @pytest.fixture
 def cbor_entitlement(emulator: Emulator, cbor_only_models: Path) -> Any:
     """A boto3 entitlement client that speaks smithy-rpc-v2-cbor."""
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(cbor_only_models))
-    client = boto3.Session(botocore_session=session).client("marketplace-entitlement")
-    assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+    return cbor_client(cbor_only_models, "marketplace-entitlement")
+
+
+@pytest.fixture
+def agreement(emulator: Emulator) -> Any:
+    """A boto3 Agreement API client as boto3 makes it: AWS JSON 1.0."""
+    client = boto3.client("marketplace-agreement")
+    assert client.meta.service_model.resolved_protocol == "json"
     return client
+
+
+@pytest.fixture
+def cbor_agreement(emulator: Emulator, cbor_only_models: Path) -> Any:
+    """A boto3 Agreement API client that speaks smithy-rpc-v2-cbor."""
+    return cbor_client(cbor_only_models, "marketplace-agreement")

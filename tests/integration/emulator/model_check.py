@@ -32,6 +32,7 @@ from local.marketplace_emulator.server import RecordedCall
 SERVICES = {
     "AWSMPMeteringService": "meteringmarketplace",
     "AWSMPEntitlementService": "marketplace-entitlement",
+    "AWSMPCommerceService_v20200301": "marketplace-agreement",
 }
 # Errors every AWS JSON 1.1 / rpc-v2-cbor service may answer, modeled or not, with their HTTP statuses.
 GENERIC_ERRORS = {
@@ -177,7 +178,10 @@ def call_problems(call: RecordedCall) -> list[str]:
     )
     parser = create_parser(call.protocol)
     headers = {key.lower(): value for key, value in call.headers.items()}
-    wanted_type = "application/x-amz-json-1.1" if call.protocol == "json" else "application/cbor"
+    json_version = "1.1"
+    if call.target.rpartition(".")[0] in SERVICES:
+        json_version = service_model(call.target.rpartition(".")[0]).metadata.get("jsonVersion", "1.1")
+    wanted_type = f"application/x-amz-json-{json_version}" if call.protocol == "json" else "application/cbor"
     if headers.get("content-type") != wanted_type:
         problems.append(f"{label}: Content-Type {headers.get('content-type')!r}, not {wanted_type}")
     if call.protocol == "smithy-rpc-v2-cbor" and headers.get("smithy-protocol") != "rpc-v2-cbor":
@@ -221,9 +225,14 @@ def call_problems(call: RecordedCall) -> list[str]:
         body = decode(call.protocol, call.body)
     except ValueError:
         body = None
-    if not isinstance(body, dict) or set(body) - {"__type", "message"} or not body.get("message"):
-        problems.append(f"{label}: an error body holds __type and a message, got {body!r}")
     modeled = {shape.name: shape for shape in operation.error_shapes} if operation is not None else {}
+    # A modeled error may carry its shape's other members (the Agreement API's reason, fields, resourceId).
+    members = {"__type", "message"} | (set(modeled[code].members) if code in modeled else set())
+    if not isinstance(body, dict) or set(body) - members or not body.get("message"):
+        problems.append(f"{label}: an error body holds __type, a message and modeled members, got {body!r}")
+    elif code in modeled:
+        detail = {key: value for key, value in body.items() if key != "__type"}
+        problems += [f"{label}: error: {p}" for p in value_problems(modeled[code], detail, "", call.protocol)]
     if code in modeled:
         fault = modeled[code].metadata.get("fault", False)
         status = modeled[code].metadata.get("error", {}).get("httpStatusCode", 500 if fault else 400)
