@@ -108,6 +108,8 @@ class Notice:
     license_arn: str | None = None
     customer_identifier: str | None = None
     agreement_id: str | None = None
+    # A renewal's `Purchase Agreement Created` (intent RENEW) names the agreement it renews.
+    previous_agreement_id: str | None = None
     free_trial: bool | None = None
     # A cancellation found after its final hour was over: Marketplace takes none of its usage any more, so
     # nothing is sent (the metering job closes the pending usage as SubscriptionEnded).
@@ -175,6 +177,7 @@ def _eventbridge(event: Mapping[str, Any]) -> Notice | None:
         account=account,
         license_arn=license_arn,
         agreement_id=_path(detail, "agreement", "id"),
+        previous_agreement_id=_path(detail, "agreement", "previousAgreementId"),
     )
 
 
@@ -264,7 +267,7 @@ class Lifecycle:
     def handle(self, notice: Notice) -> Outcome:
         if notice.product_code and notice.product_code != self._settings.product_code:
             return Outcome("ignored", f"product {notice.product_code} is another listing's")
-        key = self._key(notice) or self._hold_agreement(notice)
+        key = self._key(notice) or self._renewed(notice) or self._hold_agreement(notice)
         if key is None:
             return Outcome("ignored", "held until a license event names this agreement")
         outcome = Outcome("applied")
@@ -375,6 +378,16 @@ class Lifecycle:
         assert notice.agreement_id is not None and notice.account is not None
         self._record(held_agreement_key(notice.agreement_id), notice)
         return self._agreement_subscriber(notice.account, notice.agreement_id)
+
+    def _renewed(self, notice: Notice) -> dict[str, str] | None:
+        """A renewal's new agreement: the subscriber of the agreement it renews moves on to it (no license
+        event may ever name the new one). The subscriber's key, or None if no subscriber has the old one."""
+        if not (notice.previous_agreement_id and notice.account and notice.agreement_id):
+            return None
+        key = self._agreement_subscriber(notice.account, notice.previous_agreement_id)
+        if key is not None:
+            self._follow_agreement(key, notice)
+        return key
 
     def _claim_agreement(self, key: dict[str, str], agreement_id: str) -> dict[str, Any] | None:
         """Apply the facts of agreement events that came before this license event, then remove them from
