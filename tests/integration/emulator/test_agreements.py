@@ -579,6 +579,16 @@ BAD_SEARCHES: list[tuple[dict[str, Any], str, str]] = [
         "Colour",
     ),
     (
+        {"catalog": "AWSMarketplace", "filters": [*proposer_filters(), {"values": ["ACTIVE"]}]},
+        "MISSING_FILTER_NAME",
+        "filters[2].name",
+    ),
+    (
+        {"catalog": "AWSMarketplace", "filters": [*proposer_filters(), {"name": "Status"}]},
+        "MISSING_FILTER_VALUES",
+        "Status",
+    ),
+    (
         {"catalog": "AWSMarketplace", "filters": proposer_filters(Status="GONE")},
         "INVALID_FILTER_VALUES",
         "Status",
