@@ -1,8 +1,10 @@
 """A local AWS Marketplace: ResolveCustomer, BatchMeterUsage and GetEntitlements over the real wire protocols,
-and the Catalog API's SaaS product change sets (catalog.py).
+the Agreement API's SearchAgreements, DescribeAgreement and GetAgreementEntitlements (agreements.py), and the
+Catalog API's SaaS product change sets (catalog.py).
 
 boto3 reaches it unchanged through `AWS_ENDPOINT_URL_MARKETPLACE_METERING`,
-`AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE` and `AWS_ENDPOINT_URL_MARKETPLACE_CATALOG`; an admin API
+`AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE`, `AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT` and
+`AWS_ENDPOINT_URL_MARKETPLACE_CATALOG`; an admin API
 under `/_emulator/` plays the buyer side (subscriptions, tokens, lifecycle events) and shows what was billed.
 See local/README.md.
 """

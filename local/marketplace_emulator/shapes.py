@@ -18,11 +18,13 @@ What AWS answers for a request that does not fit its shape (AWS JSON 1.1 and rpc
   token; otherwise the generic `ValidationException` (HTTP 400, "The input fails to satisfy the constraints
   specified by an AWS service", on every AWS API reference's Common Errors page).
 
-Neither generic error is in these services' models, so botocore has no exception class for them; its JSON
-and CBOR error parsers read the code from `__type` (dropping any `namespace#` prefix), so callers get a
-`ClientError` whose `Error.Code` is exactly `SerializationException` or `ValidationException`. That is the
-form botocore understands, and the one the metering runtime matches (it treats `ValidationException` as a
-final rejection of the call).
+Neither generic error is in the metering and entitlement models, so botocore has no exception class for
+them; its JSON and CBOR error parsers read the code from `__type` (dropping any `namespace#` prefix), so
+callers get a `ClientError` whose `Error.Code` is exactly `SerializationException` or `ValidationException`.
+That is the form botocore understands, and the one the metering runtime matches (it treats
+`ValidationException` as a final rejection of the call). The Agreement API (AWS JSON 1.0 and rpc-v2-cbor)
+models its `ValidationException` (with `reason` and `fields`), so there it is a modeled error like any other;
+the rules beyond the shapes (filter values, page tokens) are agreements.py's.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import boto3
 import botocore
 import botocore.session
 import pytest
+from botocore.config import Config
 
 from local.marketplace_emulator import EmulatorServer
 from tests.integration.emulator import model_check
@@ -147,11 +148,11 @@ def cbor_only_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def cbor_client(cbor_only_models: Path, service: str) -> Any:
+def cbor_client(cbor_only_models: Path, service: str, config: Config | None = None) -> Any:
     """A boto3 client of `service` that speaks smithy-rpc-v2-cbor."""
     session = botocore.session.get_session()
     session.get_component("data_loader").search_paths.insert(0, str(cbor_only_models))
-    client = boto3.Session(botocore_session=session).client(service)
+    client = boto3.Session(botocore_session=session).client(service, config=config)
     assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
     return client
 
