@@ -37,7 +37,14 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from marketplace_saas.lifecycle import FINAL_USAGE_WINDOW_MS, Lifecycle, Notice
-from marketplace_saas.models import FACTS, BuyerIdentity, SubscriberStatus, license_id, status_of
+from marketplace_saas.models import (
+    FACTS,
+    PROVISIONED_FACT,
+    BuyerIdentity,
+    SubscriberStatus,
+    license_id,
+    status_of,
+)
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable, error_code, pages
 
@@ -46,6 +53,11 @@ CATALOG = "AWSMarketplace"
 ACTIVE = "ACTIVE"
 # The agreement ended and no other took its place: the license ends with it.
 ENDED_AGREEMENT = frozenset({"CANCELLED", "EXPIRED", "TERMINATED", "ROLLED_BACK"})
+# The facts (models.py) that end a license here, and those that make it active.
+END_FACTS = (FACTS["cancel-pending"], FACTS["cancelled"], FACTS["failed"])
+ACTIVE_FACTS = (FACTS["active"], PROVISIONED_FACT)
+# Agreements that can end without the license ever having been active (the model: "a payment failure").
+NEVER_ACTIVE_AGREEMENT = frozenset({"TERMINATED", "ROLLED_BACK"})
 # Another agreement of the same chain took its place (a renewal, a replacement): the license goes on there.
 SUCCEEDED_AGREEMENT = frozenset({"RENEWED", "REPLACED", "SUPERSEDED", "ARCHIVED"})
 # AWS's record may lag a change by a little: each incremental run reads again from this long before the
@@ -324,9 +336,9 @@ class Reconciler:
         item = self._get(key)
         here: str = status_of(item) if item is not None else "none"
         there: LicenseState = aws.state
-        if there == "active" and here not in ("active", "cancel-pending"):
+        if there == "active" and here != "active":
             there = self._entitlement_state(aws)
-        notices = self._facts(aws, there, here, now_ms)
+        notices = self._facts(aws, there, item, now_ms)
         differences = []
         if notices:
             kind: DifferenceKind = (
@@ -345,8 +357,11 @@ class Reconciler:
             differences.append(self._link(aws, here, dry_run))
         return differences
 
-    def _facts(self, aws: AwsLicense, there: LicenseState, here: str, now_ms: int) -> list[Notice]:
+    def _facts(
+        self, aws: AwsLicense, there: LicenseState, item: dict[str, Any] | None, now_ms: int
+    ) -> list[Notice]:
         """The facts that bring this license here in line with AWS (none when it is in step)."""
+        here = status_of(item) if item is not None else "none"
 
         def notice(fact: str, at_ms: int, final_hour_over: bool = False) -> Notice:
             return Notice(
@@ -363,19 +378,25 @@ class Reconciler:
             )
 
         if there == "active":
-            return (
-                [notice(FACTS["active"], aws.changed_ms)]
-                if here != "active" and here != "cancel-pending"
-                else []
-            )
+            # Cancel-pending here too: the buyer bought again during the final hour (a newer agreement).
+            return [notice(FACTS["active"], aws.changed_ms)] if here != "active" else []
         if there == "failed":
             return [notice(FACTS["failed"], aws.changed_ms)] if here in ("none", "pending", "active") else []
-        if there == "pending" or here in ("cancel-pending", "cancelled", "failed"):
+        if there == "pending":
             return []
-        # Ended there, not here: a cancellation whose events never came.
+        # Ended there. A cancelled (or expired, renewed...) agreement was active once; a terminated or
+        # rolled-back one (a failed payment) may never have been.
+        was_active = aws.agreement_status not in NEVER_ACTIVE_AGREEMENT
+        ended_here = max((int(item[fact]) for fact in END_FACTS if fact in item), default=0) if item else 0
+        if here in ("cancel-pending", "cancelled") and aws.changed_ms <= ended_here:
+            return []  # it ended here as late as there
+        if here == "failed" and not was_active:
+            return []
         found: list[Notice] = []
-        if here in ("none", "pending"):
-            # Its events were lost from the start: it was active from its agreement's start, then ended.
+        activated_here = max((int(item[f]) for f in ACTIVE_FACTS if f in item), default=0) if item else 0
+        if was_active and (not activated_here or max(ended_here, activated_here) < aws.started_ms):
+            # The agreement's start was lost too (a purchase never heard of here, or after an end here the
+            # purchase again): active from its start.
             found.append(notice(FACTS["active"], aws.started_ms))
         if now_ms < aws.changed_ms + FINAL_USAGE_WINDOW_MS:
             found.append(notice(FACTS["cancel-pending"], aws.changed_ms))  # the final hour is still open
