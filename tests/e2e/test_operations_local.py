@@ -63,7 +63,7 @@ def status_counts() -> dict[str, int]:
     (row,) = [line for line in lines if line.startswith(LISTING)]
     assert "running locally" in row and "n/a locally" in row
     columns = re.split(r"\s{2,}", row)
-    assert len(columns) == 7, row
+    assert len(columns) == 8, row  # the last: the last reconciliation
     counts = {}
     for part in columns[3].split(", "):  # the Registered column, e.g. "2 active, 1 failed"
         if part != "none":
