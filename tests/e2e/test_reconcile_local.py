@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from typing import Any
@@ -101,3 +102,14 @@ def test_a_lost_cancellation_and_a_lost_purchase_are_found_and_repaired(local_mo
     again = reconcile()
     assert account not in again.stdout and lost not in again.stdout, again.stdout
     assert again.returncode in (0, 11), again.stdout + again.stderr  # 11 only for another test's buyers
+    # --status shows the last run.
+    shown = subprocess.run(  # noqa: S603 - the command a seller runs
+        [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--status", "--local", "--listing", LISTING],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    (row,) = [line for line in shown.stdout.splitlines() if line.startswith(LISTING)]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \d+ differences", row), row

@@ -190,11 +190,14 @@ class Harness:
 
 
 def _harness(
-    template: ListingTemplate, monkeypatch: pytest.MonkeyPatch, legacy: bool = False
+    template: ListingTemplate,
+    monkeypatch: pytest.MonkeyPatch,
+    legacy: bool = False,
+    record_calls: bool = False,  # keep every API call, for a check against botocore's model
 ) -> Iterator[Harness]:
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
-    with EmulatorServer() as server:
+    with EmulatorServer(record_calls=record_calls) as server:
         environment = {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

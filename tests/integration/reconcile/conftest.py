@@ -22,6 +22,7 @@ from marketplace_saas.models import license_id
 from marketplace_saas.reconcile import Reconciler, ReconcileReport, RunState
 from marketplace_saas.settings import MARKETPLACE_REGION
 from tests.integration.conftest import PRODUCT
+from tests.integration.emulator import model_check
 from tests.integration.lifecycle.conftest import World, _world
 from tests.integration.metering.conftest import _harness
 
@@ -129,6 +130,9 @@ def _buyers(world: World) -> Buyers:
 
 @pytest.fixture
 def buyers(templates: dict[str, ListingTemplate], monkeypatch: pytest.MonkeyPatch) -> Iterator[Buyers]:
-    for harness in _harness(templates["onboard"], monkeypatch):
+    for harness in _harness(templates["onboard"], monkeypatch, record_calls=True):
         yield _buyers(_world(harness))
         wiring.use(None)
+        # Every Agreement, Catalog and Metering API call the reconciliation made fits botocore's model.
+        problems = model_check.all_problems(harness.emulator.server.calls)
+        assert not problems, "the traffic does not fit botocore's model:\n" + "\n".join(problems)
