@@ -57,7 +57,15 @@ from marketplace_saas.models import (
 )
 from marketplace_saas.seller_events import SellerEvents, subscriber_detail
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import CONDITION_FAILED, HeldFacts, StoreUnavailable, error_code, pages
+from marketplace_saas.store import (
+    CONDITION_FAILED,
+    HeldFacts,
+    StoreUnavailable,
+    error_code,
+    get_consistent,
+    pages,
+    query_page,
+)
 
 AGREEMENT_SOURCE = "aws.agreement-marketplace"
 # After License Deprovisioned / unsubscribe-pending, Marketplace accepts the customer's usage for an hour.
@@ -346,24 +354,35 @@ class Lifecycle:
         return outcome
 
     def _follow_agreement(self, key: dict[str, str], notice: Notice) -> dict[str, Any] | None:
-        """Move the subscriber on to the agreement a license notice names, if AWS's time says it is newer
-        than the one recorded (a late event never moves it back); then claim that agreement's held facts.
-        The item after, or None if nothing changed."""
+        """Move the subscriber on to the agreement a notice names, if AWS's time says it is newer than the
+        one recorded (a late event never moves it back); then claim that agreement's held facts. The former
+        agreement is kept (`formerAgreementIds`), so its late events (a renewal's `Purchase Agreement
+        Ended`, status RENEWED) still find the subscriber. The item after, or None if nothing changed."""
         assert notice.agreement_id is not None
+        current = self._get(key)
+        former = current.get("agreementId") if current else None
+        if current is None or former == notice.agreement_id:
+            return None
+        values: dict[str, Any] = {":agreement": notice.agreement_id, ":at": notice.at_ms}
+        update = "SET agreementId = :agreement, agreementLinkedAt = :at"
+        condition = "attribute_not_exists(agreementId)"
+        if former:
+            values[":former"], values[":formers"] = former, {former}
+            update += " ADD formerAgreementIds :formers"
+            condition = "agreementId = :former"
         try:
             self._table.update_item(
                 Key=key,
-                UpdateExpression="SET agreementId = :agreement, agreementLinkedAt = :at",
+                UpdateExpression=update,
                 ConditionExpression=(
-                    "attribute_exists(subscriptionKey) AND agreementId <> :agreement AND "
-                    "(attribute_not_exists(agreementLinkedAt) OR agreementLinkedAt < :at)"
+                    f"{condition} AND (attribute_not_exists(agreementLinkedAt) OR agreementLinkedAt < :at)"
                 ),
-                ExpressionAttributeValues={":agreement": notice.agreement_id, ":at": notice.at_ms},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error_code(error) != CONDITION_FAILED:
                 raise StoreUnavailable(error_code(error)) from None
-            return None
+            return None  # a later agreement is linked, or another notice moved it meanwhile
         return self._claim_agreement(key, notice.agreement_id) or self._get(key)
 
     # --- agreement events that come before their license event --------------------------------------
@@ -446,7 +465,7 @@ class Lifecycle:
 
     def _agreement_subscriber(self, account: str, agreement_id: str) -> dict[str, str] | None:
         for item in self._items_of(account):
-            if item.get("agreementId") == agreement_id:
+            if item.get("agreementId") == agreement_id or agreement_id in item.get("formerAgreementIds", ()):
                 return {
                     "customerAWSAccountId": item["customerAWSAccountId"],
                     "subscriptionKey": item["subscriptionKey"],
@@ -620,20 +639,10 @@ class Lifecycle:
         return self._held if is_held(key) else self._table
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            item: dict[str, Any] | None = (
-                self._table_of(key).get_item(Key=key, ConsistentRead=True).get("Item")
-            )
-            return item
-        except ClientError as error:
-            raise StoreUnavailable(error_code(error)) from None
+        return get_consistent(self._table_of(key), key)
 
     def _query(self, **request: Any) -> dict[str, Any]:
-        try:
-            page: dict[str, Any] = self._table.query(**request)
-            return page
-        except ClientError as error:
-            raise StoreUnavailable(error_code(error)) from None
+        return query_page(self._table, **request)
 
 
 class _FactsChanged(Exception):

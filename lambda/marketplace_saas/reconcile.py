@@ -46,7 +46,7 @@ from marketplace_saas.models import (
     status_of,
 )
 from marketplace_saas.settings import ListingSettings
-from marketplace_saas.store import StoreUnavailable, error_code, pages
+from marketplace_saas.store import StoreUnavailable, error_code, get_consistent, pages, query_page
 
 CATALOG = "AWSMarketplace"
 # Agreement statuses (marketplace-agreement's AgreementStatus).
@@ -494,18 +494,10 @@ class Reconciler:
         }
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            item: dict[str, Any] | None = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-            return item
-        except ClientError as error:
-            raise StoreUnavailable(error_code(error)) from None
+        return get_consistent(self._table, key)
 
     def _query(self, **request: Any) -> dict[str, Any]:
-        try:
-            page: dict[str, Any] = self._table.query(**request)
-            return page
-        except ClientError as error:
-            raise StoreUnavailable(error_code(error)) from None
+        return query_page(self._table, **request)
 
 
 def _iso(moment: datetime) -> str:

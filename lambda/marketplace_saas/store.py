@@ -67,6 +67,24 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code") or "UnknownError")
 
 
+def get_consistent(table: Any, key: Mapping[str, str]) -> dict[str, Any] | None:
+    """The item at `key`, read after every write before it; None if there is none."""
+    try:
+        item: dict[str, Any] | None = table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return item
+    except ClientError as error:
+        raise StoreUnavailable(error_code(error)) from None
+
+
+def query_page(table: Any, **request: Any) -> dict[str, Any]:
+    """One page of a Query; a refused or failed call is StoreUnavailable."""
+    try:
+        page: dict[str, Any] = table.query(**request)
+        return page
+    except ClientError as error:
+        raise StoreUnavailable(error_code(error)) from None
+
+
 class HeldFacts:
     """Lifecycle facts waiting in one place for the subscriber they belong to (see models.HELD_KEY).
 

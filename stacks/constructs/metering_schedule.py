@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from aws_cdk import (
     Duration,
     aws_cloudwatch as cloudwatch,
-    aws_events as events,
-    aws_events_targets as targets,
     aws_lambda,
 )
 from constructs import Construct
 
 from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import METRICS_NAMESPACE, ListingFunction
+from stacks.constructs.schedule import run_on_schedule
 from stacks.constructs.tables import (
     PENDING_USAGE_INDEX,
     SUBSCRIBER_BY_STATUS_INDEX,
@@ -85,20 +84,14 @@ class MeteringSchedule(Construct):
         allow_metering(self.job, tables)
         # A run EventBridge could not deliver lands here (an alarm watches it); the next hour's run still
         # sends everything that run would have sent.
-        self.dead_letters = dead_letter_queue(self, "MissedRuns", of="the hourly schedule's target")
-        self.rule = events.Rule(
+        self.rule, self.dead_letters = run_on_schedule(
             self,
             "Hourly",
+            function=self.job.function,
+            schedule=schedule,
             description=f"Runs {names.function('MeteringJob')} ({schedule})",
-            schedule=events.Schedule.expression(schedule),
-            targets=[
-                targets.LambdaFunction(
-                    self.job.function,
-                    retry_attempts=2,
-                    max_event_age=RUN_MAX_AGE,
-                    dead_letter_queue=self.dead_letters,
-                )
-            ],
+            max_age=RUN_MAX_AGE,
+            dead_letters_of="the hourly schedule's target",
         )
         self.final_failures_alarm = self._failures_alarm(names)
 

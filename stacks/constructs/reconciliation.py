@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from aws_cdk import (
     Duration,
     aws_events as events,
-    aws_events_targets as targets,
     aws_lambda,
     aws_ssm as ssm,
 )
@@ -18,6 +17,7 @@ from constructs import Construct
 from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.listing_function import ListingFunction
 from stacks.constructs.metering_schedule import allow_metering
+from stacks.constructs.schedule import run_on_schedule
 from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, SUBSCRIBER_BY_STATUS_INDEX, ListingTables
 from stacks.naming import RECONCILER_ROLE, ListingNames
 
@@ -75,20 +75,14 @@ class Reconciliation(Construct):
             reserved_concurrency=1,  # one run at a time: two would repair the same difference twice
         )
         self._allow(tables, seller_bus, entity_id)
-        self.dead_letters = dead_letter_queue(self, "MissedRuns", of="the reconciliation schedule's target")
-        self.rule = events.Rule(
+        self.rule, self.dead_letters = run_on_schedule(
             self,
             "Schedule",
+            function=self.function.function,
+            schedule=schedule,
             description=f"Runs {names.function(RECONCILER_ROLE)} ({schedule})",
-            schedule=events.Schedule.expression(schedule),
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    retry_attempts=2,
-                    max_event_age=RUN_MAX_AGE,
-                    dead_letter_queue=self.dead_letters,
-                )
-            ],
+            max_age=RUN_MAX_AGE,
+            dead_letters_of="the reconciliation schedule's target",
         )
         rule = self.rule.node.default_child
         assert isinstance(rule, events.CfnRule)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +108,29 @@ def local_mode() -> Iterator[dict[str, Any]]:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def local_client(local_mode: dict[str, Any], service: str) -> Any:
+    """A boto3 client of the running local mode's AWS services (they take any credentials)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=local_mode["aws"]["url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def seller_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """./deploy-marketplace.sh with these options, as a seller runs it (no terminal)."""
+    return subprocess.run(  # noqa: S603 - the command a seller runs
+        [str(PROJECT_ROOT / "deploy-marketplace.sh"), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def mint_token(local_mode: dict[str, Any], product_code: str, **extra: Any) -> dict[str, Any]:

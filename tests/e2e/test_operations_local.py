@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from tests.e2e.conftest import PROJECT_ROOT, post_json, register_buyer
+from tests.e2e.conftest import PROJECT_ROOT, local_client, post_json, register_buyer, seller_command
 
 LISTING = "data-analytics"
 STATES = ("pending", "active", "cancel-pending", "cancelled", "failed")
@@ -49,14 +47,7 @@ def export(fmt: str) -> str:
 
 def status_counts() -> dict[str, int]:
     """The subscriber counts `--status --local` prints for the listing."""
-    result = subprocess.run(  # noqa: S603 - the command a seller runs
-        [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--status", "--local", "--listing", LISTING],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    result = seller_command("--status", "--local", "--listing", LISTING)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["Listing", "Stack", "Website"]
@@ -73,13 +64,7 @@ def status_counts() -> dict[str, int]:
 
 
 def _aws(local_mode: dict[str, Any], service: str) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=local_mode["aws"]["url"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return local_client(local_mode, service)
 
 
 def listen_to_seller_bus(local_mode: dict[str, Any]) -> str:

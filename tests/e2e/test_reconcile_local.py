@@ -7,39 +7,17 @@ import subprocess
 import time
 from typing import Any
 
-import boto3
-
-from tests.e2e.conftest import PROJECT_ROOT, mint_token, post_json, register_minted
+from tests.e2e.conftest import local_client, mint_token, post_json, register_minted, seller_command
 
 LISTING = "ai-skills"
 
 
 def reconcile(*options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - the command a seller runs
-        [
-            str(PROJECT_ROOT / "deploy-marketplace.sh"),
-            "--reconcile",
-            "--local",
-            "--listing",
-            LISTING,
-            *options,
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return seller_command("--reconcile", "--local", "--listing", LISTING, *options)
 
 
 def subscriber(local_mode: dict[str, Any], account: str) -> dict[str, Any] | None:
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=local_mode["aws"]["url"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    dynamodb = local_client(local_mode, "dynamodb")
     table = local_mode["listings"][LISTING]["tables"]["subscribers"]
     items = dynamodb.query(
         TableName=table,
@@ -103,13 +81,6 @@ def test_a_lost_cancellation_and_a_lost_purchase_are_found_and_repaired(local_mo
     assert account not in again.stdout and lost not in again.stdout, again.stdout
     assert again.returncode in (0, 11), again.stdout + again.stderr  # 11 only for another test's buyers
     # --status shows the last run.
-    shown = subprocess.run(  # noqa: S603 - the command a seller runs
-        [str(PROJECT_ROOT / "deploy-marketplace.sh"), "--status", "--local", "--listing", LISTING],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    shown = seller_command("--status", "--local", "--listing", LISTING)
     (row,) = [line for line in shown.stdout.splitlines() if line.startswith(LISTING)]
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \d+ differences", row), row
