@@ -20,7 +20,7 @@ from marketplace_saas.store import PendingRegistrations, Subscribers
 if TYPE_CHECKING:  # imported where they are built: each function loads only the services it uses
     from marketplace_saas.lifecycle import Lifecycle
     from marketplace_saas.metering import MeteringJob
-    from marketplace_saas.usage import UsageRecorder  # the usage and metering functions only
+    from marketplace_saas.usage import UsageRecorder  # pydantic: the usage and metering functions only
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
