@@ -22,6 +22,7 @@ import base64
 import io
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -46,8 +47,10 @@ WRITES = frozenset(
         "ExecuteTransaction",
     }
 )
-# What a replay needs of a request: its service and region are read from these.
+# What a replay needs of a request: its service and region are read from these. The Authorization header is
+# kept without its signature (its credential scope names the region, its key id the account).
 KEPT_HEADERS = ("HTTP_X_AMZ_TARGET", "CONTENT_TYPE", "HTTP_AUTHORIZATION", "HTTP_HOST", "HTTP_X_AMZ_DATE")
+_SIGNATURE = re.compile(r"Signature=[0-9a-fA-F]+")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -112,7 +115,13 @@ class Journal:
         entry = {
             "target": target,
             "path": environ.get("PATH_INFO", "/"),
-            "headers": {key: environ[key] for key in KEPT_HEADERS if key in environ},
+            "headers": {
+                key: _SIGNATURE.sub("Signature=-", str(environ[key]))
+                if key == "HTTP_AUTHORIZATION"
+                else environ[key]
+                for key in KEPT_HEADERS
+                if key in environ
+            },
             "body": base64.b64encode(body).decode("ascii"),
         }
         if self._file is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,7 +110,9 @@ def test_every_answered_dynamodb_write_survives_a_sigkill_and_is_applied_once(
     dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": "usage", "Item": {"k": {"S": "b"}}}}])
     dynamodb.get_item(TableName="usage", Key={"k": {"S": "a"}})  # reads are not kept
     first.kill()
-    assert len(journal.read_text().splitlines()) == 6  # the table, the put, three updates, the transaction
+    kept = journal.read_text()
+    assert len(kept.splitlines()) == 6  # the table, the put, three updates, the transaction
+    assert "Signature=-" in kept and not re.search(r"Signature=[0-9a-f]{64}", kept)  # never a signature
     with journal.open("a") as file:
         file.write('{"target": "DynamoDB_20120810.PutItem", "pa')  # a write cut off by the kill
 
