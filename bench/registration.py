@@ -3,7 +3,8 @@
 1. Cold import: each buyer-facing handler module imported in a fresh interpreter, against a bare
    `import boto3` in a fresh interpreter of the same round (paired runs: the ratio is the median of the
    rounds' ratios, so machine load that drifts during the run hits both sides alike). Goals: <= 1.3x for
-   the fulfillment and registration functions, <= 1.5x for usage (it needs pydantic for the usage record).
+   the fulfillment and registration functions, <= 1.5x for usage (it validates its
+   requests on the standard library, and must not load pydantic).
    A Lambda cold start pays this on every new execution environment. Then, per handler, the top five
    import costs beyond boto3 (`-X importtime`, self time summed per top-level package), and what the
    registration function loads later, with the first form it validates.

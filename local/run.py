@@ -7,6 +7,12 @@
     → a stand-in of each listing's stack in the local CloudFormation → URLs and .local/endpoints.json
 
 Everything binds to 127.0.0.1. Ctrl-C or SIGTERM stops every process this started.
+
+The data is kept in .local/state/ across restarts (`--fresh` deletes it first): DynamoDB's writes, replayed
+at start (local/aws_server.py), and the emulator's state (local/marketplace_emulator/persistence.py). Both are
+written before the call that made the change is answered, so a stop of any kind, SIGKILL included, loses
+nothing a caller was told had happened: a metering run cut short is finished by the next one, and the
+emulator bills a record it already billed only once.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ from stacks.page_config import page_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_ROOT / ".local"
+# What local mode keeps across restarts.
+KEPT_DIR = STATE_DIR / "state"
+DYNAMODB_JOURNAL = KEPT_DIR / "dynamodb.jsonl"
+EMULATOR_STATE = KEPT_DIR / "emulator.pickle"
 DEFAULT_PORT = 8300
 STARTUP_TIMEOUT_SECONDS = 30
 # Local AWS services answer to any credentials; these keep a seller's real ones out of local mode.
@@ -225,9 +235,13 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
 
 
 def create_tables(templates: dict[str, ListingTemplate], aws_env: dict[str, str]) -> None:
+    """The templates' tables; a table kept from an earlier start stays as it is, with its items."""
     dynamodb = _client("dynamodb", aws_env)
+    existing = set(dynamodb.list_tables()["TableNames"])
     for template in templates.values():
         for table in template.tables:
+            if table.create_request["TableName"] in existing:
+                continue
             dynamodb.create_table(**table.create_request)
             if table.ttl_attribute:
                 dynamodb.update_time_to_live(
@@ -334,7 +348,45 @@ def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[
             pass
 
 
-def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seconds: float) -> None:
+def forget_kept_data() -> None:
+    """`--fresh`: what earlier starts kept is deleted, so this one starts empty."""
+    for kept in (DYNAMODB_JOURNAL, EMULATOR_STATE):
+        kept.unlink(missing_ok=True)
+
+
+def describe_kept_data(
+    config: MarketplaceConfig, paths: Sequence[str], aws_env: dict[str, str], emulator_url: str
+) -> str:
+    """What this start kept from earlier ones, in a line (or that it starts empty)."""
+    dynamodb = _client("dynamodb", aws_env)
+    subscribers = registered = usage = 0
+    for path in paths:
+        names = ListingNames(config.deployment_settings.name_prefix, path)
+        items = _scan(dynamodb, names.subscribers_table)
+        subscribers += len(items)
+        registered += sum(1 for item in items if "registrationDate" in item)
+        usage += len(_scan(dynamodb, names.metering_table))
+    with urllib.request.urlopen(f"{emulator_url}/_emulator/metering", timeout=5) as answer:  # noqa: S310
+        billed = len(json.loads(answer.read())["records"])
+    where = KEPT_DIR.relative_to(PROJECT_ROOT)
+    if not (subscribers or usage or billed):
+        return f"Starting empty (what happens now is kept in {where}/ for the next start)"
+    return (
+        f"Kept {subscribers} subscriber(s) ({registered} registered), {usage} usage record(s) and {billed} "
+        f"billed record(s) from {where}/ (--fresh starts empty)"
+    )
+
+
+def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        items += page["Items"]
+    return items
+
+
+def run(
+    config_path: Path, paths: Sequence[str], port: int | None, metering_seconds: float, fresh: bool = False
+) -> None:
     config = load_config(config_path)
     first_port = port or DEFAULT_PORT
     ports = {path: first_port + index for index, path in enumerate(paths)}
@@ -345,6 +397,8 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
     region = config.deployment_settings.region
 
     with single_instance():
+        if fresh:
+            forget_kept_data()
         templates = synthesize(config_path, paths)
         processes = Processes()
         console: ThreadingHTTPServer | None = None
@@ -367,7 +421,17 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
             base_env = child_environment(LOCAL_CREDENTIALS | {"AWS_DEFAULT_REGION": region})
             processes.start(
                 "moto",
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "local.aws_server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(moto_port),
+                    "--journal",
+                    str(DYNAMODB_JOURNAL),
+                ],
                 base_env,
                 log("moto"),
             )
@@ -386,6 +450,8 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
                     moto_url,
                     "--sns-endpoint",
                     moto_url,
+                    "--state-file",
+                    str(EMULATOR_STATE),
                 ],
                 base_env,
                 log("emulator"),
@@ -397,6 +463,7 @@ def run(config_path: Path, paths: Sequence[str], port: int | None, metering_seco
             create_tables(templates, aws_env)
             create_messaging(templates, aws_env)
             seed_emulator(emulator_url, config, paths)
+            say(describe_kept_data(config, paths, aws_env, emulator_url))
 
             endpoints: dict[str, Any] = {
                 # Who wrote the file: a local mode that was killed leaves it behind (a clean stop removes it).
@@ -477,10 +544,15 @@ def print_endpoints(endpoints: dict[str, Any]) -> None:
 
 
 def main(
-    config_path: Path, paths: Sequence[str], *, port: int | None = None, metering_seconds: float = 60
+    config_path: Path,
+    paths: Sequence[str],
+    *,
+    port: int | None = None,
+    metering_seconds: float = 60,
+    fresh: bool = False,
 ) -> None:
     """Entry point used by `operations.cli` (which has validated the config and the selection)."""
     try:
-        run(config_path, paths, port, metering_seconds)
+        run(config_path, paths, port, metering_seconds, fresh)
     except LocalModeError as error:
         raise SystemExit(f"error: {error}") from None

@@ -48,7 +48,7 @@ EXIT_DEPLOY_FAILED = 6
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
 ./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]]
-./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS]
+./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS] [--fresh]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
 ./deploy-marketplace.sh --destroy-disabled [--yes]
@@ -67,6 +67,8 @@ USAGE = """\
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
                    --port N: listings on ports N, N+1, ... (default 8300)
                    --metering-interval S: run the metering job every S seconds (default 60)
+                   --fresh: start empty (by default the subscribers, usage and billing of earlier
+                   starts are kept, in .local/state/)
   --status         one table for every listing: stack status, Website URL, subscribers by status, usage
                    records pending / metered / failed, alarms firing (add --local for a running --local)
   --export-subscribers
@@ -134,6 +136,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--output", default=None)
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--metering-interval", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--yes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
@@ -154,6 +157,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--write goes with --pull-listing PATH")
     if args.no_sync and (args.mode is not None or args.local):
         parser.error(f"--no-sync goes with a deploy (no mode), not with --{args.mode or 'local'}")
+    if args.fresh and not (args.local and args.mode in (None, "local")):
+        parser.error("--fresh goes with --local (it starts local mode empty)")
     if args.local and args.mode in (None, "local"):
         args.mode = "local"
     elif args.local and args.mode not in (
@@ -359,14 +364,16 @@ def plan(selection: Selection) -> None:
     sync_listings.show_plan(selection.config, selection.paths)
 
 
-def run_local(selection: Selection, port: int | None, metering_seconds: float) -> None:
+def run_local(selection: Selection, port: int | None, metering_seconds: float, fresh: bool = False) -> None:
     try:
         from local import run as local_run
     except ImportError:
         raise CliError("local mode is not installed in this checkout", 1) from None
     if metering_seconds <= 0:
         raise CliError("--metering-interval: a number of seconds above 0", EXIT_USAGE)
-    local_run.main(selection.config_path, selection.paths, port=port, metering_seconds=metering_seconds)
+    local_run.main(
+        selection.config_path, selection.paths, port=port, metering_seconds=metering_seconds, fresh=fresh
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -416,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "plan":
             plan(selection)
         elif args.mode == "local":
-            run_local(selection, args.port, args.metering_interval)
+            run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
             return deploy(selection, SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait))
     except ConfigError as error:

@@ -34,11 +34,11 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
-from pydantic import ValidationError
 
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.usage import LICENSE_ARN, RecordedUsage, UsageRecord, UsageRecorder, UsageRejected
+from marketplace_saas.usage import RecordedUsage, UsageRecorder, UsageRejected
+from marketplace_saas.usage_request import ACCOUNT_ID, LICENSE_ARN, InvalidUsage, UsageRecord
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_FAILED,
@@ -55,7 +55,7 @@ from stacks.naming import ListingNames
 
 # What the usage record's patterns mean, for the messages.
 USAGE_HINTS = {
-    r"^\d{12}$": "an AWS account id: 12 digits",
+    ACCOUNT_ID: "an AWS account id: 12 digits",
     LICENSE_ARN: "a license ARN, arn:aws:license-manager::<account>:license:l-...",
 }
 
@@ -113,7 +113,7 @@ def record_usage(
             f"marketplaceListings.{key}.dimensions in {config_path} and deploy again"
         )
     try:
-        usage = UsageRecord.model_validate(
+        usage = UsageRecord.validate(
             {
                 "customerAWSAccountId": customer_aws_account_id,
                 "licenseArn": license_arn,
@@ -123,7 +123,7 @@ def record_usage(
                 "allocations": allocations,
             }
         )
-    except ValidationError as error:
+    except InvalidUsage as error:
         raise RecordingError(
             "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {describe_problem(e, USAGE_HINTS)}" for e in error.errors()

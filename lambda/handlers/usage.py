@@ -16,7 +16,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
-from pydantic import ValidationError
 
 from marketplace_saas import deadline
 from marketplace_saas.http import (
@@ -30,7 +29,8 @@ from marketplace_saas.http import (
 from marketplace_saas.observability import logger, metrics
 from marketplace_saas.routing import Request, Response, Router
 from marketplace_saas.store import StoreUnavailable
-from marketplace_saas.usage import UsageRecord, UsageRejected
+from marketplace_saas.usage import UsageRejected
+from marketplace_saas.usage_request import InvalidUsage, UsageRecord
 from marketplace_saas.wiring import usage_recorder
 
 MAX_BODY_BYTES = 256 * 1024
@@ -43,7 +43,7 @@ def _not_found(_: Request) -> Response:
 app = Router(not_found=_not_found)
 
 
-def _validation_message(error: ValidationError) -> str:
+def _validation_message(error: InvalidUsage) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "body"
@@ -68,8 +68,8 @@ def record_usage(request: Request) -> Response:
     except UnreadableBody as problem:
         return error_response(HTTPStatus.BAD_REQUEST, problem.code, problem.message)
     try:
-        usage = UsageRecord.model_validate(body)
-    except ValidationError as error:
+        usage = UsageRecord.validate(body)
+    except InvalidUsage as error:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_usage", _validation_message(error))
     try:
         recorded = usage_recorder().record(usage)

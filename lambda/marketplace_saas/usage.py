@@ -22,14 +22,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from marketplace_saas.models import BILLABLE_STATUSES, license_id
 from marketplace_saas.settings import ListingSettings
 from marketplace_saas.store import CONDITION_FAILED, StoreUnavailable, error_code
+from marketplace_saas.usage_request import (  # the request's rules (the names are re-exported)
+    LICENSE_ARN as LICENSE_ARN,
+    MAX_ALLOCATIONS_PER_REQUEST as MAX_ALLOCATIONS_PER_REQUEST,
+    InvalidUsage as InvalidUsage,
+    UsageAllocation as UsageAllocation,
+    UsageRecord as UsageRecord,
+    decimal_text as decimal_text,
+)
 
 HOUR = 3600
 # BatchMeterUsage accepts a record up to 24 hours old, never in the future; and the previous billing month's
@@ -44,99 +51,14 @@ PENDING = "pending"
 # fixed: the job reads exactly these values, so changing it would hide the records of the values dropped.
 PENDING_SHARDS = 16
 PENDING_PARTITIONS = (PENDING, *(f"{PENDING}#{shard}" for shard in range(PENDING_SHARDS)))
-# UsageQuantityAsDecimalString: ^(0|[1-9][0-9]{0,9})(\.[0-9]{1,6})?$ (also the allocations' quantities).
-QUANTITY_PLACES = 6
-MAX_QUANTITY = Decimal("9999999999.999999")
 # UsageRecord.UsageAllocations: 1-2,500 per record.
 MAX_ALLOCATIONS_PER_RECORD = 2500
-# One request's allocations become one DynamoDB update, whose expression must stay under 4 KB.
-MAX_ALLOCATIONS_PER_REQUEST = 100
 # An hour's item is sent as one UsageRecord: it must fit DynamoDB's 400 KB item and, with up to 24 others,
 # BatchMeterUsage's 1 MB request. What the recorder lets an item grow to (its estimated DynamoDB size):
 MAX_ITEM_BYTES = 300_000
 _NUMBER_BYTES = 21  # DynamoDB stores a number in at most 21 bytes
-# https://docs.aws.amazon.com/marketplacemetering/latest/APIReference/API_Tag.html
-TAG_TEXT = r"^[a-zA-Z0-9+ -=._:/@]+$"
-# The LicenseArn shape's pattern in the model (ResolveCustomer returns arn:aws:license-manager::…:l-…).
-LICENSE_ARN = (
-    r"^arn:aws[a-zA-Z-]*:[A-Za-z0-9][A-Za-z0-9_/.-]{0,62}:[A-Za-z0-9_/.-]{0,63}:[A-Za-z0-9_/.-]{0,63}:"
-    r"[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,1023}$"
-)
 ALLOCATION_PREFIX = "allocation:"
 RECORDABLE_STATUSES = frozenset({"pending", "active", "cancel-pending"})
-
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TAG_TEXT)]
-TagValue = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=TAG_TEXT)]
-Quantity = Annotated[
-    Decimal, Field(ge=0, le=MAX_QUANTITY, decimal_places=QUANTITY_PLACES, allow_inf_nan=False)
-]
-
-
-def _no_booleans(value: Any) -> Any:
-    # JSON true is not a quantity, though Python's bool is an int.
-    if isinstance(value, bool):
-        raise ValueError("must be a number, e.g. 17.42")
-    return value
-
-
-class UsageAllocation(BaseModel):
-    """Part of a record's quantity attributed to a set of tags (e.g. a team or project)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    quantity: Quantity
-    tags: dict[TagKey, TagValue] = Field(min_length=1, max_length=5)
-
-    _quantity_kind = field_validator("quantity", mode="before")(_no_booleans)
-
-    @property
-    def key(self) -> str:
-        """A stable name for the tag set (JSON: tag text may itself contain `=` and `,`)."""
-        return json.dumps(sorted(self.tags.items()), separators=(",", ":"))
-
-
-class UsageRecord(BaseModel):
-    """One customer's use of one dimension: what the seller's product reports."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    customer_aws_account_id: str = Field(alias="customerAWSAccountId", pattern=r"^\d{12}$")
-    license_arn: str | None = Field(
-        default=None,
-        alias="licenseArn",
-        max_length=2048,
-        pattern=LICENSE_ARN,
-        description="Which of the customer's licenses the usage belongs to; needed when it holds several",
-    )
-    dimension: str = Field(min_length=1, max_length=255)
-    quantity: Quantity
-    time: datetime | None = Field(default=None, description="When the usage happened; default now")
-    allocations: list[UsageAllocation] | None = Field(
-        default=None, min_length=1, max_length=MAX_ALLOCATIONS_PER_REQUEST
-    )
-
-    _quantity_kind = field_validator("quantity", mode="before")(_no_booleans)
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must include a time zone, e.g. 2026-11-23T10:15:00Z")
-        return value
-
-    @model_validator(mode="after")
-    def _allocations_add_up(self) -> UsageRecord:
-        if self.allocations is not None:
-            total = sum((allocation.quantity for allocation in self.allocations), Decimal(0))
-            if total != self.quantity:
-                raise ValueError(
-                    f"allocations add up to {decimal_text(total)}, "
-                    f"not to the quantity {decimal_text(self.quantity)}"
-                )
-            keys = [allocation.key for allocation in self.allocations]
-            if len(set(keys)) != len(keys):
-                raise ValueError("two allocations have the same tags; merge them")
-        return self
 
 
 class UsageRejected(Exception):
@@ -165,12 +87,6 @@ class RecordedUsage:
             "usageHour": self.usage_hour,
             "hourTotal": decimal_text(self.hour_total),
         }
-
-
-def decimal_text(value: Decimal | int) -> str:
-    """The form QuantityAsDecimal takes: `17.42`, `17` (for 17.00), `0`; never an exponent."""
-    text = format(Decimal(value).normalize(), "f")
-    return "0" if text in ("-0", "") else text
 
 
 def hour_of(moment: float) -> int:

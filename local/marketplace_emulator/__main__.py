@@ -7,16 +7,21 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from local.marketplace_emulator.catalog import DEFAULT_DELAY_SECONDS
 from local.marketplace_emulator.notifications import Notifier
+from local.marketplace_emulator.persistence import StateFile
 from local.marketplace_emulator.server import EmulatorServer
 from local.marketplace_emulator.state import (
     DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
     AdminError,
     Marketplace,
 )
+
+# How often the state is saved for the changes no call makes (deferred events); calls save at once.
+STATE_SAVE_SECONDS = 2.0
 
 
 def seed(marketplace: Marketplace, config_file: Path) -> int:
@@ -70,9 +75,19 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=Path, help="a marketplace-config.json whose enabled listings become products"
     )
+    parser.add_argument(
+        "--state-file", type=Path, help="keep the state in this file across restarts (read at start)"
+    )
     args = parser.parse_args()
 
     marketplace = Marketplace(token_lifetime_seconds=args.token_lifetime)
+    state_file = StateFile(marketplace, args.state_file) if args.state_file else None
+    if state_file is not None and state_file.load():
+        print(
+            f"kept {len(marketplace.subscriptions)} license(s) and {len(marketplace.billed)} billed "
+            f"record(s) from {args.state_file}",
+            flush=True,
+        )
     if args.seed:
         print(f"seeded {seed(marketplace, args.seed)} product(s) from {args.seed}", flush=True)
     try:
@@ -83,6 +98,7 @@ def main() -> None:
             notifier=Notifier(args.eventbridge_endpoint, args.sns_endpoint),
             ended_to_deprovisioned_seconds=args.ended_to_deprovisioned_seconds,
             catalog_delay_seconds=args.catalog_delay_seconds,
+            after_change=state_file.save if state_file is not None else None,
         )
     except AdminError as error:
         parser.error(f"--ended-to-deprovisioned-seconds / --catalog-delay-seconds: {error.message}")
@@ -92,8 +108,14 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     print(f"AWS Marketplace emulator listening on {server.url}", flush=True)
+    saving = threading.Event()
+    if state_file is not None:
+        state_file.save_every(STATE_SAVE_SECONDS, saving)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    saving.set()
+    if state_file is not None:
+        state_file.save()
     sys.exit(0)
 
 

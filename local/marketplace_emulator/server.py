@@ -197,8 +197,11 @@ class EmulatorServer:
         ended_to_deprovisioned_seconds: float = DEFAULT_ENDED_TO_DEPROVISIONED_SECONDS,
         catalog_delay_seconds: float = DEFAULT_DELAY_SECONDS,
         check_url: Callable[[str], str | None] = check_url_with_get,
+        after_change: Callable[[], None] | None = None,
     ) -> None:
         self.marketplace = marketplace or Marketplace()
+        # Called before a call that may have changed the state is answered (local mode saves it then).
+        self.after_change = after_change
         # One SaaSProduct entity per product, those already put (a seeded marketplace) and those to come.
         self.catalog = Catalog(
             self.marketplace.now,
@@ -574,6 +577,8 @@ def _handler_class(emulator: EmulatorServer) -> type[BaseHTTPRequestHandler]:
         def _send(
             self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
         ) -> None:
+            if self.command != "GET" and emulator.after_change is not None:
+                emulator.after_change()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

@@ -110,6 +110,14 @@ def test_option_values_the_command_refuses_exit_64(
     assert "error: --" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--fresh"], ["--status", "--local", "--fresh"]])
+def test_fresh_without_local_mode_exits_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 64
+    assert "--fresh goes with --local" in capsys.readouterr().err
+
+
 def test_record_usage_with_a_bad_command_line_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         record_usage.main([*USAGE, "--quantity", "lots"])

@@ -86,6 +86,7 @@ def local_mode() -> Iterator[dict[str, Any]]:
             str(port),
             "--metering-interval",
             "2",
+            "--fresh",  # the tests count on what they create alone
         ],
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,

@@ -22,12 +22,14 @@ NEVER = {"aws_xray_sdk", "wrapt"}
 FORM = {"marketplace_saas.registration_form", "email_validator"}
 # Only the functions that run them: the metering job and the subscription lifecycle.
 BACKGROUND = {"marketplace_saas.metering", "marketplace_saas.lifecycle"}
+# A validation library: only the registration form uses one (usage is validated on the standard library).
+VALIDATION = {"pydantic", "pydantic_core"}
 NOT_AT_IMPORT = {
-    "handlers.fulfillment": NEVER | FORM | BACKGROUND | {"pydantic", "marketplace_saas.usage"},
-    "handlers.registration": NEVER | FORM | BACKGROUND | {"pydantic", "marketplace_saas.usage"},
-    "handlers.usage": NEVER | FORM | BACKGROUND,
+    "handlers.fulfillment": NEVER | FORM | BACKGROUND | VALIDATION | {"marketplace_saas.usage"},
+    "handlers.registration": NEVER | FORM | BACKGROUND | VALIDATION | {"marketplace_saas.usage"},
+    "handlers.usage": NEVER | FORM | BACKGROUND | VALIDATION,
     "handlers.lifecycle": NEVER | FORM,
-    "handlers.metering_job": NEVER | FORM,
+    "handlers.metering_job": NEVER | FORM | VALIDATION,
 }
 
 _PROBE = """
@@ -67,6 +69,28 @@ def test_the_registration_form_loads_with_the_first_form() -> None:
         "print('{}')\n"
     )
     run_probe(probe)
+
+
+def test_the_usage_and_metering_functions_never_load_a_validation_library() -> None:
+    """Not at import, nor with the requests they validate, nor with the code a metering run loads."""
+    probe = (
+        "import json, sys\n"
+        "from decimal import Decimal\n"
+        "import handlers.usage, handlers.metering_job\n"
+        "import marketplace_saas.metering, marketplace_saas.usage\n"
+        "from marketplace_saas.usage_request import InvalidUsage, UsageRecord\n"
+        "body = {'customerAWSAccountId': '123456789012', 'dimension': 'users', 'quantity': Decimal('1.5'),\n"
+        "        'time': '2026-11-23T10:15:00Z',\n"
+        "        'allocations': [{'quantity': 1.5, 'tags': {'team': 'red'}}]}\n"
+        "assert UsageRecord.validate(body).quantity == Decimal('1.5')\n"
+        "try:\n"
+        "    UsageRecord.validate({**body, 'quantity': -1})\n"
+        "except InvalidUsage as error:\n"
+        "    assert 'quantity' in handlers.usage._validation_message(error)\n"
+        "print(json.dumps({'loaded': sorted({name.split('.')[0] for name in sys.modules})}))\n"
+    )
+    loaded = set(run_probe(probe)["loaded"])
+    assert not loaded & VALIDATION
 
 
 def test_the_functions_lock_has_no_x_ray_sdk() -> None:

@@ -151,8 +151,9 @@ class Harness:
             self.settings, self.subscribers_table, self.usage_table, clock=lambda: self.now[0]
         )
         return recorder.record(
-            UsageRecord(
-                customerAWSAccountId=account, dimension=dimension, quantity=quantity, time=moment, **extra
+            UsageRecord.validate(
+                {"customerAWSAccountId": account, "dimension": dimension, "quantity": quantity}
+                | {"time": moment, **extra}
             )
         )
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
 
 from marketplace_saas.usage import (
     MAX_ALLOCATIONS_PER_RECORD,
     MAX_ALLOCATIONS_PER_REQUEST,
+    InvalidUsage,
     UsageAllocation,
     UsageRecord,
     UsageRecorder,
@@ -179,12 +179,14 @@ def test_tag_sets_too_large_for_one_record_are_refused_before_anything_is_lost(h
 
 
 def test_one_request_carries_at_most_100_allocations() -> None:
-    with pytest.raises(ValidationError):
-        UsageRecord(
-            customerAWSAccountId=ACCOUNT,
-            dimension="users",
-            quantity=MAX_ALLOCATIONS_PER_REQUEST + 1,
-            allocations=_allocations(0, MAX_ALLOCATIONS_PER_REQUEST + 1),
+    with pytest.raises(InvalidUsage):
+        UsageRecord.validate(
+            {
+                "customerAWSAccountId": ACCOUNT,
+                "dimension": "users",
+                "quantity": MAX_ALLOCATIONS_PER_REQUEST + 1,
+                "allocations": _allocations(0, MAX_ALLOCATIONS_PER_REQUEST + 1),
+            }
         )
 
 
@@ -203,11 +205,13 @@ def test_a_listing_that_takes_no_usage_says_why_and_how(
     recorder = UsageRecorder(
         settings, harness.subscribers_table, harness.usage_table, clock=lambda: harness.now[0]
     )
-    usage = UsageRecord(
-        customerAWSAccountId=ACCOUNT,
-        dimension="users",
-        quantity=1,
-        time=datetime.now(UTC) - timedelta(minutes=5),
+    usage = UsageRecord.validate(
+        {
+            "customerAWSAccountId": ACCOUNT,
+            "dimension": "users",
+            "quantity": 1,
+            "time": datetime.now(UTC) - timedelta(minutes=5),
+        }
     )
     with pytest.raises(UsageRejected) as refused:
         recorder.record(usage)

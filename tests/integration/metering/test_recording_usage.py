@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 
 from marketplace_saas.models import license_id
 from marketplace_saas.usage import (
     PENDING_PARTITIONS,
+    InvalidUsage,
     UsageAllocation,
     UsageRecord,
     UsageRejected,
@@ -89,8 +89,8 @@ def test_unknown_and_cancelled_customers_are_refused(harness: Harness) -> None:
 )
 def test_malformed_usage_is_rejected_before_anything_is_read(bad: dict[str, object]) -> None:
     data = {"customerAWSAccountId": ACCOUNT, "dimension": "users", "quantity": 3, **bad}
-    with pytest.raises(ValidationError):
-        UsageRecord.model_validate(data)
+    with pytest.raises(InvalidUsage):
+        UsageRecord.validate(data)
 
 
 def test_allocated_and_unallocated_usage_do_not_mix_in_one_hour(harness: Harness) -> None:
