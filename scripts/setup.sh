@@ -118,7 +118,7 @@ setup_node() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$PROJECT_DIR/node_modules/.bin/cdk" ]; then
     return 0
   fi
-  say "Installing the CDK CLI (aws-cdk 2.x) with npm"
+  say "Installing the npm packages (the CDK CLI aws-cdk 2.x, axe-core) with npm"
   (cd "$PROJECT_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
   echo "$want" > "$stamp"
   _SETUP_CHANGED=1
