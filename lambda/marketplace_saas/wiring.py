@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # imported where they are built: each function loads only the
     from marketplace_saas.lifecycle import Lifecycle
     from marketplace_saas.metering import MeteringJob
     from marketplace_saas.reconcile import Reconciler
-    from marketplace_saas.usage import UsageRecorder  # pydantic: the usage and metering functions only
+    from marketplace_saas.usage import UsageRecorder  # the usage and metering functions only
 
 _onboarding: Onboarding | None = None
 _usage_recorder: UsageRecorder | None = None
