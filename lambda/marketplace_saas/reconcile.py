@@ -51,8 +51,6 @@ from marketplace_saas.store import StoreUnavailable, error_code, get_consistent,
 CATALOG = "AWSMarketplace"
 # Agreement statuses (marketplace-agreement's AgreementStatus).
 ACTIVE = "ACTIVE"
-# The agreement ended and no other took its place: the license ends with it.
-ENDED_AGREEMENT = frozenset({"CANCELLED", "EXPIRED", "TERMINATED", "ROLLED_BACK"})
 # The facts (models.py) that end a license here, and those that make it active.
 END_FACTS = (FACTS["cancel-pending"], FACTS["cancelled"], FACTS["failed"])
 ACTIVE_FACTS = (FACTS["active"], PROVISIONED_FACT)
@@ -76,7 +74,7 @@ ENTITLEMENT_STATE: dict[str, LicenseState] = {
 EXPECTED_HERE: dict[str, tuple[SubscriberStatus, ...]] = {
     "active": ("active",),
     "failed": ("failed",),
-    "ended": ("cancel-pending", "cancelled"),
+    "ended": ("cancel-pending", "cancelled", "failed"),  # failed: it ended without ever being active
 }
 DifferenceKind = Literal[
     "missing-subscriber", "active-there", "ended-there", "agreement-not-linked", "unknown-license"
