@@ -270,7 +270,7 @@ def test_the_cdk_runtime_is_gone_once_local_mode_runs(local_mode: dict[str, Any]
             continue  # the process ended while it was read
         if int(fields[2]) == group:  # the fields after the command name: state, ppid, pgrp, ...
             members.append(command)
-    assert any("moto.server" in command for command in members), members  # the group was found
+    assert any("local.aws_server" in command for command in members), members  # the group was found
     assert not [command for command in members if "jsii" in command or command.startswith("node ")]
 
 
