@@ -5,7 +5,8 @@
   billed per hour over the last 24 hours (inline SVG, see console_chart.py).
 - `/buy/<path>` — "subscribe" as a new buyer: the emulator mints a registration token and the page shows
   the button AWS Marketplace shows ("Set up your account"), a form that POSTs the token to the listing's
-  fulfillment URL exactly as Marketplace does. The token travels only in that POST body.
+  fulfillment URL exactly as Marketplace does. The token travels only in that POST body. `?free-trial`
+  adds Marketplace's free-trial offer type to that post.
 - `POST /event` — send a lifecycle event (cancel, fail, entitlement update, ...) through the emulator.
 
 Server-rendered, no script; every value is escaped.
@@ -230,7 +231,8 @@ class Console:
                 f"<section><h2>{escape(path)} "
                 f'<span class="muted">({escape(listing["productCode"])})</span></h2>'
                 f'<p><a href="{escape(listing["siteUrl"], quote=True)}">Landing page</a> · '
-                f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a></p>'
+                f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a> · '
+                f'<a href="/buy/{escape(path, quote=True)}?free-trial">Subscribe with a free trial</a></p>'
                 f'<p class="counts">{_counted(registered, "registered")} · '
                 f"{_counted(announced, 'announced by AWS Marketplace, not registered')}</p>"
                 "<h3>Registered subscribers</h3>"

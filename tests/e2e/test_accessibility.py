@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.conftest import ENDPOINTS, PROJECT_ROOT, consecutive_free_ports, mint_token, post_json, request
 from tests.e2e.test_state_across_restarts import LocalMode
@@ -92,12 +93,25 @@ def _arrive(local: LocalMode, page: Any, path: str, **mint: Any) -> dict[str, An
     return minted
 
 
-def test_the_pages_keep_their_csp(own_local_mode: LocalMode) -> None:
-    """The bypass is the test browser's alone: the pages themselves still forbid injected scripts."""
+def test_the_pages_csp_refuses_an_injected_script(own_local_mode: LocalMode, browser: Any) -> None:
+    """Why the test's context bypasses CSP: without it, the pages refuse axe (their CSP is unchanged)."""
     site = request(_listing(own_local_mode, "ai-skills")["siteUrl"])[1]["content-security-policy"]
     assert "script-src 'self'" in site and "unsafe-inline" not in site
     console = request(own_local_mode.endpoints["consoleUrl"])[1]["content-security-policy"]
     assert console.startswith("default-src 'none'") and "script-src" not in console
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        for url in (_listing(own_local_mode, "ai-skills")["siteUrl"], own_local_mode.endpoints["consoleUrl"]):
+            page.goto(url)
+            refused: list[str] = []
+            page.on("console", lambda message, refused=refused: refused.append(message.text))
+            with pytest.raises(PlaywrightError):
+                page.add_script_tag(path=str(AXE))
+            assert page.evaluate("typeof window.axe") == "undefined"
+            assert any("Content Security Policy" in text for text in refused), refused
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("path", LISTINGS)
@@ -154,7 +168,10 @@ def test_the_landing_page_in_every_state(own_local_mode: LocalMode, tab: Any, pa
 
 @pytest.mark.parametrize("path", LISTINGS)
 def test_the_free_trial_form(own_local_mode: LocalMode, tab: Any, path: str) -> None:
-    tab.goto(f"{own_local_mode.endpoints['consoleUrl']}buy/{path}?free-trial")
+    tab.goto(own_local_mode.endpoints["consoleUrl"])
+    with tab.expect_navigation():
+        _section(tab, path).get_by_role("link", name="Subscribe with a free trial").click()
+    assert "x-amzn-marketplace-offer-type" in tab.content()
     with tab.expect_navigation():
         tab.click("text=Set up your account")
     tab.wait_for_selector("#free-trial:not([hidden])")
@@ -255,7 +272,7 @@ def test_the_console_pages(own_local_mode: LocalMode, tab: Any) -> None:
     console = own_local_mode.endpoints["consoleUrl"]
     page = tab
     page.goto(console)
-    assert_accessible(page, "console dashboard, empty")
+    assert_accessible(page, "console dashboard, before any usage")
 
     # A registered buyer with usage billed (the chart has bars), and a buyer who never registered.
     page.goto(f"{console}buy/data-analytics")
