@@ -5,7 +5,8 @@
   billed per hour over the last 24 hours (inline SVG, see console_chart.py).
 - `/buy/<path>` — "subscribe" as a new buyer: the emulator mints a registration token and the page shows
   the button AWS Marketplace shows ("Set up your account"), a form that POSTs the token to the listing's
-  fulfillment URL exactly as Marketplace does. The token travels only in that POST body.
+  fulfillment URL exactly as Marketplace does. The token travels only in that POST body. `?free-trial`
+  adds Marketplace's free-trial offer type to that post.
 - `POST /event` — send a lifecycle event (cancel, fail, entitlement update, ...) through the emulator.
 
 Server-rendered, no script; every value is escaped.
@@ -47,8 +48,9 @@ section { background: #fff; border-radius: 8px; padding: 1rem 1.25rem; margin-bo
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 0.5rem 0 1rem; }
 th, td { text-align: left; padding: 0.35rem 0.5rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
 th { background: #f0f2f5; }
-.button { background: #ff9900; border: 0; border-radius: 6px; padding: 0.6rem 1.2rem;
-font: inherit; font-weight: 600; cursor: pointer; } .small { padding: 0.2rem 0.5rem; font-size: 0.8rem; }
+.button { background: #ff9900; color: #1b1f24; border: 0; border-radius: 6px; padding: 0.6rem 1.2rem;
+font: inherit; font-weight: 600; cursor: pointer; text-decoration: none; display: inline-block; }
+.small { padding: 0.2rem 0.5rem; font-size: 0.8rem; }
 .muted { color: #5b6470; } form.inline { display: inline; } h1 { font-size: 1.5rem; margin: 0.5rem 0 1rem; }
 """
     + console_chart.CSS
@@ -229,7 +231,8 @@ class Console:
                 f"<section><h2>{escape(path)} "
                 f'<span class="muted">({escape(listing["productCode"])})</span></h2>'
                 f'<p><a href="{escape(listing["siteUrl"], quote=True)}">Landing page</a> · '
-                f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a></p>'
+                f'<a href="/buy/{escape(path, quote=True)}">Subscribe as a new buyer</a> · '
+                f'<a href="/buy/{escape(path, quote=True)}?free-trial">Subscribe with a free trial</a></p>'
                 f'<p class="counts">{_counted(registered, "registered")} · '
                 f"{_counted(announced, 'announced by AWS Marketplace, not registered')}</p>"
                 "<h3>Registered subscribers</h3>"
@@ -380,7 +383,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if url.path == "/":
                 self._send(200, console.dashboard())
             elif url.path.startswith("/buy/"):
-                query = parse_qs(url.query)
+                query = parse_qs(url.query, keep_blank_values=True)  # `?free-trial` is a bare flag
                 account = query.get("account", [""])[0]
                 if account and not (len(account) == 12 and account.isdigit()):
                     self._send(400, console.page("Bad request", "account: 12 digits."))

@@ -74,6 +74,14 @@ def post_json(url: str, payload: dict[str, Any], cookie: str | None = None) -> t
     return status, json.loads(body)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start local mode themselves (fixtures `start`, `own_local_mode`) run last, after
+    test_shutdown.py has stopped the shared one: local mode writes .local/ of the checkout, so two at once
+    would overwrite each other's endpoints.json and state. The rest keep their (name) order."""
+    own = {id(item) for item in items if {"start", "own_local_mode"} & set(getattr(item, "fixturenames", ()))}
+    items[:] = [item for item in items if id(item) not in own] + [item for item in items if id(item) in own]
+
+
 @pytest.fixture(scope="session")
 def local_mode() -> Iterator[dict[str, Any]]:
     ENDPOINTS.unlink(missing_ok=True)

@@ -42,11 +42,12 @@ SIGNED = {"Content-Type": "application/json", "Authorization": "AWS4-HMAC-SHA256
 class LocalMode:
     """One local mode process (and its children, in their own process group)."""
 
-    def __init__(self, port: int, log: Path, fresh: bool) -> None:
+    def __init__(self, port: int, log: Path, fresh: bool, metering_interval: float = 3600) -> None:
         ENDPOINTS.unlink(missing_ok=True)  # a killed local mode leaves its file behind
         self.log = log
         command = [sys.executable, "-m", "operations.cli", "--local", "--port", str(port)]
-        command += ["--metering-interval", "3600", *(["--fresh"] if fresh else [])]  # runs by bill-now only
+        # By default the metering job runs by bill-now only
+        command += ["--metering-interval", f"{metering_interval:g}", *(["--fresh"] if fresh else [])]
         import_path = os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "lambda")])
         environment = {**os.environ, "PYTHONPATH": import_path}
         with log.open("wb") as output:
@@ -119,8 +120,8 @@ def start(tmp_path: Path) -> Iterator[Any]:
     port = consecutive_free_ports(3)
     started: list[LocalMode] = []
 
-    def start_local_mode(fresh: bool = False) -> LocalMode:
-        mode = LocalMode(port, tmp_path / f"local-{len(started)}.log", fresh)
+    def start_local_mode(fresh: bool = False, metering_interval: float = 3600) -> LocalMode:
+        mode = LocalMode(port, tmp_path / f"local-{len(started)}.log", fresh, metering_interval)
         started.append(mode)
         return mode
 

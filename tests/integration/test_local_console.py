@@ -285,3 +285,14 @@ def test_every_console_page_has_a_heading(console: Console) -> None:
     assert "<h1>Local console</h1>" in console.dashboard()
     status, _, html = served(console, "/nowhere")
     assert status == 404 and "<h1>Not found</h1>" in html
+
+
+def test_a_free_trial_subscription_posts_marketplaces_offer_type(console: Console) -> None:
+    console.endpoints["listings"]["onboard"]["fulfillmentUrl"] = "http://127.0.0.1:1/marketplace/fulfillment"
+    _admin(console, "/_emulator/products", {"productCode": PRODUCT})
+    assert '<a href="/buy/onboard?free-trial">Subscribe with a free trial</a>' in console.dashboard()
+    offer = '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">'
+    for query, free_trial in (("", False), ("?free-trial", True), ("?free-trial=1", True)):
+        status, _, html = served(console, "/buy/onboard" + query)
+        assert status == 200
+        assert (offer in html) is free_trial, query
