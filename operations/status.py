@@ -56,7 +56,7 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
             return ListingStatus(path, stack_status, "", {}, {}, alarms)
         subscribers, unregistered = _subscriber_counts(dynamodb, names.subscribers_table)
         usage, oldest = _usage_counts(dynamodb, names.metering_table)
-        reconciled = _last_reconciliation(target, names.stack)
+        reconciled = _last_reconciliation(target, names.reconciliation_parameter)
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error) from None
     age = None
@@ -77,10 +77,10 @@ def listing_status(target: Target, config: MarketplaceConfig, path: str) -> List
     )
 
 
-def _last_reconciliation(target: Target, stack_name: str) -> dict[str, Any] | None:
+def _last_reconciliation(target: Target, parameter: str) -> dict[str, Any] | None:
     """The summary the reconciliation keeps of its last run (see marketplace_saas/reconcile.py)."""
     try:
-        value = target.client("ssm").get_parameter(Name=f"/{stack_name}/reconciliation")["Parameter"]["Value"]
+        value = target.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return None

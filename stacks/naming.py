@@ -51,6 +51,11 @@ class ListingNames:
     def site_bucket(self, account: str) -> str:
         return f"{self.prefix}-{self.path}-{account}"
 
+    @property
+    def reconciliation_parameter(self) -> str:
+        """The SSM parameter where the reconciliation keeps its last run (and `--status` reads it)."""
+        return f"/{self.stack}/reconciliation"
+
     def function(self, role: str) -> str:
         """`CodioMarketplace-ai-skills-RegistrationHandler` for role `RegistrationHandler`."""
         return f"{function_name_prefix(self.prefix)}-{self.path}-{role}"

@@ -46,7 +46,7 @@ class Reconciliation(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # The last run and where the next one starts; the function rewrites it after each run.
-        parameter_name = f"/{names.stack}/reconciliation"
+        parameter_name = names.reconciliation_parameter
         self.state = ssm.StringParameter(
             self,
             "State",
