@@ -286,6 +286,14 @@ class DeploymentSettings(_Model):
         pattern=r"^[a-z][a-z0-9-]{0,31}$",
         description="Tagged on every resource, e.g. production or staging.",
     )
+    account: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description=(
+            "The 12-digit AWS account the stacks belong to. Optional: when set, a deploy (and --plan) refuses "
+            "credentials of any other account before anything changes."
+        ),
+    )
     retain_resources: bool = Field(
         default=True,
         description="Keep tables and buckets (and protect tables from deletion) when a stack is deleted.",
@@ -643,6 +651,7 @@ _PATTERN_HINTS = {
     _DIMENSION_NAME: "1-100 characters of letters, digits and _ . -",
     _ENTITY_ID: "a Catalog entity id such as prod-abc123def456",
     _REGION: "an AWS region such as us-east-1",
+    r"^\d{12}$": "a 12-digit AWS account id such as 111122223333",
     _HEX_COLOUR: "a colour such as #1f5fbf",
     _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",
     _SCHEDULE: "cron(...), rate(N minutes) with N up to 60, or rate(1 hour)",
