@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from operations import destroy_disabled, export, pull_listing, reconcile, status, sync_listings
+from operations import change_sets, destroy_disabled, export, pull_listing, reconcile, status, sync_listings
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_NO_CREDENTIALS,
@@ -39,6 +39,7 @@ CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 OUTDIR = PROJECT_ROOT / "cdk.out"
 OUTPUTS_FILE = PROJECT_ROOT / "deploy-outputs.json"
+PLAN_FILE = PROJECT_ROOT / "deploy-plan.json"
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 EXIT_NOT_BOOTSTRAPPED = 4
@@ -47,7 +48,8 @@ EXIT_DEPLOY_FAILED = 6
 
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
-./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]]
+./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--require-approval]
+./deploy-marketplace.sh --execute-plan [--require-approval [--yes]] | --discard-plan
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS] [--fresh]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
@@ -62,8 +64,17 @@ USAGE = """\
                    question; --yes: do not ask); a sync that cannot run is a warning, not a failed deploy
   --no-sync        deploy only: leave the listings on AWS Marketplace as they are
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
-  --plan           show what a deploy would change, per listing (cdk diff), then what its sync step
-                   would change on each listing on AWS Marketplace (read only: nothing is sent)
+  --plan           create a CloudFormation change set per stack (nothing is executed), show each one's
+                   changes (IAM/security changes and removed or replaced tables and buckets marked), write
+                   them to deploy-plan.json, then show what a sync would change on AWS Marketplace
+  --execute-plan   execute the change sets of the last --plan, following each stack to its end, then
+                   print the URL table; refuses (changing nothing) when the credentials are for another
+                   account, the config changed since the plan, or a change set can no longer run
+  --discard-plan   delete the last --plan's change sets (and the empty stacks new ones made) and its file
+  --require-approval
+                   a deploy stops for a yes on IAM/security-broadening changes (cdk deploy's
+                   --require-approval broadening; it needs a terminal); --execute-plan lists the plan's
+                   IAM/security changes and asks (without a terminal it refuses unless --yes)
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
                    --port N: listings on ports N, N+1, ... (default 8300)
                    --metering-interval S: run the metering job every S seconds (default 60)
@@ -123,6 +134,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for mode in (
         "synth",
         "plan",
+        "execute-plan",
+        "discard-plan",
         "status",
         "export-subscribers",
         "destroy-disabled",
@@ -144,7 +157,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--require-approval", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.require_approval and (args.mode not in (None, "execute-plan") or args.local):
+        parser.error("--require-approval goes with a deploy (no mode) or --execute-plan")
     for option in ("dry_run", "full"):
         if getattr(args, option) and args.mode != "reconcile":
             parser.error(f"--{option.replace('_', '-')} goes with --reconcile")
@@ -295,8 +311,10 @@ class SyncStep:
     wait: bool = True
 
 
-def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
-    """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code."""
+def deploy(selection: Selection, sync: SyncStep | None = None, require_approval: bool = False) -> int:
+    """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code.
+    `require_approval`: cdk stops for a yes on IAM/security-broadening changes (it can only ask one stack
+    at a time, so the stacks deploy one after another)."""
     sync = sync or SyncStep()
     account = aws_account(selection.config.deployment_settings.region)
     os.environ["CDK_DEFAULT_ACCOUNT"] = account
@@ -307,14 +325,21 @@ def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
     result = _cdk(
         "deploy", *selection.stack_names,
         "--app", str(OUTDIR),
-        "--require-approval", "never",
-        "--concurrency", str(min(len(selection.paths), 8)),
+        "--require-approval", "broadening" if require_approval else "never",
+        "--concurrency", "1" if require_approval else str(min(len(selection.paths), 8)),
         "--outputs-file", str(OUTPUTS_FILE),
         "--progress", "events",
         selection=selection,
     )  # fmt: skip
     outputs = json.loads(OUTPUTS_FILE.read_text()) if OUTPUTS_FILE.exists() else {}
     print_outputs(selection, outputs)
+    if result.returncode != 0 and require_approval and not sys.stdin.isatty():
+        raise CliError(
+            "the deployment stopped: --require-approval asks before IAM/security-broadening changes, and "
+            "cdk can only ask on a terminal. Run the command from a terminal, or review the changes first "
+            "with --plan and run them with --execute-plan --require-approval --yes",
+            EXIT_DEPLOY_FAILED,
+        )
     if result.returncode != 0:
         raise CliError("the deployment failed (CloudFormation's reason is above)", EXIT_DEPLOY_FAILED)
     if not sync.enabled:
@@ -358,10 +383,26 @@ def plan(selection: Selection) -> None:
     region = selection.config.deployment_settings.region
     os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(region, doing="Comparing the stacks with")
     synthesize(selection)
-    for stack in selection.stack_names:
-        say(f"Changes a deploy would make to {stack}")
-        _cdk("diff", stack, "--app", str(OUTDIR), selection=selection)
+    say("Creating a change set per stack (none is executed)")
+    change_sets.create_plan(
+        selection.config, selection.config_path, selection.paths, selection.stack_names, OUTDIR, PLAN_FILE
+    )
     sync_listings.show_plan(selection.config, selection.paths)
+
+
+def execute_plan(config_path: str, require_approval: bool, yes: bool) -> None:
+    """Run the last --plan's change sets, then print the URL table of its listings."""
+    config = load_config(config_path)
+    planned, outputs = change_sets.execute_plan(
+        config,
+        Path(config_path),
+        PLAN_FILE,
+        require_approval=require_approval,
+        yes=yes,
+        ask=sync_listings.terminal_prompt(),
+    )
+    OUTPUTS_FILE.write_text(json.dumps(outputs, indent=2) + "\n", encoding="utf-8")
+    print_outputs(Selection(Path(config_path), config, planned.listings), outputs)
 
 
 def run_local(selection: Selection, port: int | None, metering_seconds: float, fresh: bool = False) -> None:
@@ -382,6 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
+        if args.mode == "execute-plan":
+            execute_plan(args.config, args.require_approval, args.yes)
+            return 0
+        if args.mode == "discard-plan":
+            change_sets.discard_plan(load_config(args.config), Path(args.config), PLAN_FILE)
+            return 0
         if args.mode == "destroy-disabled":
             destroy_disabled.destroy_disabled(load_config(args.config), yes=args.yes)
             return 0
@@ -425,7 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
-            return deploy(selection, SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait))
+            return deploy(
+                selection,
+                SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait),
+                require_approval=args.require_approval,
+            )
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG
