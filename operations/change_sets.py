@@ -36,7 +36,8 @@ from operations.target import (
 )
 from stacks.config import MarketplaceConfig
 
-EXIT_DEPLOY_FAILED = 6  # CloudFormation rejected the change (the README's exit-code table)
+EXIT_NOT_BOOTSTRAPPED = 4  # the README's exit-code table
+EXIT_DEPLOY_FAILED = 6  # CloudFormation rejected the change
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 PLAN_VERSION = 1
 POLL_SECONDS = 2.0  # between two looks at a change set or a stack in progress
@@ -86,6 +87,12 @@ class PlanError(OperationError):
 
 class WrongAccount(CredentialsError):
     """Credentials of another account than the plan's or the environment's (exit 3, like no credentials)."""
+
+
+class NotBootstrapped(OperationError):
+    """The account has no CDK bootstrap bucket in a region a stack goes to."""
+
+    exit_code = EXIT_NOT_BOOTSTRAPPED
 
 
 class StackRejected(OperationError):
@@ -297,7 +304,7 @@ def publish_assets(stack: AssemblyStack, credentials: Credentials) -> None:
                 destination.get("assumeRoleArn"), region, destination.get("assumeRoleExternalId")
             )
             s3 = session.client("s3", region_name=region)
-            if _exists(s3, bucket, key):
+            if _exists(s3, bucket, key, credentials.account, region):
                 skipped += 1
                 continue
             if body is None:
@@ -310,23 +317,30 @@ def publish_assets(stack: AssemblyStack, credentials: Credentials) -> None:
                 s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=_content_type(key))
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "NoSuchBucket":
-                    raise PlanError(
-                        f"the bootstrap bucket {bucket} does not exist: bootstrap the account once with "
-                        f"npx cdk bootstrap aws://{credentials.account}/{region}"
-                    ) from None
+                    raise _not_bootstrapped(bucket, credentials.account, region) from None
                 raise aws_error(error) from None
             published += 1
     say(f"{stack.name}: {published} asset(s) published, {skipped} already there")
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def _exists(s3: Any, bucket: str, key: str, account: str, region: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        code = error.response.get("Error", {}).get("Code")
+        if code == "NoSuchBucket":
+            raise _not_bootstrapped(bucket, account, region) from None
+        if code in ("404", "NoSuchKey", "NotFound"):  # a HEAD's 404 has no body: put_object tells the bucket
             return False
         raise aws_error(error) from None
     return True
+
+
+def _not_bootstrapped(bucket: str, account: str, region: str) -> NotBootstrapped:
+    return NotBootstrapped(
+        f"the bootstrap bucket {bucket} does not exist: bootstrap the account once with "
+        f"npx cdk bootstrap aws://{account}/{region}, then run --plan again"
+    )
 
 
 def _content_type(key: str) -> str:
@@ -518,6 +532,7 @@ def create_plan(
     expected = {f"environment {settings.environment}'s deploymentSettings.account": settings.account or ""}
     expected |= {f"stack {stack.name}'s synthesized account": stack.account or "" for stack in stacks}
     credentials = Credentials.check(settings.region, expected)
+    _replace_previous(plan_file, credentials)
     name = "marketplace-plan-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     planned: list[PlannedStack] = []
     try:
@@ -550,6 +565,21 @@ def create_plan(
         "or drop it with --discard-plan"
     )
     return plan
+
+
+def _replace_previous(plan_file: Path, credentials: Credentials) -> None:
+    """A new plan replaces the last one: its change sets are deleted rather than left behind unnamed."""
+    if not plan_file.exists():
+        return
+    try:
+        previous = Plan.read(plan_file)
+    except PlanError:
+        return
+    if previous.account != credentials.account:
+        say(f"The previous plan is for account {previous.account}; its change sets are left as they are")
+        return
+    say(f"Replacing the previous plan ({previous.created}): deleting its change sets")
+    _discard(list(previous.stacks), credentials)
 
 
 def _create(stack: AssemblyStack, credentials: Credentials, name: str, environment: str) -> PlannedStack:
@@ -749,9 +779,9 @@ def execute_plan(
         if item.change_set is not None:
             say(f"{item.stack}: executing change set ({item.change_set_type})")
             try:
-                since = datetime.now(UTC)
+                earlier = _event_ids(cloudformation, item.stack)
                 cloudformation.execute_change_set(ChangeSetName=item.change_set)
-                _follow(cloudformation, item.stack, since)
+                _follow(cloudformation, item.stack, earlier)
                 if item.termination_protection:  # as cdk deploy does, once the stack exists
                     cloudformation.update_termination_protection(
                         StackName=item.stack, EnableTerminationProtection=True
@@ -777,15 +807,24 @@ def execute_plan(
     return plan, outputs
 
 
-def _follow(cloudformation: Any, stack_name: str, since: datetime) -> None:
+def _event_ids(cloudformation: Any, stack_name: str) -> set[str]:
+    """The stack's latest events before it changes (so that only the events of this change are shown)."""
+    try:
+        events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+    except ClientError:
+        return set()
+    return {str(event["EventId"]) for event in events}
+
+
+def _follow(cloudformation: Any, stack_name: str, earlier: set[str]) -> None:
     """Print the stack's events until it has ended; StackRejected when it ended failed."""
-    seen: set[str] = set()
+    seen = set(earlier)
     failures: list[str] = []
     while True:
         (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
         events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
         for event in reversed(events):
-            if event["EventId"] in seen or event["Timestamp"] < since.replace(microsecond=0):
+            if event["EventId"] in seen:
                 continue
             seen.add(event["EventId"])
             reason = event.get("ResourceStatusReason") or ""

@@ -187,17 +187,31 @@ def test_a_plan_creates_a_change_set_per_stack_and_the_forwarder_first_and_revie
     assert any("AWS::IAM::Role" in line for line in written["stacks"][1]["securityChanges"])
 
 
-def test_publishing_twice_uploads_nothing_new(aws: None, listing_assembly: Path, tmp_path: Path) -> None:
-    plan(listing_assembly, tmp_path, "quick", [LISTING_STACK])
-    bucket = boto3.client("s3", region_name=REGION)
-    name = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
-    before = {item["Key"]: item["LastModified"] for item in bucket.list_objects_v2(Bucket=name)["Contents"]}
-    change_sets.publish_assets(
-        change_sets.read_assembly(listing_assembly, [LISTING_STACK])[1],
-        change_sets.Credentials.check(REGION, {}),
-    )
-    after = {item["Key"]: item["LastModified"] for item in bucket.list_objects_v2(Bucket=name)["Contents"]}
-    assert after == before
+def test_a_second_plan_uploads_nothing_new_and_replaces_the_first_ones_change_sets(
+    aws: None, listing_assembly: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = plan(listing_assembly, tmp_path, "quick", [LISTING_STACK])
+    assert f"{LISTING_STACK}: 7 asset(s) published, 0 already there" in capsys.readouterr().err
+    second = plan(listing_assembly, tmp_path, "quick", [LISTING_STACK])
+    err = capsys.readouterr().err
+    assert f"{LISTING_STACK}: 0 asset(s) published, 7 already there" in err
+    assert "Replacing the previous plan" in err
+    for old, new in zip(first.stacks, second.stacks, strict=True):
+        summaries = cloudformation(new.region).list_change_sets(StackName=new.stack)["Summaries"]
+        assert [summary["ChangeSetId"] for summary in summaries] == [new.change_set] != [old.change_set]
+
+
+def test_a_region_that_is_not_bootstrapped_exits_4_and_leaves_no_change_set(
+    aws: None, listing_assembly: Path, tmp_path: Path
+) -> None:
+    bucket = boto3.resource("s3", region_name=REGION).Bucket(f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}")
+    bucket.delete()
+    with pytest.raises(change_sets.NotBootstrapped) as raised:
+        plan(listing_assembly, tmp_path, "quick", [LISTING_STACK])
+    assert raised.value.exit_code == 4
+    assert f"npx cdk bootstrap aws://{ACCOUNT}/{REGION}" in str(raised.value)
+    assert stack_status(FORWARDER, "us-east-1") is None  # its change set, made first, was deleted again
+    assert not cli.PLAN_FILE.exists()
 
 
 def test_a_directory_asset_zips_the_same_every_time(tmp_path: Path) -> None:
