@@ -388,6 +388,26 @@ def test_an_update_that_drops_a_retained_bucket_is_marked_and_a_used_change_set_
     assert "can no longer be executed" in capsys.readouterr().err
 
 
+def test_execute_refuses_when_a_change_set_is_gone_or_the_plan_is_for_another_environment(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (planned,) = plan(small_assembly(tmp_path / "small.out"), tmp_path, "small", [SMALL_STACK]).stacks
+    config = tmp_path / "marketplace-config.json"
+    staging = json.loads(config.read_text())
+    staging["deploymentSettings"]["environment"] = "staging"
+    other = tmp_path / "staging.json"
+    other.write_text(json.dumps(staging))
+    assert cli.main(["--execute-plan", "--config", str(other)]) == 1
+    assert "is a plan for environment test, not staging; nothing was executed" in capsys.readouterr().err
+
+    cloudformation().delete_change_set(ChangeSetName=planned.change_set)
+    assert cli.main(["--execute-plan", "--config", str(config)]) == 1
+    assert f"{SMALL_STACK}: the plan's change set is gone" in capsys.readouterr().err
+    assert stack_status(SMALL_STACK) == "REVIEW_IN_PROGRESS"
+    assert cli.main(["--discard-plan", "--config", str(config)]) == 0  # what is left of it
+    assert stack_status(SMALL_STACK) is None
+
+
 def test_the_review_marks_policy_properties_and_replaced_tables() -> None:
     description = {
         "Changes": [
