@@ -20,7 +20,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAN
 PLAN_VERSION = 1
 POLL_SECONDS = 2.0  # between two looks at a change set or a stack in progress
 CREATE_TIMEOUT_SECONDS = 600.0  # CloudFormation takes seconds to make a change set; minutes means it is stuck
+# An assumed role's credentials last an hour: a client made later than this before they end assumes it again
+# (one stack's CloudFront distribution can take a quarter of an hour).
+ROLE_MARGIN = timedelta(minutes=30)
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 
 # Resource types whose every change touches who may do what: IAM itself, resource policies and grants.
@@ -200,7 +203,7 @@ class Credentials:
     account: str = ""
     partition: str = "aws"
     _base: boto3.Session | None = None
-    _roles: dict[str, boto3.Session] = field(default_factory=dict)
+    _roles: dict[str, tuple[boto3.Session, datetime | None]] = field(default_factory=dict)
 
     @classmethod
     def check(cls, region: str, expected: dict[str, str]) -> Credentials:
@@ -236,18 +239,20 @@ class Credentials:
         if not role_arn:
             return self._base
         role_arn = self.substitute(role_arn, region)
-        if role_arn not in self._roles:
+        _, expires = self._roles.get(role_arn, (None, None))
+        if role_arn not in self._roles or (expires and expires - datetime.now(UTC) < ROLE_MARGIN):
             request: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "deploy-marketplace-plan"}
             if external_id:
                 request["ExternalId"] = external_id
             try:
                 assumed = self._base.client("sts").assume_role(**request)["Credentials"]
-                self._roles[role_arn] = boto3.Session(
+                session = boto3.Session(
                     aws_access_key_id=assumed["AccessKeyId"],
                     aws_secret_access_key=assumed["SecretAccessKey"],
                     aws_session_token=assumed["SessionToken"],
                     region_name=region,
                 )
+                self._roles[role_arn] = (session, assumed["Expiration"])
             except ClientError as error:
                 if role_arn.split(":")[4] != self.account:
                     raise PlanError(
@@ -255,8 +260,8 @@ class Credentials:
                         "bootstrap that account with --trust for this one, or use its credentials"
                     ) from None
                 say(f"Could not assume {role_arn}; using the current credentials (same account)")
-                self._roles[role_arn] = self._base
-        return self._roles[role_arn]
+                self._roles[role_arn] = (self._base, None)
+        return self._roles[role_arn][0]
 
     def cloudformation(self, stack: PlannedStack | AssemblyStack) -> Any:
         role = stack.assume_role_arn

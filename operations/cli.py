@@ -161,6 +161,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.require_approval and (args.mode not in (None, "execute-plan") or args.local):
         parser.error("--require-approval goes with a deploy (no mode) or --execute-plan")
+    if args.listing and args.mode in ("execute-plan", "discard-plan"):
+        parser.error(
+            f"--listing does not go with --{args.mode}: the plan names its listings (--plan --listing)"
+        )
     for option in ("dry_run", "full"):
         if getattr(args, option) and args.mode != "reconcile":
             parser.error(f"--{option.replace('_', '-')} goes with --reconcile")
