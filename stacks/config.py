@@ -586,7 +586,7 @@ def _environment_problems(listings: Mapping[str, Any], settings: Mapping[str, An
                 problems.append(f"{where}: {name!r}: {_unknown_environment(name, known)}")
     shared_prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
     shared_tags = settings.get("tags", {})
-    owners: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}
     for name, environment in named.items():
         where = f"deploymentSettings.environments.{name}"
         if environment.get("account", settings.get("account")) is None:
@@ -602,13 +602,7 @@ def _environment_problems(listings: Mapping[str, Any], settings: Mapping[str, An
         prefix = _environment_prefix(name, environment.get("namePrefix"), shared_prefix, default=default)
         if not _is_valid_name_prefix(shared_prefix) or not isinstance(prefix, str):
             continue
-        if prefix in owners:
-            problems.append(
-                f"{where}.namePrefix: {prefix!r} is already the name prefix of environment "
-                f"{owners[prefix]!r}; each environment needs its own, or their stacks would replace each "
-                "other's"
-            )
-        owners.setdefault(prefix, name)
+        owners.setdefault(prefix, []).append(name)
         tags = environment.get("tags", {})
         for key, listing in listings.items():
             chosen = listing.get("environments")
@@ -628,6 +622,16 @@ def _environment_problems(listings: Mapping[str, Any], settings: Mapping[str, An
                         f"deploymentSettings.tags, the listing's and the 3 built-in ones; AWS allows "
                         f"{MAX_TAGS_PER_RESOURCE} per resource"
                     )
+    for prefix, sharing in owners.items():
+        # Blamed on the environments that chose the prefix themselves, else on all but the first.
+        chose = [name for name in sharing if named[name].get("namePrefix") is not None]
+        for name in (chose if len(chose) < len(sharing) else sharing[1:]) if len(sharing) > 1 else ():
+            other = next(item for item in sharing if item != name)
+            problems.append(
+                f"deploymentSettings.environments.{name}.namePrefix: {prefix!r} is already the name prefix "
+                f"of environment {other!r}; each environment needs its own, or their stacks would replace "
+                "each other's"
+            )
     return problems
 
 
