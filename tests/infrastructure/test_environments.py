@@ -220,7 +220,9 @@ def test_a_named_default_environment_gives_the_same_template_as_the_single_envir
             "prefix of environment 'production'",
         ),
         (
-            lambda c: c["deploymentSettings"]["environments"]["staging"].update({"retainResources": "sometimes"}),
+            lambda c: c["deploymentSettings"]["environments"]["staging"].update(
+                {"retainResources": "sometimes"}
+            ),
             "deploymentSettings.environments.staging.retainResources: 'sometimes' is not true or false",
         ),
         (
