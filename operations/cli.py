@@ -120,6 +120,8 @@ class Selection:
     config_path: Path
     config: MarketplaceConfig
     paths: tuple[str, ...]
+    # Whether the config's environment is its default one (the one without --environment).
+    default_environment: bool = True
 
     @property
     def stack_names(self) -> list[str]:
@@ -188,7 +190,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def select(config_path: str, listing_paths: Sequence[str], environment: str | None = None) -> Selection:
     say(f"Validating {config_path}")
-    config = resolve(config_path, environment)
+    every_environment = read_config(config_path)
+    config = resolve(every_environment, config_path, environment)
+    default = every_environment.deployment_settings.environment
     settings = config.deployment_settings
     known = {listing.path: listing for listing in config.marketplace_listings.values()}
     problems = [
@@ -220,12 +224,11 @@ def select(config_path: str, listing_paths: Sequence[str], environment: str | No
                 "register, but no usage is recorded or metered until you add the listing's dimensions",
                 file=sys.stderr,
             )
-    return Selection(Path(config_path), config, paths)
+    return Selection(Path(config_path), config, paths, config.deployment_settings.environment == default)
 
 
-def resolve(config_path: str, environment: str | None) -> MarketplaceConfig:
+def resolve(config: MarketplaceConfig, config_path: str, environment: str | None) -> MarketplaceConfig:
     """The config as the chosen environment sees it; says which environment that is when it has several."""
-    config = read_config(config_path)
     try:
         resolved = config.for_environment(environment)
     except ConfigError as error:
@@ -327,6 +330,21 @@ class SyncStep:
     wait: bool = True
 
 
+def sync_step(selection: Selection, args: argparse.Namespace) -> SyncStep:
+    """A deploy's sync step. Every environment deploys the same listings on AWS Marketplace, whose
+    fulfillment URL can name only one of them: outside the default environment the deploy leaves the
+    listings alone unless asked (`--sync-listings --environment NAME` points them there on purpose)."""
+    if not args.no_sync and not selection.default_environment:
+        environment = selection.config.deployment_settings.environment
+        say(
+            f"Environment {environment} is not the default one: the listings on AWS Marketplace are left as "
+            f"they are (to point them at {environment}: ./deploy-marketplace.sh --sync-listings "
+            f"--environment {environment})"
+        )
+        return SyncStep(enabled=False)
+    return SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait)
+
+
 def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
     """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code."""
     sync = sync or SyncStep()
@@ -420,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # What this command runs (the CDK app, local mode's processes) works on the same environment.
             os.environ[ENVIRONMENT_VARIABLE] = args.environment
         if args.mode == "destroy-disabled":
-            destroy_disabled.destroy_disabled(resolve(args.config, args.environment), yes=args.yes)
+            config = resolve(read_config(args.config), args.config, args.environment)
+            destroy_disabled.destroy_disabled(config, yes=args.yes)
             return 0
         if args.mode == "export-subscribers" and len(args.listing) != 1:
             raise CliError(
@@ -462,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
-            return deploy(selection, SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait))
+            return deploy(selection, sync_step(selection, args))
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -172,3 +172,17 @@ def test_the_cdk_app_builds_the_environment_it_is_given(tmp_path: Path) -> None:
     artifact = stacks["codio-marketplace-staging-labs"]
     assert artifact["environment"] == f"aws://{OTHER_ACCOUNT}/us-east-1"
     assert artifact["properties"]["tags"]["Environment"] == "staging"
+
+
+def test_a_deploy_outside_the_default_environment_leaves_the_listings_on_aws_marketplace_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both environments deploy the same listings, whose fulfillment URL can name only one of them."""
+    monkeypatch.delenv("MARKETPLACE_ENVIRONMENT", raising=False)
+    config = str(write_config(tmp_path, staging_account=OTHER_ACCOUNT))
+    staging = cli.select(config, [], "staging")
+    assert cli.sync_step(staging, cli.parse_args(["--yes"])) == cli.SyncStep(enabled=False)
+    assert "--sync-listings --environment staging" in capsys.readouterr().err
+    production = cli.select(config, [], None)
+    assert cli.sync_step(production, cli.parse_args(["--yes"])) == cli.SyncStep(enabled=True, yes=True)
+    assert cli.sync_step(production, cli.parse_args(["--no-sync"])) == cli.SyncStep(enabled=False)
