@@ -572,61 +572,98 @@ def _environment_problems(listings: Mapping[str, Any], settings: Mapping[str, An
     default = settings.get("environment", "production")
     listings = {key: value for key, value in listings.items() if isinstance(value, Mapping)}
     problems: list[str] = []
-    known = list(named) or [default]
     if named and isinstance(default, str) and default not in named:
         problems.append(
             f"deploymentSettings.environment: {default!r} is not one of deploymentSettings.environments "
             f"({', '.join(named)}); it names the environment used without --environment"
         )
+    problems += _listing_environment_problems(listings, list(named) or [default])
+    shared_prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
+    prefixes: dict[str, str] = {}
+    for name, environment in named.items():
+        problems += _one_environment_problems(name, environment, settings)
+        prefix = _environment_prefix(name, environment.get("namePrefix"), shared_prefix, default=default)
+        if _is_valid_name_prefix(shared_prefix) and isinstance(prefix, str):
+            prefixes[name] = prefix
+            problems += _environment_listing_problems(name, prefix, environment, listings, settings)
+    return problems + _shared_prefix_problems(prefixes, named)
+
+
+def _listing_environment_problems(listings: Mapping[str, Mapping[str, Any]], known: list[str]) -> list[str]:
+    problems = []
     for key, listing in listings.items():
         chosen = listing.get("environments")
         for index, name in enumerate(chosen if isinstance(chosen, list | tuple) else []):
             if isinstance(name, str) and _matches(_SLUG, name) and name not in known:
                 where = f"marketplaceListings.{key}.environments[{index}]"
                 problems.append(f"{where}: {name!r}: {_unknown_environment(name, known)}")
+    return problems
+
+
+def _one_environment_problems(
+    name: str, environment: Mapping[str, Any], settings: Mapping[str, Any]
+) -> list[str]:
+    where = f"deploymentSettings.environments.{name}"
+    problems = []
+    if environment.get("account", settings.get("account")) is None:
+        problems.append(
+            f"{where}.account: is required (the 12-digit account the environment's stacks go to; a "
+            "deploy refuses credentials of any other), or set deploymentSettings.account for all"
+        )
+    region = environment.get("region", settings.get("region", "us-east-1"))
+    if settings.get("snapStart") is True and isinstance(region, str):
+        problem = _snap_start_problem(True, region)
+        if problem:
+            problems.append(f"{where}.region: {problem.removeprefix('snapStart: ')}")
+    return problems
+
+
+def _environment_listing_problems(
+    name: str,
+    prefix: str,
+    environment: Mapping[str, Any],
+    listings: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any],
+) -> list[str]:
+    """What an environment's prefix and tags do to each listing deployed there: names that must fit AWS's
+    limits (the shared prefix's are checked with every listing already), tags that must stay within 50."""
+    problems = []
     shared_prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
-    shared_tags = settings.get("tags", {})
-    owners: dict[str, list[str]] = {}
-    for name, environment in named.items():
-        where = f"deploymentSettings.environments.{name}"
-        if environment.get("account", settings.get("account")) is None:
-            problems.append(
-                f"{where}.account: is required (the 12-digit account the environment's stacks go to; a "
-                "deploy refuses credentials of any other), or set deploymentSettings.account for all"
-            )
-        region = environment.get("region", settings.get("region", "us-east-1"))
-        if settings.get("snapStart") is True and isinstance(region, str):
-            problem = _snap_start_problem(True, region)
-            if problem:
-                problems.append(f"{where}.region: {problem.removeprefix('snapStart: ')}")
-        prefix = _environment_prefix(name, environment.get("namePrefix"), shared_prefix, default=default)
-        if not _is_valid_name_prefix(shared_prefix) or not isinstance(prefix, str):
+    shared_tags, tags = settings.get("tags", {}), environment.get("tags", {})
+    for key, listing in listings.items():
+        chosen = listing.get("environments")
+        if isinstance(chosen, list | tuple) and name not in chosen:
             continue
-        owners.setdefault(prefix, []).append(name)
-        tags = environment.get("tags", {})
-        for key, listing in listings.items():
-            chosen = listing.get("environments")
-            if isinstance(chosen, list | tuple) and name not in chosen:
-                continue
-            path = listing.get("path")
-            if prefix != shared_prefix and isinstance(path, str) and _is_valid_path_form(path):
-                problem = _derived_name_problem(prefix, path)
-                if problem:
-                    problems.append(f"marketplaceListings.{key}.path: in environment {name}, {problem}")
-            own_tags = listing.get("tags", {})
-            if tags and all(isinstance(item, Mapping) for item in (tags, own_tags, shared_tags)):
-                count = len(RESERVED_TAG_KEYS) + len({**shared_tags, **tags, **own_tags})
-                if count > MAX_TAGS_PER_RESOURCE:
-                    problems.append(
-                        f"{where}.tags: {count} tags in all on marketplaceListings.{key} with "
-                        f"deploymentSettings.tags, the listing's and the 3 built-in ones; AWS allows "
-                        f"{MAX_TAGS_PER_RESOURCE} per resource"
-                    )
-    for prefix, sharing in owners.items():
-        # Blamed on the environments that chose the prefix themselves, else on all but the first.
-        chose = [name for name in sharing if named[name].get("namePrefix") is not None]
-        for name in (chose if len(chose) < len(sharing) else sharing[1:]) if len(sharing) > 1 else ():
-            other = next(item for item in sharing if item != name)
+        path = listing.get("path")
+        if prefix != shared_prefix and isinstance(path, str) and _is_valid_path_form(path):
+            problem = _derived_name_problem(prefix, path)
+            if problem:
+                problems.append(f"marketplaceListings.{key}.path: in environment {name}, {problem}")
+        own_tags = listing.get("tags", {})
+        if tags and all(isinstance(item, Mapping) for item in (tags, own_tags, shared_tags)):
+            count = len(RESERVED_TAG_KEYS) + len({**shared_tags, **tags, **own_tags})
+            if count > MAX_TAGS_PER_RESOURCE:
+                problems.append(
+                    f"deploymentSettings.environments.{name}.tags: {count} tags in all on "
+                    f"marketplaceListings.{key} with deploymentSettings.tags, the listing's and the 3 "
+                    f"built-in ones; AWS allows {MAX_TAGS_PER_RESOURCE} per resource"
+                )
+    return problems
+
+
+def _shared_prefix_problems(prefixes: Mapping[str, str], named: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Two environments with one prefix would name their stacks alike: blamed on those that chose it
+    themselves, else on all but the first."""
+    problems = []
+    sharing: dict[str, list[str]] = {}
+    for name, prefix in prefixes.items():
+        sharing.setdefault(prefix, []).append(name)
+    for prefix, names in sharing.items():
+        if len(names) < 2:
+            continue
+        chose = [name for name in names if named[name].get("namePrefix") is not None]
+        for name in chose if 0 < len(chose) < len(names) else names[1:]:
+            other = next(item for item in names if item != name)
             problems.append(
                 f"deploymentSettings.environments.{name}.namePrefix: {prefix!r} is already the name prefix "
                 f"of environment {other!r}; each environment needs its own, or their stacks would replace "
