@@ -3,6 +3,7 @@
 
 Config file: CDK context `config` or the MARKETPLACE_CONFIG environment variable (default
 marketplace-config.json). Listing selection: context `listings`, comma-separated paths (default: all).
+Environment: context `environment` or MARKETPLACE_ENVIRONMENT (default: deploymentSettings.environment).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ def main() -> int:
     )
     selection = app.node.try_get_context("listings") or ""
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, app.node.try_get_context("environment") or None)
         build_app(
             config,
             only_paths=[path for path in selection.split(",") if path],
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            # The environment's own account when the config names it (a deploy has checked that the
+            # credentials are for it), else the account of the credentials the CDK CLI found.
+            account=config.deployment_settings.account or os.environ.get("CDK_DEFAULT_ACCOUNT"),
             app=app,
         )
     except ConfigError as error:

@@ -30,8 +30,17 @@ from operations.target import (
     NO_CREDENTIALS,
     CommandLineParser,
     OperationError,
+    caller_account,
+    check_account,
+    environment_for,
 )
-from stacks.config import ConfigError, MarketplaceConfig, load_config
+from stacks.config import (
+    ENVIRONMENT_VARIABLE,
+    ConfigError,
+    DeploymentSettings,
+    MarketplaceConfig,
+    read_config,
+)
 from stacks.naming import ListingNames
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +48,7 @@ CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 OUTDIR = PROJECT_ROOT / "cdk.out"
 OUTPUTS_FILE = PROJECT_ROOT / "deploy-outputs.json"
-PLAN_FILE = PROJECT_ROOT / "deploy-plan.json"
+PLAN_FILE = PROJECT_ROOT / "deploy-plan.json"  # per environment: deploy-plan-<environment>.json
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 EXIT_NOT_BOOTSTRAPPED = 4
@@ -47,8 +56,8 @@ EXIT_GATE_FAILED = 5
 EXIT_DEPLOY_FAILED = 6
 
 USAGE = """\
-./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
-./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--require-approval]
+./deploy-marketplace.sh [--config PATH] [--environment NAME] [--listing PATH ...] [--synth | --plan | --local]
+./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--require-approval] [--help]
 ./deploy-marketplace.sh --execute-plan [--require-approval [--yes]] | --discard-plan
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS] [--fresh]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
@@ -66,10 +75,11 @@ USAGE = """\
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
   --plan           create a CloudFormation change set per stack (nothing is executed), show each one's
                    changes (IAM/security changes and removed or replaced tables and buckets marked), write
-                   them to deploy-plan.json, then show what a sync would change on AWS Marketplace
-  --execute-plan   execute the change sets of the last --plan, following each stack to its end, then
-                   print the URL table; refuses (changing nothing) when the credentials are for another
-                   account, the config changed since the plan, or a change set can no longer run
+                   them to deploy-plan-<environment>.json, then show what a sync would change on AWS
+                   Marketplace
+  --execute-plan   execute the change sets of the environment's last --plan, following each stack to its
+                   end, then print the URL table; refuses (changing nothing) when the credentials are for
+                   another account, the config changed since the plan, or a change set can no longer run
   --discard-plan   delete the last --plan's change sets (and the empty stacks new ones made) and its file
   --require-approval
                    a deploy stops for a yes on IAM/security-broadening changes (cdk deploy's
@@ -99,6 +109,10 @@ USAGE = """\
                    repair what lost events left wrong (one line per difference); --dry-run: change
                    nothing; --full: every agreement, not only those changed since the last run
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
+  --environment NAME
+                   work on this environment of deploymentSettings.environments (its account, region and
+                   stack names), for every command (default: $MARKETPLACE_ENVIRONMENT, else
+                   deploymentSettings.environment)
   --listing PATH   only this listing (by its path); repeat for several
 """
 
@@ -118,6 +132,8 @@ class Selection:
     config_path: Path
     config: MarketplaceConfig
     paths: tuple[str, ...]
+    # Whether the config's environment is its default one (the one without --environment).
+    default_environment: bool = True
 
     @property
     def stack_names(self) -> list[str]:
@@ -130,6 +146,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
+    parser.add_argument("--environment", default=os.environ.get(ENVIRONMENT_VARIABLE) or None, metavar="NAME")
     modes = parser.add_mutually_exclusive_group()
     for mode in (
         "synth",
@@ -192,9 +209,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
+def select(config_path: str, listing_paths: Sequence[str], environment: str | None = None) -> Selection:
     say(f"Validating {config_path}")
-    config = load_config(config_path)
+    every_environment = read_config(config_path)
+    config = resolve(every_environment, config_path, environment)
+    default = every_environment.deployment_settings.environment
+    settings = config.deployment_settings
     known = {listing.path: listing for listing in config.marketplace_listings.values()}
     problems = [
         f"--listing {path}: no listing in {config_path} has this path"
@@ -202,9 +222,15 @@ def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
         if path not in known
     ]
     problems += [
+        f"--listing {path}: the listing is not deployed to environment {settings.environment!r} (its "
+        f"environments: {', '.join(known[path].environments or ())})"
+        for path in listing_paths
+        if path in known and not known[path].deployed_to(settings.environment)
+    ]
+    problems += [
         f'--listing {path}: the listing is disabled in {config_path} (set "enabled": true to deploy it)'
         for path in listing_paths
-        if path in known and not known[path].enabled
+        if path in known and known[path].deployed_to(settings.environment) and not known[path].enabled
     ]
     if problems:
         raise ConfigError(problems, config_path)
@@ -219,7 +245,21 @@ def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
                 "register, but no usage is recorded or metered until you add the listing's dimensions",
                 file=sys.stderr,
             )
-    return Selection(Path(config_path), config, paths)
+    return Selection(Path(config_path), config, paths, config.deployment_settings.environment == default)
+
+
+def resolve(config: MarketplaceConfig, config_path: str, environment: str | None) -> MarketplaceConfig:
+    """The config as the chosen environment sees it; says which environment that is when it has several."""
+    try:
+        resolved = config.for_environment(environment)
+    except ConfigError as error:
+        error.source = config_path
+        raise
+    settings = resolved.deployment_settings
+    if len(config.environment_names) > 1 or environment:
+        account = f"account {settings.account}, " if settings.account else ""
+        say(f"Environment {settings.environment}: {account}region {settings.region}")
+    return resolved
 
 
 def _cdk(*args: str, selection: Selection, capture: bool = False) -> subprocess.CompletedProcess[str]:
@@ -268,23 +308,19 @@ def synthesize(selection: Selection) -> list[Path]:
     return templates
 
 
-def aws_account(region: str, doing: str = "Deploying to") -> str:
-    """The account the environment's credentials belong to; fails fast and clearly without them.
-    `doing` says what the command does with it (`Deploying to`, `Comparing with`)."""
+def aws_account(settings: DeploymentSettings, doing: str = "Deploying to") -> str:
+    """The account the credentials in the environment belong to, checked against the environment's account
+    (when the config names it) before anything changes; fails fast and clearly without them. `doing` says
+    what the command does with it (`Deploying to`, `Comparing with`)."""
+    region = settings.region
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise CliError(NO_CREDENTIALS, EXIT_NO_CREDENTIALS)
     quick = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
-    try:
-        identity = session.client("sts", config=quick).get_caller_identity()
-    except (BotoCoreError, ClientError) as error:
-        raise CliError(
-            f"The AWS credentials in the environment do not work ({error}). Refresh them (e.g. `aws sso "
-            "login`) or try ./deploy-marketplace.sh --local",
-            EXIT_NO_CREDENTIALS,
-        ) from None
-    account = str(identity["Account"])
-    say(f"{doing} AWS account {account}, region {region}")
+    account = caller_account(session, quick)
+    say(f"The credentials are for AWS account {account}")
+    check_account(account, settings)
+    say(f"{doing} AWS account {account}, region {region} (environment {settings.environment})")
     _check_bootstrapped(session, account, region, quick)
     return account
 
@@ -315,12 +351,27 @@ class SyncStep:
     wait: bool = True
 
 
+def sync_step(selection: Selection, args: argparse.Namespace) -> SyncStep:
+    """A deploy's sync step. Every environment deploys the same listings on AWS Marketplace, whose
+    fulfillment URL can name only one of them: outside the default environment the deploy leaves the
+    listings alone unless asked (`--sync-listings --environment NAME` points them there on purpose)."""
+    if not args.no_sync and not selection.default_environment:
+        environment = selection.config.deployment_settings.environment
+        say(
+            f"Environment {environment} is not the default one: the listings on AWS Marketplace are left as "
+            f"they are (to point them at {environment}: ./deploy-marketplace.sh --sync-listings "
+            f"--environment {environment})"
+        )
+        return SyncStep(enabled=False)
+    return SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait)
+
+
 def deploy(selection: Selection, sync: SyncStep | None = None, require_approval: bool = False) -> int:
     """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code.
     `require_approval`: cdk stops for a yes on IAM/security-broadening changes (it can only ask one stack
     at a time, so the stacks deploy one after another)."""
     sync = sync or SyncStep()
-    account = aws_account(selection.config.deployment_settings.region)
+    account = aws_account(selection.config.deployment_settings)
     os.environ["CDK_DEFAULT_ACCOUNT"] = account
     synthesize(selection)
     say(f"Deploying {len(selection.paths)} stack(s) in parallel; CloudFront takes several minutes")
@@ -384,23 +435,33 @@ def print_outputs(selection: Selection, outputs: dict[str, dict[str, str]]) -> N
 
 
 def plan(selection: Selection) -> None:
-    region = selection.config.deployment_settings.region
-    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(region, doing="Comparing the stacks with")
+    settings = selection.config.deployment_settings
+    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(settings, doing="Comparing the stacks with")
     synthesize(selection)
     say("Creating a change set per stack (none is executed)")
     change_sets.create_plan(
-        selection.config, selection.config_path, selection.paths, selection.stack_names, OUTDIR, PLAN_FILE
+        selection.config,
+        selection.config_path,
+        selection.paths,
+        selection.stack_names,
+        OUTDIR,
+        plan_file(selection.config),
     )
     sync_listings.show_plan(selection.config, selection.paths)
 
 
-def execute_plan(config_path: str, require_approval: bool, yes: bool) -> None:
-    """Run the last --plan's change sets, then print the URL table of its listings."""
-    config = load_config(config_path)
+def plan_file(config: MarketplaceConfig) -> Path:
+    """Where --plan keeps the environment's plan (one per environment: staging's and production's apart)."""
+    return PLAN_FILE.with_name(f"{PLAN_FILE.stem}-{config.deployment_settings.environment}{PLAN_FILE.suffix}")
+
+
+def execute_plan(config_path: str, environment: str | None, require_approval: bool, yes: bool) -> None:
+    """Run the environment's last --plan's change sets, then print the URL table of its listings."""
+    config = resolve(read_config(config_path), config_path, environment)
     planned, outputs = change_sets.execute_plan(
         config,
         Path(config_path),
-        PLAN_FILE,
+        plan_file(config),
         require_approval=require_approval,
         yes=yes,
         ask=sync_listings.terminal_prompt(),
@@ -427,20 +488,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
+        if args.local and args.mode != "local":
+            args.environment = environment_for(local=True, requested=args.environment)
+        if args.environment:
+            # What this command runs (the CDK app, local mode's processes) works on the same environment.
+            os.environ[ENVIRONMENT_VARIABLE] = args.environment
         if args.mode == "execute-plan":
-            execute_plan(args.config, args.require_approval, args.yes)
+            execute_plan(args.config, args.environment, args.require_approval, args.yes)
             return 0
         if args.mode == "discard-plan":
-            change_sets.discard_plan(load_config(args.config), Path(args.config), PLAN_FILE)
+            config = resolve(read_config(args.config), args.config, args.environment)
+            change_sets.discard_plan(config, Path(args.config), plan_file(config))
             return 0
         if args.mode == "destroy-disabled":
-            destroy_disabled.destroy_disabled(load_config(args.config), yes=args.yes)
+            config = resolve(read_config(args.config), args.config, args.environment)
+            destroy_disabled.destroy_disabled(config, yes=args.yes)
             return 0
         if args.mode == "export-subscribers" and len(args.listing) != 1:
             raise CliError(
                 "--export-subscribers: name the listing with exactly one --listing PATH", EXIT_USAGE
             )
-        selection = select(args.config, args.listing)
+        selection = select(args.config, args.listing, args.environment)
         if args.mode == "sync-listings":
             return sync_listings.sync_listings(
                 selection.config,
@@ -476,11 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
-            return deploy(
-                selection,
-                SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait),
-                require_approval=args.require_approval,
-            )
+            return deploy(selection, sync_step(selection, args), require_approval=args.require_approval)
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -120,7 +120,12 @@ def plan(assembly: Path, tmp_path: Path, path: str, stacks: list[str]) -> change
     if not config_path.exists():
         config_file(tmp_path, path)
     config = config_with(listing(path, f"PROD_{path.upper()}"), region=REGION)
-    return change_sets.create_plan(config, config_path, [path], stacks, assembly, cli.PLAN_FILE)
+    return change_sets.create_plan(config, config_path, [path], stacks, assembly, plan_file())
+
+
+def plan_file() -> Path:
+    """Where the CLI keeps the plan of the tests' environment (`test`)."""
+    return cli.plan_file(listing_config())
 
 
 def cloudformation(region: str = REGION) -> Any:
@@ -180,7 +185,7 @@ def test_a_plan_creates_a_change_set_per_stack_and_the_forwarder_first_and_revie
     assert queues  # a queue is no security change
     assert "change set CREATE_COMPLETE" in out.err
 
-    written = json.loads(cli.PLAN_FILE.read_text())
+    written = json.loads(plan_file().read_text())
     assert (written["environment"], written["account"], written["region"]) == ("test", ACCOUNT, REGION)
     assert [item["changeSet"] for item in written["stacks"]] == [item.change_set for item in made.stacks]
     assert written["config"]["sha256"] == change_sets.config_hash(tmp_path / "marketplace-config.json")
@@ -211,7 +216,7 @@ def test_a_region_that_is_not_bootstrapped_exits_4_and_leaves_no_change_set(
     assert raised.value.exit_code == 4
     assert f"npx cdk bootstrap aws://{ACCOUNT}/{REGION}" in str(raised.value)
     assert stack_status(FORWARDER, "us-east-1") is None  # its change set, made first, was deleted again
-    assert not cli.PLAN_FILE.exists()
+    assert not plan_file().exists()
 
 
 def test_a_directory_asset_zips_the_same_every_time(tmp_path: Path) -> None:
@@ -233,7 +238,7 @@ def test_discard_deletes_the_change_sets_the_empty_stacks_and_the_file(
     for region, name in (("us-east-1", FORWARDER), (REGION, LISTING_STACK)):
         assert stack_status(name, region) is None
         assert cloudformation(region).list_change_sets(StackName=name)["Summaries"] == []
-    assert not cli.PLAN_FILE.exists()
+    assert not plan_file().exists()
 
 
 def test_execute_refuses_credentials_of_another_account_and_executes_nothing(
@@ -248,7 +253,7 @@ def test_execute_refuses_credentials_of_another_account_and_executes_nothing(
     assert f"is account {ACCOUNT}" in error and "Nothing was changed" in error
     monkeypatch.delenv("MOTO_ACCOUNT_ID")
     assert stack_status(FORWARDER, "us-east-1") == "REVIEW_IN_PROGRESS"
-    assert cli.PLAN_FILE.exists()
+    assert plan_file().exists()
 
 
 def test_execute_refuses_after_the_config_changed(
@@ -299,7 +304,7 @@ def test_at_a_terminal_require_approval_asks_and_a_no_executes_nothing(
     )
     assert questions == ["Execute these changes? [y/N] "]
     assert stack_status(FORWARDER, "us-east-1") == "REVIEW_IN_PROGRESS"
-    assert cli.PLAN_FILE.exists()
+    assert plan_file().exists()
 
 
 def test_a_stack_cloudformation_refuses_to_create_exits_6_and_leaves_no_plan(
@@ -311,7 +316,7 @@ def test_a_stack_cloudformation_refuses_to_create_exits_6_and_leaves_no_plan(
     assert cli.main(["--execute-plan", "--yes", "--config", str(tmp_path / "marketplace-config.json")]) == 6
     assert f"{LISTING_STACK}: CloudFormation refused" in capsys.readouterr().err
     assert stack_status(FORWARDER, "us-east-1") == "CREATE_COMPLETE"
-    assert not cli.PLAN_FILE.exists()
+    assert not plan_file().exists()
 
 
 def test_execute_creates_the_stack_prints_the_url_table_then_a_new_plan_has_no_changes(
@@ -329,7 +334,7 @@ def test_execute_creates_the_stack_prints_the_url_table_then_a_new_plan_has_no_c
     assert "The plan makes IAM/security changes:" in captured.out  # listed, not asked (--yes)
     # moto's CloudFormation gives a stack made by a change set no outputs; the next test reads them
     assert [line for line in captured.out.splitlines() if line.startswith("small ")]
-    assert not cli.PLAN_FILE.exists()
+    assert not plan_file().exists()
     assert stack_status(SMALL_STACK) == "CREATE_COMPLETE"
     deployed = cloudformation().get_template(StackName=SMALL_STACK)["TemplateBody"]
     synthesized = json.loads((assembly / f"{SMALL_STACK}.template.json").read_text())
@@ -373,7 +378,7 @@ def test_an_update_that_drops_a_retained_bucket_is_marked_and_a_used_change_set_
     assert "[DATA: removed from the stack; the old one stays in the account, unmanaged]" in removed
     assert made.stacks[0].data == (removed.strip(),)
 
-    kept = cli.PLAN_FILE.read_text()
+    kept = plan_file().read_text()
     assert cli.main(["--execute-plan", "--config", config]) == 0
     table = capsys.readouterr().out
     (row,) = [line for line in table.splitlines() if line.startswith("small ")]
@@ -383,12 +388,12 @@ def test_an_update_that_drops_a_retained_bucket_is_marked_and_a_used_change_set_
     )
     deployed = cloudformation().get_template(StackName=SMALL_STACK)["TemplateBody"]
     assert "Data" not in (deployed if isinstance(deployed, dict) else json.loads(deployed))["Resources"]
-    cli.PLAN_FILE.write_text(kept)  # the same plan again: its change set has run
+    plan_file().write_text(kept)  # the same plan again: its change set has run
     assert cli.main(["--execute-plan", "--config", config]) == 1
     assert "can no longer be executed" in capsys.readouterr().err
 
 
-def test_execute_refuses_when_a_change_set_is_gone_or_the_plan_is_for_another_environment(
+def test_execute_refuses_when_a_change_set_is_gone_or_another_environment_has_no_plan(
     aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (planned,) = plan(small_assembly(tmp_path / "small.out"), tmp_path, "small", [SMALL_STACK]).stacks
@@ -398,7 +403,8 @@ def test_execute_refuses_when_a_change_set_is_gone_or_the_plan_is_for_another_en
     other = tmp_path / "staging.json"
     other.write_text(json.dumps(staging))
     assert cli.main(["--execute-plan", "--config", str(other)]) == 1
-    assert "is a plan for environment test, not staging; nothing was executed" in capsys.readouterr().err
+    # each environment has its own plan: staging has none
+    assert "no plan to run: deploy-plan-staging.json does not exist" in capsys.readouterr().err
 
     cloudformation().delete_change_set(ChangeSetName=planned.change_set)
     assert cli.main(["--execute-plan", "--config", str(config)]) == 1

@@ -326,7 +326,8 @@ def test_plan_shows_each_listings_sync_plan_after_the_stacks_change_sets_and_nev
     assert f"{STACK} (us-east-1, CREATE): 1 change(s)" in captured.out
     assert "  + Add     T  AWS::SNS::Topic" in captured.out
     assert captured.out.index("AWS::SNS::Topic") < captured.out.index("[UpdateInformation]")
-    assert json.loads((deploy.folder / "deploy-plan.json").read_text())["stacks"][0]["stack"] == STACK
+    (written,) = deploy.folder.glob("deploy-plan-*.json")
+    assert json.loads(written.read_text())["stacks"][0]["stack"] == STACK
     assert "Changes a sync would make to the listings on AWS Marketplace" in captured.err
     assert "~ title: 'CODIO_AI' → 'Codio AI Skills Training'  [UpdateInformation]" in captured.out
     assert "+ dimension learners: 'Active learners in the hour' in Users" in captured.out
