@@ -256,6 +256,25 @@ def test_execute_refuses_credentials_of_another_account_and_executes_nothing(
     assert plan_file().exists()
 
 
+def test_a_plan_refuses_credentials_of_another_account_than_the_environments_before_anything(
+    aws: None, listing_assembly: Path, tmp_path: Path
+) -> None:
+    config = config_with(listing("quick", "PROD_QUICK"), region=REGION, account="210987654321")
+    with pytest.raises(change_sets.WrongAccount) as raised:
+        change_sets.create_plan(
+            config, config_file(tmp_path), ["quick"], [LISTING_STACK], listing_assembly, plan_file()
+        )
+    assert raised.value.exit_code == 3
+    assert f"are for account {ACCOUNT}, but environment test's deploymentSettings.account" in str(
+        raised.value
+    )
+    assert stack_status(FORWARDER, "us-east-1") is None and stack_status(LISTING_STACK) is None
+    assert "Contents" not in boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+    )
+    assert not plan_file().exists()
+
+
 def test_execute_refuses_after_the_config_changed(
     aws: None, listing_assembly: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
