@@ -497,7 +497,15 @@ class Plan:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise PlanError(f"no plan to run: {file.name} does not exist; make one with --plan") from None
+            waiting = sorted(other.name for other in file.parent.glob("deploy-plan-*.json"))
+            raise PlanError(
+                f"no plan to run: {file.name} does not exist; make one with --plan"
+                + (
+                    f" (other environments' plans: {', '.join(waiting)}; pick one with --environment)"
+                    if waiting
+                    else ""
+                )
+            ) from None
         except (OSError, ValueError) as error:
             raise PlanError(f"{file}: not a readable plan ({error}); make a new one with --plan") from None
         try:
@@ -566,8 +574,9 @@ def create_plan(
         f"Plan written to {plan_file.name}: {len(changed)} change set(s) for environment "
         f"{settings.environment}, account {credentials.account}"
         + (f"; {security} IAM/security change(s)" if security else "")
-        + ". Run it with --execute-plan (add --require-approval to be asked about IAM/security changes), "
-        "or drop it with --discard-plan"
+        + f". Run it with --execute-plan --environment {settings.environment} (add --require-approval to "
+        "be asked about IAM/security changes), or drop it with --discard-plan --environment "
+        f"{settings.environment}"
     )
     return plan
 

@@ -423,7 +423,9 @@ def test_execute_refuses_when_a_change_set_is_gone_or_another_environment_has_no
     other.write_text(json.dumps(staging))
     assert cli.main(["--execute-plan", "--config", str(other)]) == 1
     # each environment has its own plan: staging has none
-    assert "no plan to run: deploy-plan-staging.json does not exist" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "no plan to run: deploy-plan-staging.json does not exist" in error
+    assert "(other environments' plans: deploy-plan-test.json; pick one with --environment)" in error
 
     cloudformation().delete_change_set(ChangeSetName=planned.change_set)
     assert cli.main(["--execute-plan", "--config", str(config)]) == 1
