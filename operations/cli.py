@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from operations import destroy_disabled, export, pull_listing, reconcile, status, sync_listings
+from operations import change_sets, destroy_disabled, export, pull_listing, reconcile, status, sync_listings
 from operations.target import (
     EXIT_BAD_CONFIG,
     EXIT_NO_CREDENTIALS,
@@ -48,6 +48,7 @@ CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 OUTDIR = PROJECT_ROOT / "cdk.out"
 OUTPUTS_FILE = PROJECT_ROOT / "deploy-outputs.json"
+PLAN_FILE = PROJECT_ROOT / "deploy-plan.json"  # per environment: deploy-plan-<environment>.json
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 EXIT_NOT_BOOTSTRAPPED = 4
@@ -56,7 +57,8 @@ EXIT_DEPLOY_FAILED = 6
 
 USAGE = """\
 ./deploy-marketplace.sh [--config PATH] [--environment NAME] [--listing PATH ...] [--synth | --plan | --local]
-./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--help]
+./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--require-approval] [--help]
+./deploy-marketplace.sh --execute-plan [--require-approval [--yes]] | --discard-plan
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS] [--fresh]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
@@ -71,8 +73,18 @@ USAGE = """\
                    question; --yes: do not ask); a sync that cannot run is a warning, not a failed deploy
   --no-sync        deploy only: leave the listings on AWS Marketplace as they are
   --synth          validate and synthesize only (cdk.out/<stack>.template.json), running every quality gate
-  --plan           show what a deploy would change, per listing (cdk diff), then what its sync step
-                   would change on each listing on AWS Marketplace (read only: nothing is sent)
+  --plan           create a CloudFormation change set per stack (nothing is executed), show each one's
+                   changes (IAM/security changes and removed or replaced tables and buckets marked), write
+                   them to deploy-plan-<environment>.json, then show what a sync would change on AWS
+                   Marketplace
+  --execute-plan   execute the change sets of the environment's last --plan, following each stack to its
+                   end, then print the URL table; refuses (changing nothing) when the credentials are for
+                   another account, the config changed since the plan, or a change set can no longer run
+  --discard-plan   delete the last --plan's change sets (and the empty stacks new ones made) and its file
+  --require-approval
+                   a deploy stops for a yes on IAM/security-broadening changes (cdk deploy's
+                   --require-approval broadening; it needs a terminal); --execute-plan lists the plan's
+                   IAM/security changes and asks (without a terminal it refuses unless --yes)
   --local          run every enabled listing on this machine, no AWS account needed, until Ctrl-C
                    --port N: listings on ports N, N+1, ... (default 8300)
                    --metering-interval S: run the metering job every S seconds (default 60)
@@ -139,6 +151,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for mode in (
         "synth",
         "plan",
+        "execute-plan",
+        "discard-plan",
         "status",
         "export-subscribers",
         "destroy-disabled",
@@ -160,7 +174,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pull-listing", metavar="PATH", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--require-approval", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.require_approval and (args.mode not in (None, "execute-plan") or args.local):
+        parser.error("--require-approval goes with a deploy (no mode) or --execute-plan")
+    if args.listing and args.mode in ("execute-plan", "discard-plan"):
+        parser.error(
+            f"--listing does not go with --{args.mode}: the plan names its listings (--plan --listing)"
+        )
     for option in ("dry_run", "full"):
         if getattr(args, option) and args.mode != "reconcile":
             parser.error(f"--{option.replace('_', '-')} goes with --reconcile")
@@ -345,8 +366,10 @@ def sync_step(selection: Selection, args: argparse.Namespace) -> SyncStep:
     return SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait)
 
 
-def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
-    """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code."""
+def deploy(selection: Selection, sync: SyncStep | None = None, require_approval: bool = False) -> int:
+    """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code.
+    `require_approval`: cdk stops for a yes on IAM/security-broadening changes (it can only ask one stack
+    at a time, so the stacks deploy one after another)."""
     sync = sync or SyncStep()
     account = aws_account(selection.config.deployment_settings)
     os.environ["CDK_DEFAULT_ACCOUNT"] = account
@@ -357,14 +380,21 @@ def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
     result = _cdk(
         "deploy", *selection.stack_names,
         "--app", str(OUTDIR),
-        "--require-approval", "never",
-        "--concurrency", str(min(len(selection.paths), 8)),
+        "--require-approval", "broadening" if require_approval else "never",
+        "--concurrency", "1" if require_approval else str(min(len(selection.paths), 8)),
         "--outputs-file", str(OUTPUTS_FILE),
         "--progress", "events",
         selection=selection,
     )  # fmt: skip
     outputs = json.loads(OUTPUTS_FILE.read_text()) if OUTPUTS_FILE.exists() else {}
     print_outputs(selection, outputs)
+    if result.returncode != 0 and require_approval and not sys.stdin.isatty():
+        raise CliError(
+            "the deployment stopped: --require-approval asks before IAM/security-broadening changes, and "
+            "cdk can only ask on a terminal. Run the command from a terminal, or review the changes first "
+            "with --plan and run them with --execute-plan --require-approval --yes",
+            EXIT_DEPLOY_FAILED,
+        )
     if result.returncode != 0:
         raise CliError("the deployment failed (CloudFormation's reason is above)", EXIT_DEPLOY_FAILED)
     if not sync.enabled:
@@ -408,10 +438,36 @@ def plan(selection: Selection) -> None:
     settings = selection.config.deployment_settings
     os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(settings, doing="Comparing the stacks with")
     synthesize(selection)
-    for stack in selection.stack_names:
-        say(f"Changes a deploy would make to {stack}")
-        _cdk("diff", stack, "--app", str(OUTDIR), selection=selection)
+    say("Creating a change set per stack (none is executed)")
+    change_sets.create_plan(
+        selection.config,
+        selection.config_path,
+        selection.paths,
+        selection.stack_names,
+        OUTDIR,
+        plan_file(selection.config),
+    )
     sync_listings.show_plan(selection.config, selection.paths)
+
+
+def plan_file(config: MarketplaceConfig) -> Path:
+    """Where --plan keeps the environment's plan (one per environment: staging's and production's apart)."""
+    return PLAN_FILE.with_name(f"{PLAN_FILE.stem}-{config.deployment_settings.environment}{PLAN_FILE.suffix}")
+
+
+def execute_plan(config_path: str, environment: str | None, require_approval: bool, yes: bool) -> None:
+    """Run the environment's last --plan's change sets, then print the URL table of its listings."""
+    config = resolve(read_config(config_path), config_path, environment)
+    planned, outputs = change_sets.execute_plan(
+        config,
+        Path(config_path),
+        plan_file(config),
+        require_approval=require_approval,
+        yes=yes,
+        ask=sync_listings.terminal_prompt(),
+    )
+    OUTPUTS_FILE.write_text(json.dumps(outputs, indent=2) + "\n", encoding="utf-8")
+    print_outputs(Selection(Path(config_path), config, planned.listings), outputs)
 
 
 def run_local(selection: Selection, port: int | None, metering_seconds: float, fresh: bool = False) -> None:
@@ -437,6 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.environment:
             # What this command runs (the CDK app, local mode's processes) works on the same environment.
             os.environ[ENVIRONMENT_VARIABLE] = args.environment
+        if args.mode == "execute-plan":
+            execute_plan(args.config, args.environment, args.require_approval, args.yes)
+            return 0
+        if args.mode == "discard-plan":
+            config = resolve(read_config(args.config), args.config, args.environment)
+            change_sets.discard_plan(config, Path(args.config), plan_file(config))
+            return 0
         if args.mode == "destroy-disabled":
             config = resolve(read_config(args.config), args.config, args.environment)
             destroy_disabled.destroy_disabled(config, yes=args.yes)
@@ -481,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
-            return deploy(selection, sync_step(selection, args))
+            return deploy(selection, sync_step(selection, args), require_approval=args.require_approval)
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG

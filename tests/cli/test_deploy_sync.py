@@ -64,9 +64,36 @@ args = sys.argv[1:]
 if args[0] == "synth":
     out = Path(args[args.index("--output") + 1])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "{STACK}.template.json").write_text(json.dumps({{"Resources": {{"T": {{}}}}}}))
-elif args[0] == "diff":
-    print("There were no differences")
+    template = json.dumps({{"Resources": {{"T": {{"Type": "AWS::SNS::Topic"}}}}}})
+    (out / "{STACK}.template.json").write_text(template)
+    # the cloud assembly --plan reads, as cdk writes it for a stack synthesized without an account
+    env = "${{AWS::AccountId}}-${{AWS::Region}}"
+    bucket = "cdk-hnb659fds-assets-" + env
+    key = "template-" + str(len(template)) + ".json"
+    role = "arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/cdk-hnb659fds-"
+    publisher = role + "file-publishing-role-" + env
+    destination = {{"bucketName": bucket, "objectKey": key, "assumeRoleArn": publisher}}
+    source = {{"path": "{STACK}.template.json", "packaging": "file"}}
+    asset = {{"source": source, "destinations": {{"d": destination}}}}
+    assets = {{"version": "55.0.0", "files": {{"t": asset}}}}
+    (out / "{STACK}.assets.json").write_text(json.dumps(assets))
+    stack = {{
+        "type": "aws:cloudformation:stack",
+        "environment": "aws://unknown-account/us-east-1",
+        "properties": {{
+            "templateFile": "{STACK}.template.json",
+            "tags": {{"Listing": "ai-skills"}},
+            "assumeRoleArn": role + "deploy-role-" + env,
+            "cloudFormationExecutionRoleArn": role + "cfn-exec-role-" + env,
+            "stackTemplateAssetObjectUrl": "s3://" + bucket + "/" + key,
+        }},
+        "dependencies": ["{STACK}.assets"],
+    }}
+    artifacts = {{
+        "{STACK}.assets": {{"type": "cdk:asset-manifest", "properties": {{"file": "{STACK}.assets.json"}}}},
+        "{STACK}": stack,
+    }}
+    (out / "manifest.json").write_text(json.dumps({{"version": "55.0.0", "artifacts": artifacts}}))
 elif args[0] == "deploy":
     Path(args[args.index("--outputs-file") + 1]).write_text(json.dumps(settings["outputs"]))
     sys.exit(settings["exit"])
@@ -112,8 +139,11 @@ def deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy]:
         # moto's servers in one process share their state: start with no stacks another test left.
         reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
         urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - 127.0.0.1
-        for service in ("STS", "SSM", "CLOUDFORMATION"):
+        for service in ("STS", "SSM", "CLOUDFORMATION", "S3"):
             monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", f"http://{host}:{port}")
+        boto3.client("s3", region_name="us-east-1").create_bucket(
+            Bucket="cdk-hnb659fds-assets-123456789012-us-east-1"
+        )
         boto3.client("ssm", region_name="us-east-1").put_parameter(
             Name="/cdk-bootstrap/hnb659fds/version", Value="27", Type="String", Overwrite=True
         )
@@ -126,6 +156,7 @@ def deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy]:
             monkeypatch.setattr(cli, "CFN_LINT", cfn_lint)
             monkeypatch.setattr(cli, "OUTDIR", tmp_path / "cdk.out")
             monkeypatch.setattr(cli, "OUTPUTS_FILE", tmp_path / "deploy-outputs.json")
+            monkeypatch.setattr(cli, "PLAN_FILE", tmp_path / "deploy-plan.json")
             yield stand_in
     finally:
         pages.server.shutdown()
@@ -281,7 +312,7 @@ def test_no_sync_goes_with_a_deploy_only(deploy: Deploy, capsys: pytest.CaptureF
     assert "--no-sync goes with a deploy" in capsys.readouterr().err
 
 
-def test_plan_shows_each_listings_sync_plan_after_the_stack_diff_and_never_sends_or_asks(
+def test_plan_shows_each_listings_sync_plan_after_the_stacks_change_sets_and_never_sends_or_asks(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def no_question() -> None:
@@ -289,15 +320,21 @@ def test_plan_shows_each_listings_sync_plan_after_the_stack_diff_and_never_sends
 
     monkeypatch.setattr(sync_listings, "terminal_prompt", no_question)
     assert deploy.run("--plan") == 0
-    assert deploy.cdk_calls() == ["synth", "diff"]
+    assert deploy.cdk_calls() == ["synth"]
     captured = capsys.readouterr()
     assert "Comparing the stacks with AWS account" in captured.err and "Deploying" not in captured.err
+    assert f"{STACK} (us-east-1, CREATE): 1 change(s)" in captured.out
+    assert "  + Add     T  AWS::SNS::Topic" in captured.out
+    assert captured.out.index("AWS::SNS::Topic") < captured.out.index("[UpdateInformation]")
+    (written,) = deploy.folder.glob("deploy-plan-*.json")
+    assert json.loads(written.read_text())["stacks"][0]["stack"] == STACK
     assert "Changes a sync would make to the listings on AWS Marketplace" in captured.err
     assert "~ title: 'CODIO_AI' → 'Codio AI Skills Training'  [UpdateInformation]" in captured.out
     assert "+ dimension learners: 'Active learners in the hour' in Users" in captured.out
     assert "note: fulfillment URL: the listing's stack is not deployed" in captured.out
     assert set(deploy.catalog_calls()) == {"ListEntities", "DescribeEntity"}
 
+    assert deploy.run("--discard-plan") == 0  # its empty stack gone, the stack can be made
     template = {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {"FulfillmentUrl": {"Value": deploy.pages.url()}},
@@ -309,6 +346,7 @@ def test_plan_shows_each_listings_sync_plan_after_the_stack_diff_and_never_sends
         assert deploy.run("--plan") == 0
         out = capsys.readouterr().out
         assert f"+ fulfillment URL: {deploy.pages.url()}  [AddDeliveryOptions]" in out
+        assert f"{STACK} (us-east-1, UPDATE): 2 change(s)" in out  # Topic for T
         assert deploy.started() == []
         assert deploy.emulator.catalog.entity_views()[0]["DeliveryOptions"] == []
     finally:
@@ -336,3 +374,20 @@ def test_plan_names_a_change_a_sync_would_refuse(deploy: Deploy, capsys: pytest.
     assert "A sync would refuse these changes, which AWS Marketplace does not allow:" in out
     assert "marketplaceListings.ai-skills.pricingModel: dimension 'learners' is ExternallyMetered" in out
     assert len(deploy.started()) == 1
+
+
+def test_require_approval_has_cdk_stop_on_broadening_changes_and_says_what_to_do_without_a_terminal(
+    deploy: Deploy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy.run("--no-sync") == 0
+    deploy.deploy_exit = 1  # what cdk does when it would ask and no terminal is attached
+    deploy.write_settings()
+    assert deploy.run("--require-approval", "--no-sync") == cli.EXIT_DEPLOY_FAILED
+    calls = deploy.log.read_text().splitlines()
+    first, second = [line.split() for line in calls if line.startswith("deploy")]
+    assert first[first.index("--require-approval") + 1] == "never"
+    assert second[second.index("--require-approval") + 1] == "broadening"
+    assert second[second.index("--concurrency") + 1] == "1"  # cdk asks about one stack at a time
+    error = capsys.readouterr().err
+    assert "cdk can only ask on a terminal" in error
+    assert "--plan and run them with --execute-plan --require-approval --yes" in error

@@ -86,6 +86,10 @@ def test_other_aws_failures_stay_exit_1() -> None:
         ["--plan", "--no-sync"],
         ["--local", "--no-sync"],
         ["--status", "--write"],
+        ["--plan", "--require-approval"],
+        ["--local", "--require-approval"],
+        ["--execute-plan", "--discard-plan"],
+        ["--execute-plan", "--listing", "ai-skills"],
     ],
 )
 def test_a_bad_command_line_exits_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
