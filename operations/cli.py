@@ -294,6 +294,12 @@ def synthesize(selection: Selection) -> list[Path]:
     missing = [template.name for template in templates if not template.exists()]
     if missing:
         raise CliError(f"synthesis did not produce {', '.join(missing)}", EXIT_GATE_FAILED)
+    # Outside us-east-1 each listing also has its event forwarder's stack there: linted as well.
+    templates += [
+        forwarder
+        for stack in selection.stack_names
+        if (forwarder := OUTDIR / f"{stack}-events.template.json").exists()
+    ]
     elapsed = time.monotonic() - started
     say(f"Synthesized {len(templates)} template{'s' if len(templates) != 1 else ''} in {elapsed:.1f}s")
     say("Linting the templates with cfn-lint")
@@ -447,7 +453,14 @@ def plan(selection: Selection) -> None:
         OUTDIR,
         plan_file(selection.config),
     )
-    sync_listings.show_plan(selection.config, selection.paths)
+    if selection.default_environment:
+        sync_listings.show_plan(selection.config, selection.paths)
+    else:
+        environment = selection.config.deployment_settings.environment
+        say(
+            f"A deploy of environment {environment} leaves the listings on AWS Marketplace as they are (it "
+            "is not the default environment), so there is no sync to plan"
+        )
 
 
 def plan_file(config: MarketplaceConfig) -> Path:
