@@ -21,6 +21,7 @@ Catalog keeps every earlier version: their templates are snapshots in `service-c
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 from aws_cdk import (
     App,
     Aws,
+    CfnOutput,
     CfnParameter,
     DefaultStackSynthesizer,
     Duration,
@@ -110,6 +112,36 @@ def check_principals(principals: Sequence[str], account: str | None = None) -> t
     if problems:
         raise ConfigError(problems)
     return tuple(dict.fromkeys(principals))
+
+
+def publication(
+    config: MarketplaceConfig,
+    listing_path: str,
+    principals: Sequence[str],
+    version: str | None,
+    account: str | None = None,
+) -> Publication:
+    """Everything `--publish-service-catalog` is given, checked, with one `ConfigError` for every problem."""
+    problems: list[str] = []
+    checked: dict[str, Any] = {}
+    for name, check in (
+        ("model", lambda: check_model(config, listing_path)),
+        ("principals", lambda: check_principals(principals, account)),
+        ("version", lambda: check_version(version or project_version())),
+    ):
+        try:
+            checked[name] = check()
+        except ConfigError as error:
+            problems += error.problems
+    if problems:
+        raise ConfigError(problems)
+    return Publication(checked["model"], checked["principals"], checked["version"])
+
+
+def project_version() -> str:
+    """The project's version (pyproject.toml): the product version a publish makes unless told another."""
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as file:
+        return str(tomllib.load(file)["project"]["version"])
 
 
 def check_version(version: str) -> str:
@@ -304,6 +336,7 @@ class ServiceCatalogStack(Stack):
             description="AWS Marketplace listing stacks as a Service Catalog product",
         )
         self.prefix = prefix
+        self.product_name = f"{prefix} Marketplace SaaS listing"
         # ProductStack needs the bucket's name as plain text (it is written into the product's template).
         self.asset_bucket_name = f"{prefix}-sc-{account}-{settings.region}"
         self.asset_bucket = self._asset_bucket(self.asset_bucket_name)
@@ -343,7 +376,7 @@ class ServiceCatalogStack(Stack):
         self.product = servicecatalog.CloudFormationProduct(
             self,
             "Product",
-            product_name=f"{prefix} Marketplace SaaS listing",
+            product_name=self.product_name,
             owner=prefix,
             description=(
                 f"A {publication.model.pricing_model.value} listing's stack, with the billing dimensions "
@@ -362,6 +395,18 @@ class ServiceCatalogStack(Stack):
             _give_access(self.portfolio, f"Principal{index}", principal)
         for key, value in {**settings.tags, "Environment": settings.environment}.items():
             Tags.of(self).add(key, value)
+        outputs = {
+            "PortfolioId": (self.portfolio.portfolio_id, "The portfolio the launch principals were given"),
+            "ProductId": (
+                self.product.product_id,
+                "Launch it: aws servicecatalog provision-product --product-id",
+            ),
+            "ProductName": (self.product_name, "The product's name in the Service Catalog console"),
+            "ProductVersion": (publication.version, "The version this publish made (earlier ones are kept)"),
+            "LaunchRoleArn": (self.launch_role.role.role_arn, "The role Service Catalog launches it with"),
+        }
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description)
 
     def _acknowledge_asset_copy(self) -> None:
         """The function CDK adds to copy the product's assets into the asset bucket on each publish."""
