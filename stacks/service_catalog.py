@@ -569,8 +569,8 @@ LAUNCH_SCOPES = {
         f"The page bucket is named <prefix>-<path>-<account>; its access-log bucket is {_GENERATED}. "
         "GetBucket*/PutBucket* are the bucket's own settings (policy, logging, versioning, ownership)."
     ),
-    "Alarms": "The listing's alarms are named <prefix>-<path>-<signal>.",
-    "Dashboard": "The listing's dashboard is named <prefix>-<path>.",
+    "Alarms": "The listing's alarms are named <prefix>-<path>-<signal>, e.g. <prefix>-<path>-api-5xx.",
+    "Dashboard": "The listing's CloudWatch dashboard is named <prefix>-<path>, after its stack.",
     "StateParameter": "The reconciliation's state parameter is named /<prefix>-<path>/reconciliation.",
     "OriginSecret": f"The key CloudFront sends to the API: a generated secret, {_NO_NAME} and region.",
     "GeneratedSecret": (
