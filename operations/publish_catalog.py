@@ -138,4 +138,4 @@ or with the AWS CLI:
     --provisioning-parameters {parameters}
 
 Commit {snapshots}/: it keeps this version's template, so the next publish still offers it.
-All outputs: {OUTPUTS_FILE.relative_to(cli.PROJECT_ROOT)}"""
+All outputs: {OUTPUTS_FILE.name}"""
