@@ -5,9 +5,10 @@ The portfolio stack (`<prefix>-service-catalog`) holds a portfolio, one product 
 product's template is the listing stack itself (`ListingContents`, as a CDK ProductStack), modelled on one
 listing of the config:
 
-- a launch varies what is text: the listing's name, description, product code, path and support e-mail.
-  Each parameter takes what the config takes (the same lengths and patterns, read from `Listing`'s own
-  rules), so a bad value is refused by CloudFormation before anything is created;
+- a launch varies what is text: the listing's name, description, product code, path, support e-mail and
+  notification e-mail (none: no e-mail subscription, through a condition). Each parameter takes what the
+  config takes (the same lengths and patterns, read from `Listing`'s own rules), so a bad value is refused
+  by CloudFormation before anything is created;
 - the model listing fixes what decides the stack's shape: the pricing model, the billing dimensions (the
   dashboard has a widget per dimension, the page a row per dimension) and the page's branding colours. A
   launched listing is never legacy (legacy identity is for listings integrated before 2024) and has no
@@ -30,10 +31,13 @@ from typing import Any
 from aws_cdk import (
     App,
     Aws,
+    CfnCondition,
     CfnOutput,
     CfnParameter,
+    CfnResource,
     DefaultStackSynthesizer,
     Duration,
+    Fn,
     Names,
     RemovalPolicy,
     Stack,
@@ -42,9 +46,11 @@ from aws_cdk import (
     aws_iam as iam,
     aws_s3 as s3,
     aws_servicecatalog as servicecatalog,
+    aws_sns as sns,
+    aws_sqs as sqs,
 )
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from stacks.config import (
     ConfigError,
@@ -204,9 +210,15 @@ class ListingProductStack(ListingContents, servicecatalog.ProductStack):
             "Service Catalog",
         )
         prefix = settings.name_prefix
-        self.parameters = self._parameters(prefix, model)
+        self.parameters = self._parameters(prefix, model, settings.notification_email)
         listing = self._launched_listing(model)
-        self._build_listing(listing, settings, ListingNames(prefix=prefix, path=listing.path))
+        self._build_listing(
+            listing,
+            # The seller's address is the parameter's default: the launch decides.
+            settings.model_copy(update={"notification_email": None}),
+            ListingNames(prefix=prefix, path=listing.path),
+        )
+        self._email_only_with_an_address()
         # The page's deployment copies it from the product's asset bucket (not CDK's, as a listing stack's).
         acknowledge(
             self,
@@ -218,7 +230,9 @@ class ListingProductStack(ListingContents, servicecatalog.ProductStack):
             },
         )
 
-    def _parameters(self, prefix: str, model: Listing) -> dict[str, CfnParameter]:
+    def _parameters(
+        self, prefix: str, model: Listing, notification_email: str | None
+    ) -> dict[str, CfnParameter]:
         name = parameter_rules("name")
         description = parameter_rules("description")
         product_code = parameter_rules("productCode")
@@ -279,6 +293,16 @@ class ListingProductStack(ListingContents, servicecatalog.ProductStack):
                 description="Shown to buyers as the support contact (empty: none).",
                 constraint_description="an e-mail address such as support@example.com, or nothing",
             ),
+            "NotificationEmail": CfnParameter(
+                self,
+                "NotificationEmail",
+                type="String",
+                default=str(notification_email or ""),
+                max_length=254,
+                allowed_pattern=_OPTIONAL_EMAIL,
+                description="Where the listing's alarms and subscriber changes are e-mailed (empty: none).",
+                constraint_description="an e-mail address such as ops@example.com, or nothing",
+            ),
         }
         self.template_options.metadata = {
             "AWS::CloudFormation::Interface": {
@@ -291,10 +315,48 @@ class ListingProductStack(ListingContents, servicecatalog.ProductStack):
                     "ProductCode": {"default": "Product code"},
                     "ListingPath": {"default": "Path"},
                     "SupportEmail": {"default": "Support e-mail"},
+                    "NotificationEmail": {"default": "Notification e-mail"},
                 },
             }
         }
         return parameters
+
+    def _email_only_with_an_address(self) -> None:
+        """A launch without a notification address gets no e-mail subscription (nor its dead-letter queue)
+        and no rule e-mailing subscriber changes, as a listing of the config without one; the alarm topic
+        stays, for anything to subscribe to."""
+        address = self.parameters["NotificationEmail"].value_as_string
+        condition = CfnCondition(
+            self, "HasNotificationEmail", expression=Fn.condition_not(Fn.condition_equals(address, ""))
+        )
+        email_only: list[IConstruct | None] = [
+            child
+            for child in self.notifications.node.find_all()
+            if isinstance(child, (sns.CfnSubscription, sqs.CfnQueue, sqs.CfnQueuePolicy))
+        ]
+        rule = self.lifecycle.node.find_child("EmailSubscriberChanges").node.default_child
+        email_only.append(rule)
+        for resource in email_only:
+            assert isinstance(resource, CfnResource), resource
+            resource.cfn_options.condition = condition
+        # The lifecycle's dead-letter queue lets that rule (by its ARN) send what it could not deliver:
+        # without the rule, the statement names a rule that does not exist, and so lets nothing in.
+        assert isinstance(rule, CfnResource)
+        rule_arn = self.resolve(rule.get_att("Arn"))
+        policy = self.lifecycle.dead_letters.node.find_child("Policy")
+        assert isinstance(policy, sqs.QueuePolicy), policy
+        cfn_policy = policy.node.default_child
+        assert isinstance(cfn_policy, CfnResource)
+        document = self.resolve(policy.document.to_json())
+        absent = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/no-notification-email"
+        replaced = 0
+        for statement in document["Statement"]:
+            source = statement.get("Condition", {}).get("ArnEquals", {})
+            if source.get("aws:SourceArn") == rule_arn:
+                source["aws:SourceArn"] = Fn.condition_if(condition.logical_id, rule_arn, absent)
+                replaced += 1
+        assert replaced == 1, document
+        cfn_policy.add_property_override("PolicyDocument", document)
 
     def _launched_listing(self, model: Listing) -> Listing:
         """The model listing with the launch's parameters in place of its own name, code, path and contact.
@@ -309,7 +371,7 @@ class ListingProductStack(ListingContents, servicecatalog.ProductStack):
                 # Found by its product code (the reconciliation keeps it once found).
                 "entity_id": None,
                 "branding": model.branding.model_copy(update={"support_email": value["SupportEmail"]}),
-                "notification_email": None,
+                "notification_email": value["NotificationEmail"],
                 "tags": {},
             }
         )

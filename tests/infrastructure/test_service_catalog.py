@@ -148,9 +148,14 @@ def test_cfn_lint_passes_on_the_portfolio_and_the_product_template(catalog: Cata
 
 def test_the_listings_fields_are_the_products_parameters(catalog: Catalog) -> None:
     parameters = catalog.product["Parameters"]
-    assert {"ListingName", "ListingDescription", "ProductCode", "ListingPath", "SupportEmail"} <= set(
-        parameters
-    )
+    assert set(parameters) == {
+        "ListingName",
+        "ListingDescription",
+        "ProductCode",
+        "ListingPath",
+        "SupportEmail",
+        "NotificationEmail",
+    }
     assert (parameters["ListingName"]["MinLength"], parameters["ListingName"]["MaxLength"]) == (1, 72)
     assert (parameters["ListingDescription"]["MinLength"], parameters["ListingDescription"]["MaxLength"]) == (
         1,
@@ -197,8 +202,35 @@ def test_a_too_long_name_or_path_is_refused_at_launch(catalog: Catalog) -> None:
     assert not accepted_at_launch(parameters["ListingName"], "x" * 73)
     assert accepted_at_launch(parameters["ListingName"], "x" * 72)
     assert not accepted_at_launch(parameters["ListingPath"], "a" * (longest_path(PREFIX) + 1))
-    assert not accepted_at_launch(parameters["SupportEmail"], "not an address")
-    assert accepted_at_launch(parameters["SupportEmail"], "")
+    for address in ("SupportEmail", "NotificationEmail"):
+        assert not accepted_at_launch(parameters[address], "not an address")
+        assert accepted_at_launch(parameters[address], "")
+        assert accepted_at_launch(parameters[address], "ops@example.com")
+
+
+def test_without_a_notification_address_a_launch_gets_no_e_mail_subscription_or_rule(
+    catalog: Catalog,
+) -> None:
+    assert catalog.product["Parameters"]["NotificationEmail"]["Default"] == ""  # the config names none
+    assert catalog.product["Conditions"]["HasNotificationEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]
+    }
+    conditional = [
+        resource["Type"]
+        for resource in catalog.product["Resources"].values()
+        if resource.get("Condition") == "HasNotificationEmail"
+    ]
+    assert sorted(conditional) == [
+        "AWS::Events::Rule",
+        "AWS::SNS::Subscription",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+    ]
+    (subscription,) = resources(catalog.product, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "NotificationEmail"}
+    # The alarm topic is there either way, for anything to subscribe to.
+    (topic,) = resources(catalog.product, "AWS::SNS::Topic").values()
+    assert "Condition" not in topic
 
 
 def accepted_at_launch(rules: dict[str, Any], value: str) -> bool:
