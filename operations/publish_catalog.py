@@ -93,7 +93,10 @@ def synthesize(selection: cli.Selection, stack: str, context: list[str]) -> list
     result = cli._cdk("synth", stack, "--quiet", *context, selection=selection)
     if result.returncode != 0:
         raise cli.CliError(
-            "synthesis failed (see the messages above); nothing was deployed", cli.EXIT_GATE_FAILED
+            "synthesis failed (see the messages above); nothing was deployed. 'Template has changed for "
+            "ProductStack Version X' means version X was published with another template: publish this one "
+            "under a new --product-version",
+            cli.EXIT_GATE_FAILED,
         )
     templates = [cli.OUTDIR / f"{stack}.template.json", *sorted(cli.OUTDIR.glob("*.product.template.json"))]
     if len(templates) < 2 or not templates[0].exists():
