@@ -266,6 +266,20 @@ def test_the_launched_stacks_names_come_from_its_path_parameter(catalog: Catalog
 # --- versions --------------------------------------------------------------------------------------------
 
 
+def test_the_products_template_is_an_asset_of_the_portfolio_stack(catalog: Catalog) -> None:
+    manifest = json.loads(
+        (catalog.portfolio_file.parent / f"{catalog.stack.stack_name}.assets.json").read_text()
+    )
+    (asset_hash,) = [
+        key
+        for key, asset in manifest["files"].items()
+        if asset["source"]["path"] == catalog.product_file.name
+    ]
+    (product,) = catalog.portfolio.find_resources("AWS::ServiceCatalog::CloudFormationProduct").values()
+    current = product["Properties"]["ProvisioningArtifactParameters"][0]
+    assert f"/{asset_hash}.json" in json.dumps(current["Info"]["LoadTemplateFromURL"])
+
+
 def test_each_release_is_a_version_and_earlier_ones_are_kept(catalog: Catalog) -> None:
     (product,) = catalog.portfolio.find_resources("AWS::ServiceCatalog::CloudFormationProduct").values()
     versions = [artifact["Name"] for artifact in product["Properties"]["ProvisioningArtifactParameters"]]
