@@ -150,8 +150,13 @@ class Console:
         return (
             f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body><header><strong>Local AWS Marketplace console</strong> · "
+            f"{self._environment()}"
             f'<a href="/">Dashboard</a></header><main><h1>{escape(title)}</h1>{body}</main></body></html>'
         )
+
+    def _environment(self) -> str:
+        environment = self.endpoints.get("environment")
+        return f"environment <strong>{escape(str(environment))}</strong> · " if environment else ""
 
     def dashboard(self) -> str:
         sections = []

@@ -41,7 +41,7 @@ from local import cloudformation
 from local.console import serve as console_server
 from local.gateway import GatewaySpec
 from local.stack_template import ListingTemplate, load
-from stacks.config import MarketplaceConfig, load_config
+from stacks.config import MarketplaceConfig, read_config, selected_environment
 from stacks.naming import ListingNames
 from stacks.page_config import page_config
 
@@ -49,8 +49,30 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_ROOT / ".local"
 # What local mode keeps across restarts.
 KEPT_DIR = STATE_DIR / "state"
-DYNAMODB_JOURNAL = KEPT_DIR / "dynamodb.jsonl"
-EMULATOR_STATE = KEPT_DIR / "emulator.pickle"
+
+
+@dataclass(frozen=True)
+class KeptState:
+    """Where one environment's data is kept across starts: the default environment's in .local/state/,
+    another's in .local/state-<environment>/, so that environments never mix their subscribers or bills."""
+
+    directory: Path
+
+    @classmethod
+    def of(cls, environment: str, default_environment: str) -> KeptState:
+        if environment == default_environment:
+            return cls(KEPT_DIR)
+        return cls(STATE_DIR / f"state-{environment}")
+
+    @property
+    def dynamodb_journal(self) -> Path:
+        return self.directory / "dynamodb.jsonl"
+
+    @property
+    def emulator_state(self) -> Path:
+        return self.directory / "emulator.pickle"
+
+
 DEFAULT_PORT = 8300
 STARTUP_TIMEOUT_SECONDS = 30
 # Local AWS services answer to any credentials; these keep a seller's real ones out of local mode.
@@ -348,14 +370,18 @@ def seed_emulator(emulator_url: str, config: MarketplaceConfig, paths: Sequence[
             pass
 
 
-def forget_kept_data() -> None:
+def forget_kept_data(kept: KeptState) -> None:
     """`--fresh`: what earlier starts kept is deleted, so this one starts empty."""
-    for kept in (DYNAMODB_JOURNAL, EMULATOR_STATE):
-        kept.unlink(missing_ok=True)
+    for file in (kept.dynamodb_journal, kept.emulator_state):
+        file.unlink(missing_ok=True)
 
 
 def describe_kept_data(
-    config: MarketplaceConfig, paths: Sequence[str], aws_env: dict[str, str], emulator_url: str
+    config: MarketplaceConfig,
+    paths: Sequence[str],
+    aws_env: dict[str, str],
+    emulator_url: str,
+    kept: KeptState,
 ) -> str:
     """What this start kept from earlier ones, in a line (or that it starts empty)."""
     dynamodb = _client("dynamodb", aws_env)
@@ -368,7 +394,7 @@ def describe_kept_data(
         usage += len(_scan(dynamodb, names.metering_table))
     with urllib.request.urlopen(f"{emulator_url}/_emulator/metering", timeout=5) as answer:  # noqa: S310
         billed = len(json.loads(answer.read())["records"])
-    where = KEPT_DIR.relative_to(PROJECT_ROOT)
+    where = kept.directory.relative_to(PROJECT_ROOT)
     if not (subscribers or usage or billed):
         return f"Starting empty (what happens now is kept in {where}/ for the next start)"
     return (
@@ -387,7 +413,10 @@ def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
 def run(
     config_path: Path, paths: Sequence[str], port: int | None, metering_seconds: float, fresh: bool = False
 ) -> None:
-    config = load_config(config_path)
+    every_environment = read_config(config_path)
+    config = every_environment.for_environment(selected_environment())
+    environment = config.deployment_settings.environment
+    kept = KeptState.of(environment, every_environment.deployment_settings.environment)
     first_port = port or DEFAULT_PORT
     ports = {path: first_port + index for index, path in enumerate(paths)}
     for path, listing_port in ports.items():
@@ -397,8 +426,9 @@ def run(
     region = config.deployment_settings.region
 
     with single_instance():
+        kept.directory.mkdir(parents=True, exist_ok=True)
         if fresh:
-            forget_kept_data()
+            forget_kept_data(kept)
         templates = synthesize(config_path, paths)
         processes = Processes()
         console: ThreadingHTTPServer | None = None
@@ -430,7 +460,7 @@ def run(
                     "--port",
                     str(moto_port),
                     "--journal",
-                    str(DYNAMODB_JOURNAL),
+                    str(kept.dynamodb_journal),
                 ],
                 base_env,
                 log("moto"),
@@ -451,7 +481,7 @@ def run(
                     "--sns-endpoint",
                     moto_url,
                     "--state-file",
-                    str(EMULATOR_STATE),
+                    str(kept.emulator_state),
                 ],
                 base_env,
                 log("emulator"),
@@ -463,11 +493,12 @@ def run(
             create_tables(templates, aws_env)
             create_messaging(templates, aws_env)
             seed_emulator(emulator_url, config, paths)
-            say(describe_kept_data(config, paths, aws_env, emulator_url))
+            say(describe_kept_data(config, paths, aws_env, emulator_url, kept))
 
             endpoints: dict[str, Any] = {
                 # Who wrote the file: a local mode that was killed leaves it behind (a clean stop removes it).
                 "pid": os.getpid(),
+                "environment": environment,
                 "emulator": {"url": emulator_url},
                 "aws": {"url": moto_url},
                 "meteringSeconds": metering_seconds,
@@ -528,7 +559,7 @@ def run(
 
 
 def print_endpoints(endpoints: dict[str, Any]) -> None:
-    print("\nLocal mode is running (Ctrl-C to stop).\n")
+    print(f"\nLocal mode is running environment {endpoints['environment']} (Ctrl-C to stop).\n")
     rows = [("Listing", "Page", "Fulfillment URL")]
     rows += [(path, item["siteUrl"], item["fulfillmentUrl"]) for path, item in endpoints["listings"].items()]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]

@@ -30,8 +30,17 @@ from operations.target import (
     NO_CREDENTIALS,
     CommandLineParser,
     OperationError,
+    caller_account,
+    check_account,
+    environment_for,
 )
-from stacks.config import ConfigError, MarketplaceConfig, load_config
+from stacks.config import (
+    ENVIRONMENT_VARIABLE,
+    ConfigError,
+    DeploymentSettings,
+    MarketplaceConfig,
+    read_config,
+)
 from stacks.naming import ListingNames
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +55,8 @@ EXIT_GATE_FAILED = 5
 EXIT_DEPLOY_FAILED = 6
 
 USAGE = """\
-./deploy-marketplace.sh [--config PATH] [--listing PATH ...] [--synth | --plan | --local] [--help]
-./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]]
+./deploy-marketplace.sh [--config PATH] [--environment NAME] [--listing PATH ...] [--synth | --plan | --local]
+./deploy-marketplace.sh [--listing PATH ...] [--no-sync | --yes [--no-wait]] [--help]
 ./deploy-marketplace.sh --local [--port N] [--metering-interval SECONDS] [--fresh]
 ./deploy-marketplace.sh --status [--local] [--listing PATH ...]
 ./deploy-marketplace.sh --export-subscribers --listing PATH [--format csv|json] [--output FILE] [--local]
@@ -98,6 +107,10 @@ USAGE = """\
                    --product-version NAME: the version it publishes (default: the project's version);
                    earlier versions stay offered
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
+  --environment NAME
+                   work on this environment of deploymentSettings.environments (its account, region and
+                   stack names), for every command (default: $MARKETPLACE_ENVIRONMENT, else
+                   deploymentSettings.environment)
   --listing PATH   only this listing (by its path); repeat for several
 """
 
@@ -117,6 +130,8 @@ class Selection:
     config_path: Path
     config: MarketplaceConfig
     paths: tuple[str, ...]
+    # Whether the config's environment is its default one (the one without --environment).
+    default_environment: bool = True
 
     @property
     def stack_names(self) -> list[str]:
@@ -129,6 +144,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("--config", default=os.environ.get("MARKETPLACE_CONFIG", "marketplace-config.json"))
     parser.add_argument("--listing", action="append", default=[], metavar="PATH")
+    parser.add_argument("--environment", default=os.environ.get(ENVIRONMENT_VARIABLE) or None, metavar="NAME")
     modes = parser.add_mutually_exclusive_group()
     for mode in (
         "synth",
@@ -190,9 +206,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
+def select(config_path: str, listing_paths: Sequence[str], environment: str | None = None) -> Selection:
     say(f"Validating {config_path}")
-    config = load_config(config_path)
+    every_environment = read_config(config_path)
+    config = resolve(every_environment, config_path, environment)
+    default = every_environment.deployment_settings.environment
+    settings = config.deployment_settings
     known = {listing.path: listing for listing in config.marketplace_listings.values()}
     problems = [
         f"--listing {path}: no listing in {config_path} has this path"
@@ -200,9 +219,15 @@ def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
         if path not in known
     ]
     problems += [
+        f"--listing {path}: the listing is not deployed to environment {settings.environment!r} (its "
+        f"environments: {', '.join(known[path].environments or ())})"
+        for path in listing_paths
+        if path in known and not known[path].deployed_to(settings.environment)
+    ]
+    problems += [
         f'--listing {path}: the listing is disabled in {config_path} (set "enabled": true to deploy it)'
         for path in listing_paths
-        if path in known and not known[path].enabled
+        if path in known and known[path].deployed_to(settings.environment) and not known[path].enabled
     ]
     if problems:
         raise ConfigError(problems, config_path)
@@ -217,7 +242,21 @@ def select(config_path: str, listing_paths: Sequence[str]) -> Selection:
                 "register, but no usage is recorded or metered until you add the listing's dimensions",
                 file=sys.stderr,
             )
-    return Selection(Path(config_path), config, paths)
+    return Selection(Path(config_path), config, paths, config.deployment_settings.environment == default)
+
+
+def resolve(config: MarketplaceConfig, config_path: str, environment: str | None) -> MarketplaceConfig:
+    """The config as the chosen environment sees it; says which environment that is when it has several."""
+    try:
+        resolved = config.for_environment(environment)
+    except ConfigError as error:
+        error.source = config_path
+        raise
+    settings = resolved.deployment_settings
+    if len(config.environment_names) > 1 or environment:
+        account = f"account {settings.account}, " if settings.account else ""
+        say(f"Environment {settings.environment}: {account}region {settings.region}")
+    return resolved
 
 
 def _cdk(*args: str, selection: Selection, capture: bool = False) -> subprocess.CompletedProcess[str]:
@@ -266,23 +305,19 @@ def synthesize(selection: Selection) -> list[Path]:
     return templates
 
 
-def aws_account(region: str, doing: str = "Deploying to") -> str:
-    """The account the environment's credentials belong to; fails fast and clearly without them.
-    `doing` says what the command does with it (`Deploying to`, `Comparing with`)."""
+def aws_account(settings: DeploymentSettings, doing: str = "Deploying to") -> str:
+    """The account the credentials in the environment belong to, checked against the environment's account
+    (when the config names it) before anything changes; fails fast and clearly without them. `doing` says
+    what the command does with it (`Deploying to`, `Comparing with`)."""
+    region = settings.region
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         raise CliError(NO_CREDENTIALS, EXIT_NO_CREDENTIALS)
     quick = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
-    try:
-        identity = session.client("sts", config=quick).get_caller_identity()
-    except (BotoCoreError, ClientError) as error:
-        raise CliError(
-            f"The AWS credentials in the environment do not work ({error}). Refresh them (e.g. `aws sso "
-            "login`) or try ./deploy-marketplace.sh --local",
-            EXIT_NO_CREDENTIALS,
-        ) from None
-    account = str(identity["Account"])
-    say(f"{doing} AWS account {account}, region {region}")
+    account = caller_account(session, quick)
+    say(f"The credentials are for AWS account {account}")
+    check_account(account, settings)
+    say(f"{doing} AWS account {account}, region {region} (environment {settings.environment})")
     _check_bootstrapped(session, account, region, quick)
     return account
 
@@ -313,10 +348,25 @@ class SyncStep:
     wait: bool = True
 
 
+def sync_step(selection: Selection, args: argparse.Namespace) -> SyncStep:
+    """A deploy's sync step. Every environment deploys the same listings on AWS Marketplace, whose
+    fulfillment URL can name only one of them: outside the default environment the deploy leaves the
+    listings alone unless asked (`--sync-listings --environment NAME` points them there on purpose)."""
+    if not args.no_sync and not selection.default_environment:
+        environment = selection.config.deployment_settings.environment
+        say(
+            f"Environment {environment} is not the default one: the listings on AWS Marketplace are left as "
+            f"they are (to point them at {environment}: ./deploy-marketplace.sh --sync-listings "
+            f"--environment {environment})"
+        )
+        return SyncStep(enabled=False)
+    return SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait)
+
+
 def deploy(selection: Selection, sync: SyncStep | None = None) -> int:
     """Deploy, print the URL table, then (unless --no-sync) sync the deployed listings; the exit code."""
     sync = sync or SyncStep()
-    account = aws_account(selection.config.deployment_settings.region)
+    account = aws_account(selection.config.deployment_settings)
     os.environ["CDK_DEFAULT_ACCOUNT"] = account
     synthesize(selection)
     say(f"Deploying {len(selection.paths)} stack(s) in parallel; CloudFront takes several minutes")
@@ -373,8 +423,8 @@ def print_outputs(selection: Selection, outputs: dict[str, dict[str, str]]) -> N
 
 
 def plan(selection: Selection) -> None:
-    region = selection.config.deployment_settings.region
-    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(region, doing="Comparing the stacks with")
+    settings = selection.config.deployment_settings
+    os.environ["CDK_DEFAULT_ACCOUNT"] = aws_account(settings, doing="Comparing the stacks with")
     synthesize(selection)
     for stack in selection.stack_names:
         say(f"Changes a deploy would make to {stack}")
@@ -400,8 +450,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     try:
+        if args.local and args.mode != "local":
+            args.environment = environment_for(local=True, requested=args.environment)
+        if args.environment:
+            # What this command runs (the CDK app, local mode's processes) works on the same environment.
+            os.environ[ENVIRONMENT_VARIABLE] = args.environment
         if args.mode == "destroy-disabled":
-            destroy_disabled.destroy_disabled(load_config(args.config), yes=args.yes)
+            config = resolve(read_config(args.config), args.config, args.environment)
+            destroy_disabled.destroy_disabled(config, yes=args.yes)
             return 0
         if args.mode == "export-subscribers" and len(args.listing) != 1:
             raise CliError(
@@ -412,12 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return publish_catalog.publish(
                 Path(args.config),
-                load_config(args.config),
+                resolve(read_config(args.config), args.config, args.environment),
                 args.listing,
                 args.launch_principal,
                 args.product_version,
             )
-        selection = select(args.config, args.listing)
+        selection = select(args.config, args.listing, args.environment)
         if args.mode == "sync-listings":
             return sync_listings.sync_listings(
                 selection.config,
@@ -453,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "local":
             run_local(selection, args.port, args.metering_interval, args.fresh)
         else:
-            return deploy(selection, SyncStep(enabled=not args.no_sync, yes=args.yes, wait=not args.no_wait))
+            return deploy(selection, sync_step(selection, args))
     except ConfigError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -39,6 +39,7 @@ class RetiredStack:
 def retired_stacks(target: Target, config: MarketplaceConfig) -> list[RetiredStack]:
     """Deployed listing stacks (and their event forwarders) whose listing is disabled or gone."""
     prefix = config.deployment_settings.name_prefix
+    environment = config.deployment_settings.environment
     enabled = {listing.path for listing in config.enabled_listings}
     regions = list(dict.fromkeys([target.region, MARKETPLACE_REGION]))
     found = []
@@ -51,9 +52,13 @@ def retired_stacks(target: Target, config: MarketplaceConfig) -> list[RetiredSta
                 tags = {tag["Key"]: tag["Value"] for tag in stack.get("Tags", [])}
                 listing = tags.get("Listing")
                 name = stack["StackName"]
-                ours = listing is not None and name in (
-                    ListingNames(prefix, listing).stack,
-                    f"{ListingNames(prefix, listing).stack}-events",
+                # Named with this environment's prefix and tagged with its name: another environment's
+                # stacks in the same account are never taken for this one's.
+                ours = (
+                    listing is not None
+                    and tags.get("Environment") == environment
+                    and name
+                    in (ListingNames(prefix, listing).stack, f"{ListingNames(prefix, listing).stack}-events")
                 )
                 if ours and listing is not None and listing not in enabled:
                     found.append(

@@ -53,7 +53,7 @@ def publish(
     settings = config.deployment_settings
     check(config, listings, principals, version, settings.account)  # before any AWS call
     region = settings.region
-    account = cli.aws_account(region, doing="Publishing to")
+    account = cli.aws_account(settings, doing="Publishing to")
     chosen = check(config, listings, principals, version, account)
     stack = portfolio_stack_name(settings.name_prefix)
     # The portfolio stack names no environment (its product's template must not): the CLI's is this one.

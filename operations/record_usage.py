@@ -49,8 +49,9 @@ from operations.target import (
     OperationError,
     Target,
     aws_error,
+    environment_for,
 )
-from stacks.config import ConfigError, MarketplaceConfig, describe_problem, load_config
+from stacks.config import ConfigError, MarketplaceConfig, describe_problem, load_config, selected_environment
 from stacks.naming import ListingNames
 
 # What the usage record's patterns mean, for the messages.
@@ -86,9 +87,14 @@ def record_usage(
     allocations: list[dict[str, Any]] | None = None,
     config_path: str | Path = PROJECT_ROOT / "marketplace-config.json",
     local: bool = False,
+    environment: str | None = None,
 ) -> RecordedUsage:
     """Add usage to the customer's total for its hour; raises RecordingError with the reason if refused."""
-    config = load_config(config_path)
+    try:
+        environment = environment_for(local, environment)
+    except OperationError as error:
+        raise RecordingError(str(error), error.exit_code) from None
+    config = load_config(config_path, environment)
     listing = config.listing_by_path(listing_path)
     if listing is None or not listing.enabled:
         raise RecordingError(
@@ -184,11 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allocation", action="append", type=_allocation, metavar="QTY:KEY=VALUE,...")
     parser.add_argument("--config", default=PROJECT_ROOT / "marketplace-config.json")
     parser.add_argument("--local", action="store_true", help="record into the running --local instead of AWS")
+    parser.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="the environment of deploymentSettings.environments (default: $MARKETPLACE_ENVIRONMENT, else "
+        "the one --local runs, else deploymentSettings.environment)",
+    )
     args = parser.parse_args(argv)
     try:
         recorded = record_usage(
             args.listing, args.customer, args.dimension, args.quantity, license_arn=args.license_arn,
             time=args.time, allocations=args.allocation, config_path=args.config, local=args.local,
+            environment=args.environment or selected_environment(),
         )  # fmt: skip
     except ConfigError as error:
         print(error.report(), file=sys.stderr)

@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from stacks.config import MarketplaceConfig
+from stacks.config import DeploymentSettings, MarketplaceConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = PROJECT_ROOT / ".local" / "endpoints.json"
@@ -73,6 +73,21 @@ def running_local_mode() -> dict[str, Any] | None:
     return endpoints
 
 
+def environment_for(local: bool, requested: str | None) -> str | None:
+    """The environment a command works on: the one asked for; with --local, the one local mode runs (a
+    different one asked for is refused, since local mode holds only the environment it started with)."""
+    if not local:
+        return requested
+    endpoints = running_local_mode()
+    running = endpoints.get("environment") if endpoints else None
+    if requested and running and requested != running:
+        raise UsageError(
+            f"--environment {requested}: local mode is running environment {running}; stop it and start "
+            f"./deploy-marketplace.sh --local --environment {requested}, or leave --environment out"
+        )
+    return requested or running
+
+
 class OperationError(Exception):
     """The command cannot do what was asked; the message says why and what to do."""
 
@@ -104,6 +119,31 @@ def say(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
 
+def check_account(found: str, settings: DeploymentSettings) -> None:
+    """Refuse credentials of another account than the environment's (when the config names one), before
+    anything is read or changed there."""
+    if settings.account is None or found == settings.account:
+        return
+    raise CredentialsError(
+        f"The AWS credentials in the environment are for account {found}, but the config puts environment "
+        f"{settings.environment!r} in account {settings.account}. Nothing was changed. Use credentials for "
+        f"{settings.account} (e.g. AWS_PROFILE=<its profile>), or pick another environment with "
+        "--environment NAME, and run this again."
+    )
+
+
+def caller_account(session: boto3.Session, config: Config | None = None) -> str:
+    """The account the session's credentials belong to (STS GetCallerIdentity)."""
+    try:
+        identity = session.client("sts", config=config).get_caller_identity()
+    except (BotoCoreError, ClientError) as error:
+        raise CredentialsError(
+            f"The AWS credentials in the environment do not work ({error}). Refresh them (e.g. `aws sso "
+            "login`) or try ./deploy-marketplace.sh --local"
+        ) from None
+    return str(identity["Account"])
+
+
 @dataclass(frozen=True)
 class Target:
     """The deployed account (credentials from the environment), or a running `--local`."""
@@ -117,8 +157,11 @@ class Target:
         if not local:
             # Checked before the first call: without it boto3's NoCredentialsError would only say that
             # AWS "could not be reached", and the command would exit as if AWS were down.
-            if boto3.Session(region_name=region).get_credentials() is None:
+            session = boto3.Session(region_name=region)
+            if session.get_credentials() is None:
                 raise CredentialsError(NO_CREDENTIALS)
+            if config.deployment_settings.account is not None:
+                check_account(caller_account(session), config.deployment_settings)
             return cls(region)
         endpoints = running_local_mode()
         if endpoints is None:

@@ -23,7 +23,10 @@ def build_app(
     app: App | None = None,
     context: dict[str, Any] | None = None,
 ) -> tuple[App, list[MarketplaceListingStack]]:
-    """Add a stack for every enabled listing (or only those in `only_paths`) to a new or given app."""
+    """Add a stack for every enabled listing (or only those in `only_paths`) to a new or given app.
+
+    `config` is resolved for one environment (`MarketplaceConfig.for_environment`): its stacks, in its
+    account and region, named with its prefix."""
     unknown = sorted(set(only_paths) - {listing.path for listing in config.marketplace_listings.values()})
     if unknown:
         raise ConfigError([f"--listing {path}: no listing in the config has this path" for path in unknown])
@@ -46,7 +49,7 @@ def build_app(
     if settings.region != MARKETPLACE_REGION:
         for stack in stacks:
             forwarder = MarketplaceEventForwarder(
-                app, listing=stack.listing, names=stack.names, region=settings.region, account=account
+                app, listing=stack.listing, names=stack.names, settings=settings, account=account
             )
             stack.add_dependency(forwarder, "AWS Marketplace events reach the listing through it")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))

@@ -9,12 +9,13 @@ one message per problem that names its JSON path (see `ConfigError`).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +31,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 SCHEMA_FILE_NAME = "marketplace-config.schema.json"
+# Picks the environment every command (and the CDK app) works on; `--environment NAME` sets it.
+ENVIRONMENT_VARIABLE = "MARKETPLACE_ENVIRONMENT"
 
 # Names AWS derives from a listing's path must fit the tightest AWS limit they meet.
 # Lambda function names (64 characters) are the tightest: `<PrefixCamel>-<path>-<FunctionSuffix>`.
@@ -66,6 +69,8 @@ PRODUCT_TITLE_LIMIT = 72
 _ENTITY_ID = r"^[A-Za-z0-9_-]{1,255}$"
 _REGION = r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$"
 _HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+_ACCOUNT = r"^\d{12}$"
+_T = TypeVar("_T")
 # https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html, "Supported Regions": every commercial region
 # except Asia Pacific (New Zealand) and Asia Pacific (Taipei).
 SNAP_START_UNSUPPORTED_REGIONS = {
@@ -255,6 +260,14 @@ class Listing(_Model):
         default=None, description="Overrides deploymentSettings.notificationEmail for this listing."
     )
     tags: Tags = Field(default_factory=dict, description="Extra cost-allocation tags for this listing.")
+    environments: tuple[EnvironmentName, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The environments the listing is deployed to (names from deploymentSettings.environments). "
+            "Default: all of them."
+        ),
+    )
 
     @field_validator("dimensions")
     @classmethod
@@ -276,6 +289,53 @@ class Listing(_Model):
         """Whether the listing's usage is sent to AWS Marketplace at all (its functions decide the same)."""
         return self.pricing_model.is_metered and bool(self.dimensions)
 
+    def deployed_to(self, environment: str) -> bool:
+        """Whether the listing belongs in the environment (enabled or not)."""
+        return self.environments is None or environment in self.environments
+
+
+ENVIRONMENT_NAME_MAX_LENGTH = 20
+EnvironmentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=ENVIRONMENT_NAME_MAX_LENGTH, pattern=_SLUG)
+]
+
+
+class EnvironmentSettings(_Model):
+    """One environment (staging, production, ...): an account and region, and what differs there. Every
+    setting left out is deploymentSettings' own."""
+
+    account: str | None = Field(
+        default=None,
+        pattern=_ACCOUNT,
+        description="The environment's 12-digit AWS account (default: deploymentSettings.account).",
+    )
+    region: str | None = Field(
+        default=None,
+        pattern=_REGION,
+        description="The environment's region (default: deploymentSettings.region).",
+    )
+    name_prefix: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=NAME_PREFIX_MAX_LENGTH,
+        pattern=_SLUG,
+        description=(
+            "Prefix of the environment's stack and resource names. Default: deploymentSettings.namePrefix "
+            "in the default environment, <namePrefix>-<environment> in the others."
+        ),
+    )
+    retain_resources: bool | None = Field(default=None, description="Overrides retainResources.")
+    notification_email: EmailStr | None = Field(default=None, description="Overrides notificationEmail.")
+    metering_schedule: str | None = Field(
+        default=None, pattern=_SCHEDULE, description="Overrides meteringSchedule."
+    )
+    reconcile_schedule: str | None = Field(
+        default=None, pattern=_RECONCILE_SCHEDULE, description="Overrides reconcileSchedule."
+    )
+    tags: Tags = Field(
+        default_factory=dict, description="Extra tags in this environment, over deploymentSettings.tags."
+    )
+
 
 class DeploymentSettings(_Model):
     """Settings shared by every listing's stack."""
@@ -284,14 +344,24 @@ class DeploymentSettings(_Model):
     environment: str = Field(
         default="production",
         pattern=r"^[a-z][a-z0-9-]{0,31}$",
-        description="Tagged on every resource, e.g. production or staging.",
+        description=(
+            "The name of the default environment (the one used without --environment), tagged on every "
+            "resource as Environment. With environments, one of their names."
+        ),
+    )
+    environments: dict[EnvironmentName, EnvironmentSettings] = Field(
+        default_factory=dict,
+        description=(
+            "Named environments, e.g. staging and production, each with its own account (and region, and "
+            "overrides). Without them the settings above are one environment."
+        ),
     )
     account: str | None = Field(
         default=None,
-        pattern=r"^\d{12}$",
+        pattern=_ACCOUNT,
         description=(
-            "The 12-digit AWS account the stacks belong to. Optional: when set, a deploy (and --plan) refuses "
-            "credentials of any other account before anything changes."
+            "The 12-digit AWS account the stacks belong to. Optional: when set, a deploy (and --plan) "
+            "refuses credentials of any other account before anything changes."
         ),
     )
     retain_resources: bool = Field(
@@ -365,10 +435,12 @@ class MarketplaceConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_listing_rules(self) -> Self:
-        problems = _cross_listing_problems(
-            {key: listing.model_dump(by_alias=True) for key, listing in self.marketplace_listings.items()},
-            self.deployment_settings.model_dump(by_alias=True),
-        )
+        listings = {
+            key: listing.model_dump(by_alias=True, exclude_none=True)
+            for key, listing in self.marketplace_listings.items()
+        }
+        settings = self.deployment_settings.model_dump(by_alias=True, exclude_none=True)
+        problems = _cross_listing_problems(listings, settings) + _environment_problems(listings, settings)
         if problems:
             raise ConfigError(problems)
         return self
@@ -376,6 +448,45 @@ class MarketplaceConfig(_Model):
     @property
     def enabled_listings(self) -> list[Listing]:
         return [listing for listing in self.marketplace_listings.values() if listing.enabled]
+
+    @property
+    def environment_names(self) -> list[str]:
+        """Every environment the config deploys to; the default one (deploymentSettings.environment) too."""
+        settings = self.deployment_settings
+        return list(settings.environments) or [settings.environment]
+
+    def for_environment(self, name: str | None = None) -> MarketplaceConfig:
+        """The config as one environment sees it (default: deploymentSettings.environment): its account,
+        region, name prefix and overrides in deploymentSettings, and the listings not deployed there
+        disabled. Every command works on such a config; resolving it again changes nothing."""
+        settings = self.deployment_settings
+        name = name or settings.environment
+        if name not in self.environment_names:
+            raise ConfigError([f"--environment {name}: {_unknown_environment(name, self.environment_names)}"])
+        chosen = settings.environments.get(name)
+        if chosen is None:
+            return self
+        resolved = settings.model_copy(
+            update={
+                "environment": name,
+                "environments": {},
+                "account": chosen.account or settings.account,
+                "region": chosen.region or settings.region,
+                "name_prefix": _environment_prefix(
+                    name, chosen.name_prefix, settings.name_prefix, default=settings.environment
+                ),
+                "retain_resources": _first(chosen.retain_resources, settings.retain_resources),
+                "notification_email": _first(chosen.notification_email, settings.notification_email),
+                "metering_schedule": _first(chosen.metering_schedule, settings.metering_schedule),
+                "reconcile_schedule": _first(chosen.reconcile_schedule, settings.reconcile_schedule),
+                "tags": {**settings.tags, **chosen.tags},
+            }
+        )
+        listings = {
+            key: listing if listing.deployed_to(name) else listing.model_copy(update={"enabled": False})
+            for key, listing in self.marketplace_listings.items()
+        }
+        return self.model_copy(update={"deployment_settings": resolved, "marketplace_listings": listings})
 
     def listing_by_path(self, path: str) -> Listing | None:
         return next((item for item in self.marketplace_listings.values() if item.path == path), None)
@@ -425,6 +536,140 @@ def _cross_listing_problems(listings: Mapping[str, Any], settings: Mapping[str, 
                     )
                 )
     return [f"{where}: {what}" for where, what in problems]
+
+
+def _first(override: _T | None, shared: _T) -> _T:
+    return shared if override is None else override
+
+
+def _environment_prefix(name: str, own: Any, shared: Any, *, default: Any) -> Any:
+    """An environment's name prefix: its own, else the shared one in the default environment, else
+    `<shared>-<name>` (so two environments in one account never share a stack name)."""
+    if own is not None:
+        return own
+    return shared if name == default else f"{shared}-{name}"
+
+
+def _unknown_environment(name: str, known: list[str]) -> str:
+    if len(known) == 1:
+        return (
+            f"the config has one environment, {known[0]!r}; to deploy to others, name them in "
+            "deploymentSettings.environments"
+        )
+    return f"no such environment in deploymentSettings.environments ({', '.join(known)})"
+
+
+def _environment_problems(listings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """The rules of named environments, on the file's JSON values (as `_cross_listing_problems`): the
+    default one is among them, each has an account, the listings name only environments that exist, and in
+    each environment the names derived from its prefix fit and are its own."""
+    named = settings.get("environments", {})
+    named = (
+        {key: value for key, value in named.items() if isinstance(value, Mapping)}
+        if isinstance(named, Mapping)
+        else {}
+    )
+    default = settings.get("environment", "production")
+    listings = {key: value for key, value in listings.items() if isinstance(value, Mapping)}
+    problems: list[str] = []
+    if named and isinstance(default, str) and default not in named:
+        problems.append(
+            f"deploymentSettings.environment: {default!r} is not one of deploymentSettings.environments "
+            f"({', '.join(named)}); it names the environment used without --environment"
+        )
+    problems += _listing_environment_problems(listings, list(named) or [default])
+    shared_prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
+    prefixes: dict[str, str] = {}
+    for name, environment in named.items():
+        problems += _one_environment_problems(name, environment, settings)
+        prefix = _environment_prefix(name, environment.get("namePrefix"), shared_prefix, default=default)
+        if _is_valid_name_prefix(shared_prefix) and isinstance(prefix, str):
+            prefixes[name] = prefix
+            problems += _environment_listing_problems(name, prefix, environment, listings, settings)
+    return problems + _shared_prefix_problems(prefixes, named)
+
+
+def _listing_environment_problems(listings: Mapping[str, Mapping[str, Any]], known: list[str]) -> list[str]:
+    problems = []
+    for key, listing in listings.items():
+        chosen = listing.get("environments")
+        for index, name in enumerate(chosen if isinstance(chosen, list | tuple) else []):
+            if isinstance(name, str) and _matches(_SLUG, name) and name not in known:
+                where = f"marketplaceListings.{key}.environments[{index}]"
+                problems.append(f"{where}: {name!r}: {_unknown_environment(name, known)}")
+    return problems
+
+
+def _one_environment_problems(
+    name: str, environment: Mapping[str, Any], settings: Mapping[str, Any]
+) -> list[str]:
+    where = f"deploymentSettings.environments.{name}"
+    problems = []
+    if environment.get("account", settings.get("account")) is None:
+        problems.append(
+            f"{where}.account: is required (the 12-digit account the environment's stacks go to; a "
+            "deploy refuses credentials of any other), or set deploymentSettings.account for all"
+        )
+    region = environment.get("region", settings.get("region", "us-east-1"))
+    if settings.get("snapStart") is True and isinstance(region, str):
+        problem = _snap_start_problem(True, region)
+        if problem:
+            problems.append(f"{where}.region: {problem.removeprefix('snapStart: ')}")
+    return problems
+
+
+def _environment_listing_problems(
+    name: str,
+    prefix: str,
+    environment: Mapping[str, Any],
+    listings: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any],
+) -> list[str]:
+    """What an environment's prefix and tags do to each listing deployed there: names that must fit AWS's
+    limits (the shared prefix's are checked with every listing already), tags that must stay within 50."""
+    problems = []
+    shared_prefix = settings.get("namePrefix", DEFAULT_NAME_PREFIX)
+    shared_tags, tags = settings.get("tags", {}), environment.get("tags", {})
+    for key, listing in listings.items():
+        chosen = listing.get("environments")
+        if isinstance(chosen, list | tuple) and name not in chosen:
+            continue
+        path = listing.get("path")
+        if prefix != shared_prefix and isinstance(path, str) and _is_valid_path_form(path):
+            problem = _derived_name_problem(prefix, path)
+            if problem:
+                problems.append(f"marketplaceListings.{key}.path: in environment {name}, {problem}")
+        own_tags = listing.get("tags", {})
+        if tags and all(isinstance(item, Mapping) for item in (tags, own_tags, shared_tags)):
+            count = len(RESERVED_TAG_KEYS) + len({**shared_tags, **tags, **own_tags})
+            if count > MAX_TAGS_PER_RESOURCE:
+                problems.append(
+                    f"deploymentSettings.environments.{name}.tags: {count} tags in all on "
+                    f"marketplaceListings.{key} with deploymentSettings.tags, the listing's and the 3 "
+                    f"built-in ones; AWS allows {MAX_TAGS_PER_RESOURCE} per resource"
+                )
+    return problems
+
+
+def _shared_prefix_problems(prefixes: Mapping[str, str], named: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Two environments with one prefix would name their stacks alike: blamed on those that chose it
+    themselves, else on all but the first."""
+    problems = []
+    sharing: dict[str, list[str]] = {}
+    for name, prefix in prefixes.items():
+        sharing.setdefault(prefix, []).append(name)
+    for prefix, names in sharing.items():
+        if len(names) < 2:
+            continue
+        chose = [name for name in names if named[name].get("namePrefix") is not None]
+        for name in chose if 0 < len(chose) < len(names) else names[1:]:
+            other = next(item for item in names if item != name)
+            problems.append(
+                f"deploymentSettings.environments.{name}.namePrefix: {prefix!r} is already the name prefix "
+                f"of environment {other!r}; each environment needs its own, or their stacks would replace "
+                "each other's"
+            )
+    return problems
 
 
 def _repeated_dimension_names(names: list[str]) -> str | None:
@@ -651,7 +896,7 @@ _PATTERN_HINTS = {
     _DIMENSION_NAME: "1-100 characters of letters, digits and _ . -",
     _ENTITY_ID: "a Catalog entity id such as prod-abc123def456",
     _REGION: "an AWS region such as us-east-1",
-    r"^\d{12}$": "a 12-digit AWS account id such as 111122223333",
+    _ACCOUNT: "a 12-digit AWS account id such as 111122223333",
     _HEX_COLOUR: "a colour such as #1f5fbf",
     _TAG_TEXT: "letters, digits, spaces and _ . : / = + - @",
     _SCHEDULE: "cron(...), rate(N minutes) with N up to 60, or rate(1 hour)",
@@ -691,13 +936,29 @@ def parse_config(data: Any, source: str | None = None) -> MarketplaceConfig:
         # the file's values here, so that one pass reports every problem (a repeated path with the rest).
         rules = _value_rule_problems(raw)
         if isinstance(listings, Mapping):
-            rules += _cross_listing_problems(listings, settings)
+            rules += _cross_listing_problems(listings, settings) + _environment_problems(listings, settings)
         problems += [problem for problem in rules if problem not in problems]
         raise ConfigError(problems, source) from None
 
 
-def load_config(path: str | Path) -> MarketplaceConfig:
-    """Read and validate a config file; every failure is a `ConfigError` naming the file."""
+def selected_environment() -> str | None:
+    """The environment chosen with MARKETPLACE_ENVIRONMENT (`--environment` sets it for what it runs)."""
+    return os.environ.get(ENVIRONMENT_VARIABLE) or None
+
+
+def load_config(path: str | Path, environment: str | None = None) -> MarketplaceConfig:
+    """Read and validate a config file, then resolve it for one environment (`environment`, else
+    MARKETPLACE_ENVIRONMENT, else the default one); every failure is a `ConfigError` naming the file."""
+    config = read_config(path)
+    try:
+        return config.for_environment(environment or selected_environment())
+    except ConfigError as error:
+        error.source = str(path)
+        raise
+
+
+def read_config(path: str | Path) -> MarketplaceConfig:
+    """Read and validate a config file, every environment in it; failures are `ConfigError`s."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

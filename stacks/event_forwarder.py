@@ -12,16 +12,24 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from stacks.config import Listing
+from stacks.config import DeploymentSettings, Listing
 from stacks.constructs.dead_letters import dead_letter_queue
 from stacks.constructs.subscription_lifecycle import MARKETPLACE_REGION, marketplace_event_patterns
 from stacks.naming import ListingNames
+from stacks.tagging import tag_listing_resources
 
 
 class MarketplaceEventForwarder(Stack):
     def __init__(
-        self, scope: Construct, *, listing: Listing, names: ListingNames, region: str, account: str | None
+        self,
+        scope: Construct,
+        *,
+        listing: Listing,
+        names: ListingNames,
+        settings: DeploymentSettings,
+        account: str | None,
     ) -> None:
+        region = settings.region
         stack_name = f"{names.stack}-events"
         super().__init__(
             scope,
@@ -30,6 +38,7 @@ class MarketplaceEventForwarder(Stack):
             description=f"Forwards AWS Marketplace events of {listing.product_code} to {region}",
             env=Environment(account=account, region=MARKETPLACE_REGION),
         )
+        tag_listing_resources(self, stack_name=stack_name, listing=listing, settings=settings)
         destination = events.EventBus.from_event_bus_arn(
             self,
             "ListingRegionBus",

@@ -3,7 +3,7 @@ cross-cutting parts: names, tags and outputs."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags, aws_events as events
+from aws_cdk import CfnOutput, Environment, Stack, aws_events as events
 from constructs import Construct
 
 from stacks.bundling import lambda_code
@@ -19,6 +19,7 @@ from stacks.constructs.subscription_lifecycle import SubscriptionLifecycle
 from stacks.constructs.tables import FORMER_HELD_EVENTS_ONLY, ListingTables
 from stacks.naming import ListingNames
 from stacks.page_config import brand_stylesheet, page_config
+from stacks.tagging import tag_listing_resources
 
 FULFILLMENT_PATH = "/marketplace/fulfillment"
 API_PATH = "/api/"
@@ -215,15 +216,7 @@ class ListingContents(Construct):
         self.usage.allow(["dynamodb:UpdateItem", "dynamodb:GetItem"], [tables.usage_records.table_arn])
 
     def _tag(self, settings: DeploymentSettings) -> None:
-        tags = {
-            **settings.tags,
-            **self.listing.tags,
-            "Stack": self.names.stack,
-            "Listing": self.listing.path,
-            "Environment": settings.environment,
-        }
-        for key, value in tags.items():
-            Tags.of(self).add(key, value)
+        tag_listing_resources(self, stack_name=self.names.stack, listing=self.listing, settings=settings)
 
     def _site_origins(self) -> list[str]:
         origins = [f"https://{self.site.distribution.distribution_domain_name}"]

@@ -40,6 +40,8 @@ def config() -> MarketplaceConfig:
 
 
 def deploy_stack(name: str, tags: dict[str, str], *, retained_bucket: str | None = None) -> None:
+    """A stack as a deploy leaves it: a listing stack is tagged with its environment (config_with's)."""
+    tags = {"Environment": "test", **tags} if "Listing" in tags else tags
     resources: dict[str, Any] = {"Topic": {"Type": "AWS::SNS::Topic"}}
     if retained_bucket:
         resources["Data"] = {
@@ -98,7 +100,7 @@ def test_without_a_terminal_it_asks_for_yes(
     deployed: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    monkeypatch.setattr(cli, "load_config", lambda _path: config())
+    monkeypatch.setattr(cli, "read_config", lambda _path: config())
     assert cli.main(["--destroy-disabled"]) == 1
     assert "confirm with --yes" in capsys.readouterr().err
     assert "codio-marketplace-gone" in live_stacks()
@@ -107,6 +109,34 @@ def test_without_a_terminal_it_asks_for_yes(
 def test_typing_delete_confirms(deployed: None) -> None:
     deleted = destroy_disabled(config(), yes=False, ask=lambda _prompt: "delete")
     assert len(deleted) == 3
+
+
+def test_another_environments_stacks_are_never_taken_for_this_ones(aws: None) -> None:
+    settings = {
+        "environment": "production",
+        "environments": {"staging": {"account": "123456789012"}, "production": {"account": "123456789012"}},
+    }
+    both = config_with(
+        listing("ai-skills", "PROD_AI"),
+        listing("trial", "PROD_TRIAL", environments=["production"]),
+        **settings,
+    )
+    deploy_stack("codio-marketplace-ai-skills", {"Listing": "ai-skills", "Environment": "production"})
+    deploy_stack("codio-marketplace-trial", {"Listing": "trial", "Environment": "production"})
+    deploy_stack("codio-marketplace-staging-ai-skills", {"Listing": "ai-skills", "Environment": "staging"})
+    # Left from when the trial listing was also in staging.
+    deploy_stack("codio-marketplace-staging-trial", {"Listing": "trial", "Environment": "staging"})
+    # Named as production's stack of a listing gone from the config, but tagged as another environment's.
+    deploy_stack("codio-marketplace-gone", {"Listing": "gone", "Environment": "staging"})
+
+    assert destroy_disabled(both.for_environment("production"), yes=True) == []
+    assert destroy_disabled(both.for_environment("staging"), yes=True) == ["codio-marketplace-staging-trial"]
+    assert live_stacks() == {
+        "codio-marketplace-ai-skills",
+        "codio-marketplace-trial",
+        "codio-marketplace-staging-ai-skills",
+        "codio-marketplace-gone",
+    }
 
 
 def test_nothing_to_retire_says_so(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

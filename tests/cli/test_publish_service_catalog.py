@@ -12,6 +12,7 @@ import pytest
 
 from operations import cli, publish_catalog
 from operations.target import EXIT_USAGE
+from stacks.config import DeploymentSettings
 
 SEED = Path(__file__).resolve().parents[2] / "marketplace-config.json"
 ACCOUNT = "123456789012"
@@ -20,13 +21,17 @@ TEAM = f"arn:aws:iam::{ACCOUNT}:role/ListingTeam"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, ...]]:
-    """Credentials of ACCOUNT; `cdk` calls recorded (a deploy writes the stack's outputs)."""
+    """Credentials of the environment's account (ACCOUNT when the config names none), as the account check
+    leaves them; `cdk` calls recorded (a deploy writes the stack's outputs)."""
     calls: list[tuple[str, ...]] = []
     outputs = tmp_path / "outputs.json"
     monkeypatch.setattr(publish_catalog, "OUTPUTS_FILE", outputs)
-    monkeypatch.setattr(
-        cli, "aws_account", lambda region, doing="": calls.append(("account", region)) or ACCOUNT
-    )
+
+    def aws_account(settings: DeploymentSettings, doing: str = "") -> str:
+        calls.append(("account", settings.region))
+        return settings.account or ACCOUNT
+
+    monkeypatch.setattr(cli, "aws_account", aws_account)
     monkeypatch.setattr(
         publish_catalog,
         "synthesize",
@@ -117,3 +122,33 @@ def test_a_publish_synthesizes_then_deploys_the_portfolio_stack_and_says_where_t
     assert "https://us-east-1.console.aws.amazon.com/servicecatalog/home?region=us-east-1#products" in out
     assert "--product-id prod-abc" in out
     assert "--provisioning-artifact-name 2.0.0" in out
+
+
+def test_a_publish_goes_to_the_chosen_environments_account_region_and_prefix(
+    aws: list[tuple[str, ...]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = json.loads(SEED.read_text())
+    seed["deploymentSettings"]["environments"] = {
+        "staging": {"account": "111111111111", "region": "eu-west-1", "namePrefix": "mp-staging"},
+        "production": {"account": ACCOUNT},
+    }
+    config = tmp_path / "marketplace-config.json"
+    config.write_text(json.dumps(seed))
+    staging = "arn:aws:iam::111111111111:role/ListingTeam"
+    # The staging account's principals only: ACCOUNT's are refused before any AWS call.
+    code = cli.main(
+        ["--publish-service-catalog", "--config", str(config), "--environment", "staging",
+         "--listing", "ai-skills", "--launch-principal", TEAM]
+    )  # fmt: skip
+    assert code == EXIT_USAGE
+    assert (
+        "is in account 123456789012, but the portfolio is in account 111111111111" in capsys.readouterr().err
+    )
+    assert aws == []
+    cli.main(
+        ["--publish-service-catalog", "--config", str(config), "--environment", "staging",
+         "--listing", "ai-skills", "--launch-principal", staging]
+    )  # fmt: skip
+    account, synth, *_ = aws
+    assert account == ("account", "eu-west-1")
+    assert synth[:2] == ("synth", "mp-staging-service-catalog")

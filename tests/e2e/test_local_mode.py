@@ -33,6 +33,7 @@ def test_every_enabled_listing_is_served_with_its_own_config_and_security_header
 ) -> None:
     listings = local_mode["listings"]
     assert sorted(listings) == ["ai-skills", "data-analytics"]
+    assert local_mode["environment"] == "production"  # the config's one (default) environment
     status, headers, body = request(listings["ai-skills"]["siteUrl"] + "config.json")
     assert status == 200
     assert json.loads(body)["listing"]["name"] == "Codio AI Skills Training"
