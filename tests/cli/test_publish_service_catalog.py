@@ -4,6 +4,7 @@ gated synth, deploy of the portfolio stack alone), with AWS and the CDK CLI repl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, ...]
         return subprocess.CompletedProcess(args, 0)
 
     monkeypatch.setattr(cli, "_cdk", cdk)
-    for variable in ("CDK_DEFAULT_ACCOUNT", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(variable, raising=False)
+    # The command sets the environment for what it runs (CDK_DEFAULT_ACCOUNT, AWS_REGION, the environment's
+    # name): here, a copy that goes with the test.
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if not k.startswith("CDK_")})
     return calls
 
 
