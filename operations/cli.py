@@ -66,6 +66,8 @@ USAGE = """\
 ./deploy-marketplace.sh --sync-listings [--listing PATH ...] [--yes] [--no-wait] [--local]
 ./deploy-marketplace.sh --pull-listing PATH [--write] [--local]
 ./deploy-marketplace.sh --reconcile [--listing PATH ...] [--dry-run] [--full] [--local]
+./deploy-marketplace.sh --publish-service-catalog --listing PATH --launch-principal ARN ...
+                        [--product-version NAME]
 
   (no mode)        validate, synthesize and deploy every enabled listing to the AWS account in the
                    environment, then print each listing's Website, Fulfillment and API URL, then sync
@@ -108,6 +110,14 @@ USAGE = """\
   --reconcile      compare each listing's subscribers with AWS Marketplace's record of its agreements and
                    repair what lost events left wrong (one line per difference); --dry-run: change
                    nothing; --full: every agreement, not only those changed since the last run
+  --publish-service-catalog
+                   publish the listing stack as an AWS Service Catalog product (portfolio stack
+                   <prefix>-service-catalog): teams launch a new listing's stack from the console with its
+                   name, description, product code and path as parameters; the --listing PATH it is
+                   modelled on fixes the pricing model, dimensions and branding
+                   --launch-principal ARN: an IAM role, user or group that may launch it (repeat for several)
+                   --product-version NAME: the version it publishes (default: the project's version);
+                   earlier versions stay offered
   --config PATH    another config file (default: $MARKETPLACE_CONFIG or marketplace-config.json)
   --environment NAME
                    work on this environment of deploymentSettings.environments (its account, region and
@@ -158,6 +168,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "destroy-disabled",
         "sync-listings",
         "reconcile",
+        "publish-service-catalog",
     ):
         modes.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode)
     # --local runs local mode, or with --status / --export-subscribers, reads a running one.
@@ -175,6 +186,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--require-approval", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--launch-principal", action="append", default=[], metavar="ARN", help=argparse.SUPPRESS
+    )
+    parser.add_argument("--product-version", default=None, metavar="NAME", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.require_approval and (args.mode not in (None, "execute-plan") or args.local):
         parser.error("--require-approval goes with a deploy (no mode) or --execute-plan")
@@ -182,6 +197,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(
             f"--listing does not go with --{args.mode}: the plan names its listings (--plan --listing)"
         )
+    for option in ("launch_principal", "product_version"):
+        if getattr(args, option) and args.mode != "publish-service-catalog":
+            parser.error(f"--{option.replace('_', '-')} goes with --publish-service-catalog")
     for option in ("dry_run", "full"):
         if getattr(args, option) and args.mode != "reconcile":
             parser.error(f"--{option.replace('_', '-')} goes with --reconcile")
@@ -520,6 +538,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.mode == "export-subscribers" and len(args.listing) != 1:
             raise CliError(
                 "--export-subscribers: name the listing with exactly one --listing PATH", EXIT_USAGE
+            )
+        if args.mode == "publish-service-catalog":
+            from operations import publish_catalog  # here: it imports this module
+
+            return publish_catalog.publish(
+                Path(args.config),
+                resolve(read_config(args.config), args.config, args.environment),
+                args.listing,
+                args.launch_principal,
+                args.product_version,
             )
         selection = select(args.config, args.listing, args.environment)
         if args.mode == "sync-listings":

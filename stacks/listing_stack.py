@@ -25,24 +25,12 @@ FULFILLMENT_PATH = "/marketplace/fulfillment"
 API_PATH = "/api/"
 
 
-class MarketplaceListingStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        *,
-        listing: Listing,
-        settings: DeploymentSettings,
-        env: Environment | None = None,
-    ) -> None:
-        names = ListingNames(prefix=settings.name_prefix, path=listing.path)
-        super().__init__(
-            scope,
-            names.stack,
-            stack_name=names.stack,
-            description=f"AWS Marketplace listing {listing.name!r} ({listing.product_code})",
-            env=env,
-            termination_protection=settings.retain_resources,
-        )
+class ListingContents(Construct):
+    """What a listing's stack holds, built into the stack itself (so the logical ids are the stack's own
+    children's): `MarketplaceListingStack` for a listing of the config, and the Service Catalog product's
+    template (stacks/service_catalog.py), whose listing fields are the template's parameters."""
+
+    def _build_listing(self, listing: Listing, settings: DeploymentSettings, names: ListingNames) -> None:
         self.listing = listing
         self.names = names
         retain = settings.retain_resources
@@ -285,3 +273,26 @@ class MarketplaceListingStack(Stack):
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)
+
+
+class MarketplaceListingStack(ListingContents, Stack):
+    """One listing of the config."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        listing: Listing,
+        settings: DeploymentSettings,
+        env: Environment | None = None,
+    ) -> None:
+        names = ListingNames(prefix=settings.name_prefix, path=listing.path)
+        super().__init__(
+            scope,
+            names.stack,
+            stack_name=names.stack,
+            description=f"AWS Marketplace listing {listing.name!r} ({listing.product_code})",
+            env=env,
+            termination_protection=settings.retain_resources,
+        )
+        self._build_listing(listing, settings, names)

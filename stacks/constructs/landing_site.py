@@ -261,6 +261,7 @@ class LandingSite(Construct):
         # CDK retains the log group it makes for that function; like every other, it follows retainResources.
         provider.node.find_child("LogGroup").apply_removal_policy(removal)  # type: ignore[attr-defined]
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
         bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
         copy_reason = (
             "CDK's deployment function copies the page from the CDK asset bucket into this listing's page "
@@ -286,7 +287,7 @@ class LandingSite(Construct):
                     + [
                         f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
                         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{stack.region}/*]",
+                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{region}/*]",
                     ],
                     copy_reason,
                 ),

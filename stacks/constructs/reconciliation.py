@@ -51,6 +51,8 @@ class Reconciliation(Construct):
             self,
             "State",
             parameter_name=parameter_name,
+            # The name starts with "/" (said here because a Service Catalog launch's name is a parameter).
+            simple_name=False,
             string_value="{}",
             description=f"The last reconciliation of {names.path} with AWS Marketplace's agreements",
         )
