@@ -35,7 +35,6 @@ from aws_cdk import (
     CfnOutput,
     CfnParameter,
     CfnResource,
-    DefaultStackSynthesizer,
     Duration,
     Fn,
     Names,
@@ -60,6 +59,7 @@ from stacks.config import (
     function_name_prefix,
     longest_path,
 )
+from stacks.constructs.landing_site import acknowledge_cdk_copy_function
 from stacks.listing_stack import ListingContents
 from stacks.nag import acknowledge
 from stacks.naming import ListingNames
@@ -73,8 +73,6 @@ PRODUCT_STACK_ID = "ListingProduct"
 _PRINCIPAL = r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user|group)/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}$"
 # A version's name is part of its snapshot's file name: letters, digits, dots, hyphens, underscores.
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-# The actions CDK's deployment function is given on the buckets it copies between.
-_CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
 # Service Catalog stacks are named SC-<account>-pp-<provisioned product id>.
 SERVICE_CATALOG_STACKS = "SC-*"
 # An address or nothing (the buyer pages then show no support contact).
@@ -472,43 +470,23 @@ class ServiceCatalogStack(Stack):
 
     def _acknowledge_asset_copy(self) -> None:
         """The function CDK adds to copy the product's assets into the asset bucket on each publish."""
-        provider = next(
-            child for child in self.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
-        )
-        cdk_function = (
-            "CDK's own BucketDeployment function, which copies the product's assets into its asset bucket on "
-            "each publish: its runtime, tracing and packaging are set by aws-cdk-lib and move with it."
-        )
-        bucket_id = self.resolve(self.get_logical_id(self.asset_bucket.node.default_child))  # type: ignore[arg-type]
-        copy = (
-            "CDK's deployment function copies the product's assets from the CDK asset bucket into the "
-            "product's asset bucket: CDK scopes these object wildcards to those two buckets."
-        )
-        acknowledge(
-            provider,
-            {
-                "AwsSolutions-L1": cdk_function,
-                "Serverless-LambdaLatestVersion": cdk_function,
-                "Serverless-LambdaTracing": cdk_function,
-                "Serverless-LambdaDLQ": (
-                    "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
-                    "copy fails the publish. A dead-letter queue would keep a request whose response URL "
-                    "expired."
-                ),
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]": (
-                    "CDK's deployment function uses AWSLambdaBasicExecutionRole only to write its own logs."
-                ),
-                **dict.fromkeys(
-                    [f"AwsSolutions-IAM5[Action::{action}]" for action in _CDK_COPY_ACTIONS]
-                    + [
-                        f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
-                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-<AWS::AccountId>-<AWS::Region>/*]",
-                    ],
-                    copy,
-                ),
-            },
+        acknowledge_cdk_copy_function(
+            self,
+            self.asset_bucket,
+            function=(
+                "CDK's own BucketDeployment function, which copies the product's assets into its asset "
+                "bucket on each publish: its runtime, tracing and packaging are set by aws-cdk-lib and move "
+                "with it."
+            ),
+            dead_letters=(
+                "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
+                "copy fails the publish. A dead-letter queue would keep a request whose response URL "
+                "expired."
+            ),
+            copy=(
+                "CDK's deployment function copies the product's assets from the CDK asset bucket into the "
+                "product's asset bucket: CDK scopes these object wildcards to those two buckets."
+            ),
         )
 
     def _asset_bucket(self, bucket_name: str) -> s3.Bucket:

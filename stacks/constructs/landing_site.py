@@ -254,45 +254,61 @@ class LandingSite(Construct):
         )
         _scope_invalidation(deployment, self.distribution)
         # The copy runs in a Lambda function that CDK provides and configures itself (one per stack).
-        stack = Stack.of(self)
-        provider = next(
-            child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
+        provider = acknowledge_cdk_copy_function(
+            Stack.of(self),
+            self.bucket,
+            function=_CDK_PROVIDER,
+            dead_letters=(
+                "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
+                "copy fails the deployment, and so does a crash without an answer, when the custom "
+                "resource times out. A dead-letter queue would keep a request whose response URL expired."
+            ),
+            copy=(
+                "CDK's deployment function copies the page from the CDK asset bucket into this listing's "
+                "page bucket and deletes stale files (prune): CDK scopes these object wildcards to those two "
+                "buckets."
+            ),
         )
         # CDK retains the log group it makes for that function; like every other, it follows retainResources.
         provider.node.find_child("LogGroup").apply_removal_policy(removal)  # type: ignore[attr-defined]
-        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
-        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-        bucket_id = stack.resolve(stack.get_logical_id(self.bucket.node.default_child))  # type: ignore[arg-type]
-        copy_reason = (
-            "CDK's deployment function copies the page from the CDK asset bucket into this listing's page "
-            "bucket and deletes stale files (prune): CDK scopes these object wildcards to those two buckets."
-        )
-        acknowledge(
-            provider,
-            {
-                "AwsSolutions-L1": _CDK_PROVIDER,
-                "Serverless-LambdaLatestVersion": _CDK_PROVIDER,
-                "Serverless-LambdaTracing": _CDK_PROVIDER,
-                "Serverless-LambdaDLQ": (
-                    "CloudFormation invokes it asynchronously and it answers CloudFormation itself: a failed "
-                    "copy fails the deployment, and so does a crash without an answer, when the custom "
-                    "resource times out. A dead-letter queue would keep a request whose response URL expired."
-                ),
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]": (
-                    "CDK's deployment function uses AWSLambdaBasicExecutionRole only to write its own logs."
-                ),
-                **dict.fromkeys(
-                    [f"AwsSolutions-IAM5[Action::{action}]" for action in _CDK_COPY_ACTIONS]
-                    + [
-                        f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
-                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-                        f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{region}/*]",
-                    ],
-                    copy_reason,
-                ),
-            },
-        )
+
+
+def acknowledge_cdk_copy_function(
+    stack: Stack, destination: s3.IBucket, *, function: str, dead_letters: str, copy: str
+) -> IConstruct:
+    """cdk-nag's findings on the function CDK adds to a stack (one per stack) for its BucketDeployments,
+    each acknowledged with its reason: `function` for what aws-cdk-lib sets itself, `dead_letters` for its
+    lack of a dead-letter queue, `copy` for the object wildcards on the CDK asset bucket and `destination`.
+    Returns the function's provider construct."""
+    provider = next(
+        child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
+    )
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    bucket_id = stack.resolve(stack.get_logical_id(destination.node.default_child))  # type: ignore[arg-type]
+    acknowledge(
+        provider,
+        {
+            "AwsSolutions-L1": function,
+            "Serverless-LambdaLatestVersion": function,
+            "Serverless-LambdaTracing": function,
+            "Serverless-LambdaDLQ": dead_letters,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]": (
+                "CDK's deployment function uses AWSLambdaBasicExecutionRole only to write its own logs."
+            ),
+            **dict.fromkeys(
+                [f"AwsSolutions-IAM5[Action::{action}]" for action in CDK_COPY_ACTIONS]
+                + [
+                    f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
+                    f"cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-{account}-{region}/*]",
+                ],
+                copy,
+            ),
+        },
+    )
+    return provider
 
 
 INVALIDATION_ACTIONS = frozenset({"cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"})
@@ -358,7 +374,7 @@ def _api_origin(api: apigateway.RestApi, custom_headers: Mapping[str, str]) -> o
     )
 
 
-_CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
+CDK_COPY_ACTIONS = ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*")
 _CDK_PROVIDER = (
     "CDK's own BucketDeployment function: its runtime, tracing and packaging are set by aws-cdk-lib and "
     "move with it; it runs only during deployments to copy the page into the bucket."
