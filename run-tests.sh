@@ -29,7 +29,7 @@ fi
 # cdk.out (the CLI) or one running local mode and browser (end-to-end).
 say "pytest: unit, infrastructure and integration tests"
 status=0
-python -m pytest -n 2 --ignore=tests/cli --ignore=tests/e2e || status=$?
+python -m pytest -n 2 --durations=20 --ignore=tests/cli --ignore=tests/e2e || status=$?
 say "pytest: command-line and end-to-end tests"
-python -m pytest tests/cli tests/e2e || status=$?
+python -m pytest --durations=20 tests/cli tests/e2e || status=$?
 exit "$status"
