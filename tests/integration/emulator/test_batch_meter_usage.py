@@ -63,7 +63,8 @@ def test_an_identical_record_is_idempotent(emulator: Emulator, metering: Any, bu
 def test_another_quantity_for_the_same_hour_is_a_duplicate(
     emulator: Emulator, metering: Any, buyer: dict[str, Any]
 ) -> None:
-    hour_start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # The last complete hour: 30 s into the current one may still be in the future.
+    hour_start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     metering.batch_meter_usage(UsageRecords=[record(buyer, Timestamp=hour_start)])
     later = metering.batch_meter_usage(
         UsageRecords=[record(buyer, Timestamp=hour_start + timedelta(seconds=30), Quantity=9)]
