@@ -9,12 +9,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.support.seed_config import SEED_CONFIG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = PROJECT_ROOT / "deploy-marketplace.sh"
 
-# These tests share cdk.out with `--synth`: run-tests.sh runs them one after another, without xdist.
+# These tests share the checkout's cdk.out with `--synth`: run-tests.sh runs them one after another.
+pytestmark = pytest.mark.checkout
 
 
 def run(

@@ -16,7 +16,8 @@ from operations.record_usage import RecordingError, record_usage
 from tests.e2e.conftest import ENDPOINTS, PROJECT_ROOT, consecutive_free_ports, register_buyer
 from tests.support.seed_config import SEED_CONFIG
 
-# Shares .local/ with the end-to-end tests: run-tests.sh runs this directory one test at a time, before them.
+# Shares .local/ with the end-to-end tests: run-tests.sh runs it one test at a time, before them.
+pytestmark = pytest.mark.checkout
 
 
 def test_the_seeds_config_runs_locally_as_written(tmp_path: Path) -> None:
